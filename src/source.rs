@@ -1,0 +1,173 @@
+//! Where dump bytes come from: positioned reads (`pread`), never the whole file.
+//!
+//! Every reader in the core (ELF, kdump, flattened) reads through [`ReadAt`], so a layer such as
+//! the flattened-format index can present a reassembled view of a file without copying it.
+//!
+//! Contract for files that change under us: we never map dump files on the read paths, so a file
+//! that shrinks after it is opened cannot raise SIGBUS; a read past the new end is a
+//! [`ErrorKind::Truncated`](crate::error::ErrorKind::Truncated) error naming the offset.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+
+/// Random-access, thread-safe reads of a byte source of known length.
+pub trait ReadAt: Send + Sync {
+    /// Length of the source in bytes, as seen when it was opened.
+    fn len(&self) -> u64;
+
+    /// Fill `buf` from `offset`; fewer bytes than asked is a `Truncated` error at the offset
+    /// where the data ran out.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()>;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Read `len` bytes at `offset` into a new buffer, after checking `len` against the source
+    /// length (so a lying header cannot make us allocate more than the file holds).
+    fn read_vec(&self, offset: u64, len: u64, what: &str) -> Result<Vec<u8>> {
+        let end = offset.checked_add(len).ok_or_else(|| {
+            Error::format(offset, format!("{what}: offset {offset:#x} + size {len:#x} overflows"))
+        })?;
+        if end > self.len() {
+            return Err(Error::truncated(
+                offset,
+                format!("{what}: {len} bytes at {offset:#x} run past the end of the file ({} bytes)", self.len()),
+            ));
+        }
+        let mut v = vec![0u8; len as usize];
+        self.read_exact_at(&mut v, offset)?;
+        Ok(v)
+    }
+
+    /// Read up to `len` bytes at `offset` (fewer at end of file), without failing on EOF.
+    fn read_prefix(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let avail = self.len().saturating_sub(offset).min(len as u64) as usize;
+        let mut v = vec![0u8; avail];
+        self.read_exact_at(&mut v, offset)?;
+        Ok(v)
+    }
+}
+
+/// A regular file read with `pread`.
+#[derive(Debug)]
+pub struct FileSource {
+    file: File,
+    len: u64,
+}
+
+impl FileSource {
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::io(&e, None, "cannot open"))?;
+        let meta = file.metadata().map_err(|e| Error::io(&e, None, "cannot stat"))?;
+        if meta.is_dir() {
+            return Err(Error::io(&std::io::Error::from_raw_os_error(21), None, "cannot open"));
+        }
+        Ok(FileSource { file, len: meta.len() })
+    }
+}
+
+impl ReadAt for FileSource {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> Result<()> {
+        while !buf.is_empty() {
+            match self.file.read_at(buf, offset) {
+                Ok(0) => {
+                    return Err(Error::truncated(
+                        offset,
+                        format!("file ends at {offset:#x} with {} bytes still to read (did it shrink?)", buf.len()),
+                    ))
+                }
+                Ok(n) => {
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io(&e, Some(offset), "read failed")),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An in-memory source (tests, `parse` of bytes, fuzzing).
+impl ReadAt for [u8] {
+    fn len(&self) -> u64 {
+        <[u8]>::len(self) as u64
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        let start = usize::try_from(offset).ok().filter(|&s| s <= <[u8]>::len(self));
+        let Some(start) = start else {
+            return Err(Error::truncated(offset, "read starts past the end of the data"));
+        };
+        let avail = &self[start..];
+        if avail.len() < buf.len() {
+            return Err(Error::truncated(offset + avail.len() as u64, "data ends before the read does"));
+        }
+        buf.copy_from_slice(&avail[..buf.len()]);
+        Ok(())
+    }
+}
+
+impl ReadAt for Vec<u8> {
+    fn len(&self) -> u64 {
+        self.as_slice().len() as u64
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        self.as_slice().read_exact_at(buf, offset)
+    }
+}
+
+impl<T: ReadAt + ?Sized> ReadAt for Arc<T> {
+    fn len(&self) -> u64 {
+        (**self).len()
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        (**self).read_exact_at(buf, offset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn slice_reads_and_truncation() {
+        let data: Vec<u8> = (0..10).collect();
+        let mut b = [0u8; 3];
+        data.read_exact_at(&mut b, 7).unwrap();
+        assert_eq!(b, [7, 8, 9]);
+        let e = data.read_exact_at(&mut b, 8).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Truncated);
+        assert_eq!(e.offset, Some(10));
+        assert_eq!(data.read_prefix(8, 100).unwrap(), vec![8, 9]);
+    }
+
+    #[test]
+    fn read_vec_refuses_lying_sizes_before_allocating() {
+        let data = vec![0u8; 16];
+        assert_eq!(data.read_vec(8, u64::MAX, "x").unwrap_err().kind, ErrorKind::Format);
+        assert_eq!(data.read_vec(8, 1 << 40, "x").unwrap_err().kind, ErrorKind::Truncated);
+    }
+
+    #[test]
+    fn file_that_shrinks_gives_truncated() {
+        let dir = std::env::temp_dir().join(format!("vmci-src-{}", std::process::id()));
+        std::fs::write(&dir, vec![1u8; 8192]).unwrap();
+        let src = FileSource::open(&dir).unwrap();
+        std::fs::OpenOptions::new().write(true).open(&dir).unwrap().set_len(100).unwrap();
+        let mut b = vec![0u8; 4096];
+        let e = src.read_exact_at(&mut b, 0).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Truncated);
+        assert_eq!(e.offset, Some(100));
+        std::fs::remove_file(&dir).unwrap();
+    }
+}
