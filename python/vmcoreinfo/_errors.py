@@ -1,0 +1,75 @@
+"""The exception hierarchy. Every error names the file (``path``) and byte offset (``offset``)."""
+
+from __future__ import annotations
+
+__all__ = [
+    "Error",
+    "FormatError",
+    "TruncatedError",
+    "BitnessError",
+    "NoteRuleError",
+    "DecompressError",
+    "UnsupportedFormatError",
+    "LimitError",
+    "NoVmcoreinfoError",
+    "AbsentMemoryError",
+    "ClosedError",
+]
+
+
+class Error(Exception):
+    """Root of every error this library raises (OS errors stay built-in ``OSError`` subclasses).
+
+    Attributes:
+        path: the file concerned, or None (for example, for :func:`vmcoreinfo.parse`).
+        offset: the byte offset concerned (in the file, or in the text given to ``parse``);
+            for :class:`AbsentMemoryError`, the physical address that is absent.
+        rule: for rule violations, the rule's stable name (for example ``"descsz-too-large"``).
+    """
+
+    def __init__(self, message: str, path: str | None = None, offset: int | None = None, rule: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.offset = offset
+        self.rule = rule
+
+
+class FormatError(Error, ValueError):
+    """The bytes are not what the format requires (bad magic, impossible field)."""
+
+
+class TruncatedError(FormatError):
+    """The file ends before a structure it declares (or shrank after it was opened)."""
+
+
+class BitnessError(FormatError):
+    """The ELF class does not fit the machine, or a value does not fit the address width."""
+
+
+class NoteRuleError(FormatError):
+    """The VMCOREINFO note breaks one of QEMU's intake rules; ``rule`` names which."""
+
+
+class DecompressError(FormatError):
+    """A compressed page failed to decompress, or decompressed to the wrong size."""
+
+
+class UnsupportedFormatError(Error):
+    """A format or feature that is recognised but not supported."""
+
+
+class LimitError(Error):
+    """A declared size is larger than this library agrees to read (see ``max_note_size``)."""
+
+
+class NoVmcoreinfoError(Error, LookupError):
+    """The dump holds no usable VMCOREINFO note; the message says how to get one."""
+
+
+class AbsentMemoryError(Error, LookupError):
+    """The dump does not hold the requested physical memory; ``offset`` is the first absent address."""
+
+
+class ClosedError(Error, ValueError):
+    """The dump was closed."""

@@ -1,0 +1,165 @@
+"""Command line: ``vmcoreinfo show|notes|demo`` (also ``python -m vmcoreinfo``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Sequence
+
+import vmcoreinfo
+
+from ._errors import Error, NoVmcoreinfoError
+
+SUMMARY_KEYS = ("osrelease", "build_id", "page_size", "kernel_offset", "phys_base", "crashtime")
+
+
+def _hex(v: int | None) -> str | None:
+    return None if v is None else hex(v)
+
+
+def summarize(path: str, *, verbose: bool = False) -> dict[str, Any]:
+    """What ``show`` prints for one dump, as a JSON-ready dict."""
+    with vmcoreinfo.open(path) as dump:
+        out: dict[str, Any] = {
+            "path": path,
+            "format": dump.format,
+            "machine": dump.machine,
+            "elf_class": dump.elf_class,
+            "byteorder": dump.byteorder,
+        }
+        try:
+            vi = dump.vmcoreinfo
+        except NoVmcoreinfoError as e:
+            out["vmcoreinfo"] = None
+            out["error"] = {"type": type(e).__name__, "message": str(e)}
+            return out
+        out.update(
+            osrelease=vi.osrelease,
+            build_id=vi.build_id,
+            page_size=vi.page_size,
+            kernel_offset=vi.kernel_offset,
+            phys_base=vi.phys_base,
+            crashtime=vi.crashtime,
+            vmcoreinfo_offset=vi.offset_in_file,
+            vmcoreinfo_bytes=len(vi.raw),
+            keys=len(vi),
+        )
+        out["diagnostics"] = [
+            {"kind": d.kind, "offset": d.offset, "line": d.line, "message": d.message} for d in vi.diagnostics
+        ]
+        if verbose:
+            out["vmcoreinfo"] = dict(vi)
+            out["memory_ranges"] = [list(r) for r in dump.memory_ranges()]
+            out["notes"] = [{"name": n.name, "type": n.type, "offset": n.offset, "size": len(n.desc)} for n in dump.notes()]
+        return out
+
+
+def _print_summary(s: dict[str, Any], out: Any) -> None:
+    print(f"{s['path']}:", file=out)
+    print(f"  format        {s['format']} ({s['machine']}, ELF{s['elf_class']}, {s['byteorder']}-endian)", file=out)
+    if s.get("vmcoreinfo", True) is None:
+        print(f"  vmcoreinfo    none: {s['error']['message']}", file=out)
+        return
+    print(f"  osrelease     {s['osrelease']}", file=out)
+    print(f"  build-id      {s['build_id']}", file=out)
+    print(f"  page size     {s['page_size']}", file=out)
+    print(f"  kernel offset {_hex(s['kernel_offset'])}", file=out)
+    pb = s["phys_base"]
+    print(f"  phys_base     {None if pb is None else f'{pb} ({pb:#x})'}", file=out)
+    if s["crashtime"] is not None:
+        print(f"  crashtime     {s['crashtime']}", file=out)
+    print(f"  vmcoreinfo    {s['keys']} keys, {s['vmcoreinfo_bytes']} bytes at file offset {s['vmcoreinfo_offset']}", file=out)
+    for d in s["diagnostics"]:
+        print(f"  diagnostic    line {d['line']} (offset {d['offset']}): {d['message']} [{d['kind']}]", file=out)
+    if "memory_ranges" in s:
+        total = sum(e - b for b, e in s["memory_ranges"])
+        print(f"  memory        {len(s['memory_ranges'])} ranges, {total} bytes", file=out)
+        for n in s["notes"]:
+            print(f"  note          {n['name']:<12} type {n['type']:<3} {n['size']:>6} bytes at {n['offset']}", file=out)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    rc = 0
+    results = []
+    for path in args.dumps:
+        try:
+            s = summarize(path, verbose=args.verbose)
+            if s.get("vmcoreinfo", True) is None:
+                rc = 1
+        except (Error, OSError) as e:
+            rc = 1
+            s = {"path": path, "error": {"type": type(e).__name__, "message": str(e), "offset": getattr(e, "offset", None)}}
+        if args.json:
+            results.append(s)
+        elif "format" not in s:
+            print(f"{path}: error: {s['error']['message']}", file=sys.stderr)
+        else:
+            _print_summary(s, sys.stdout)
+    if args.json:
+        json.dump(results if len(args.dumps) > 1 else results[0], sys.stdout, indent=2)
+        print()
+    return rc
+
+
+def cmd_notes(args: argparse.Namespace) -> int:
+    with vmcoreinfo.open(args.dump) as dump:
+        notes = dump.notes()
+        if args.json:
+            json.dump(
+                [{"name": n.name, "type": n.type, "offset": n.offset, "size": len(n.desc)} for n in notes],
+                sys.stdout,
+                indent=2,
+            )
+            print()
+        else:
+            for n in notes:
+                kind = " (Windows dump header)" if n.is_windows_dump_header else ""
+                print(f"{n.offset:#010x}  {n.name:<14} type {n.type:<4} {len(n.desc):>7} bytes{kind}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    path = vmcoreinfo.sample_path()
+    print(f"Sample: a real QEMU dump-guest-memory ELF of an x86_64 guest, reduced to headers and notes\n  {path}\n")
+    ns = argparse.Namespace(dumps=[path], json=args.json, verbose=True)
+    rc = cmd_show(ns)
+    if not args.json:
+        with vmcoreinfo.open(path) as dump:
+            vi = dump.vmcoreinfo
+            print("\nTyped accessors:")
+            print(f"  vi.symbol('init_uts_ns')            = {_hex(vi.symbol('init_uts_ns'))}")
+            print(f"  vi.offset('uts_namespace', 'name')  = {vi.offset('uts_namespace', 'name')}")
+            print(f"  vi.number('phys_base')              = {vi.number('phys_base')}")
+            print(f"  vi['NUMBER(phys_base)']             = {vi.get('NUMBER(phys_base)')!r}  (kernel writes decimal)")
+    return rc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vmcoreinfo", description="Identify Linux guest memory dumps by their VMCOREINFO note.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {vmcoreinfo.__version__}")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("show", help="summarize the VMCOREINFO of one or more dumps")
+    s.add_argument("dumps", nargs="+", metavar="DUMP")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.add_argument("-v", "--verbose", action="store_true", help="all keys, notes and memory ranges")
+    s.set_defaults(func=cmd_show)
+    n = sub.add_parser("notes", help="list the ELF notes of a dump")
+    n.add_argument("dump", metavar="DUMP")
+    n.add_argument("--json", action="store_true")
+    n.set_defaults(func=cmd_notes)
+    d = sub.add_parser("demo", help="run `show` on the sample dump that ships with the package")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (Error, OSError) as e:
+        print(f"vmcoreinfo: error: {e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # pragma: no cover
+        return 0

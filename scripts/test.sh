@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The one test command: installs what the tests need, builds the extension, runs every test.
+#   scripts/test.sh            everything (Rust, Python, stub check, real-guest stage, benches as tests)
+#   SKIP_REALGUEST=1 scripts/test.sh   without the real-guest stage (it boots QEMU guests; needs root for apt-get)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+t0=$(date +%s)
+phase() { printf '\n=== %s (t+%ss)\n' "$*" "$(( $(date +%s) - t0 ))"; }
+
+phase "install test requirements and build the extension (pip install -e '.[test]')"
+$PY -m pip install --quiet --disable-pip-version-check -e '.[test]'
+
+phase "cargo test (pyo3-free core)"
+cargo test --locked --quiet
+
+phase "stub check (mypy.stubtest vmcoreinfo._native)"
+$PY -m mypy.stubtest vmcoreinfo._native --allowlist tests/stubtest-allowlist.txt
+
+phase "pytest"
+markers=()
+if [ "${SKIP_REALGUEST:-0}" = 1 ]; then markers=(-m "not realguest"); fi
+# pytest exits 5 when it collects nothing; `set -e` turns that (like any failure) into a failed run.
+$PY -m pytest "${markers[@]}" --benchmark-disable -p no:cacheprovider
+
+phase "done"

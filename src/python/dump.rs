@@ -1,0 +1,220 @@
+//! `Dump` and `Note`: thin wrappers over the core `Dump`.
+
+use std::sync::{Arc, OnceLock, RwLock};
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use super::buffer::SharedBytes;
+use super::fwcfg::FwCfgEntry;
+use super::info::VmcoreInfo;
+use crate::dump::{Dump as CoreDump, OpenOptions};
+use crate::error::{Error, ErrorKind};
+
+/// Reads of at least this many bytes release the GIL.
+const DETACH_BYTES: usize = 64 * 1024;
+
+/// One ELF note of a dump.
+#[pyclass(frozen, module = "vmcoreinfo._native")]
+pub struct Note {
+    /// Note name without its trailing NUL (e.g. ``"CORE"``, ``"VMCOREINFO"``).
+    #[pyo3(get)]
+    name: String,
+    /// ``n_type``.
+    #[pyo3(get)]
+    r#type: u32,
+    /// File offset of the note header.
+    #[pyo3(get)]
+    offset: u64,
+    /// Whether this note's desc is a Windows dump header (``PAGE`` + ``DU64``/``DUMP``).
+    #[pyo3(get)]
+    is_windows_dump_header: bool,
+    data: Arc<[u8]>,
+    desc_start: usize,
+    desc_end: usize,
+}
+
+#[pymethods]
+impl Note {
+    /// The note's desc, a read-only ``memoryview`` over bytes shared with the dump (no copy).
+    #[getter]
+    fn desc<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        SharedBytes::memoryview(py, self.data.clone(), self.desc_start, self.desc_end)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Note(name={:?}, type={}, offset={}, descsz={})", self.name, self.r#type, self.offset, self.desc_end - self.desc_start)
+    }
+}
+
+/// An opened dump. Use as a context manager, or call ``close()``.
+#[pyclass(frozen, module = "vmcoreinfo._native")]
+pub struct Dump {
+    path: String,
+    inner: RwLock<Option<Arc<CoreDump>>>,
+    info: OnceLock<Py<VmcoreInfo>>,
+}
+
+impl Dump {
+    fn get(&self) -> PyResult<Arc<CoreDump>> {
+        let guard = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        match &*guard {
+            Some(d) => Ok(d.clone()),
+            None => {
+                let mut e = Error::new(ErrorKind::Closed, None, "I/O operation on a closed dump");
+                e.path = Some(Arc::from(self.path.as_str()));
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// Open a dump (``vmcoreinfo.open`` is the documented entry point).
+#[pyfunction]
+#[pyo3(signature = (path, max_note_size = crate::fwcfg::MAX_GUEST_NOTE_SIZE as u64))]
+pub fn open_dump(py: Python<'_>, path: String, max_note_size: u64) -> PyResult<Dump> {
+    let max_note_size = u32::try_from(max_note_size)
+        .ok()
+        .filter(|&m| m as usize >= crate::fwcfg::NOTE_HEADER_SIZE)
+        .ok_or_else(|| PyValueError::new_err(format!("max_note_size must be between 12 and {}", u32::MAX)))?;
+    let options = OpenOptions { max_note_size };
+    let d = py.detach(|| CoreDump::open(std::path::Path::new(&path), options))?;
+    Ok(Dump { path, inner: RwLock::new(Some(Arc::new(d))), info: OnceLock::new() })
+}
+
+#[pymethods]
+impl Dump {
+    /// The file name as given to ``open``.
+    #[getter]
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// ``"elf"``, ``"kdump"`` or ``"flattened-kdump"``.
+    #[getter]
+    fn format(&self) -> PyResult<&'static str> {
+        Ok(self.get()?.format().name())
+    }
+
+    /// The guest's machine: ``"x86_64"``, ``"aarch64"``, ``"i386"``, ``"arm"``, ...
+    #[getter]
+    fn machine(&self) -> PyResult<&'static str> {
+        Ok(self.get()?.machine())
+    }
+
+    /// ELF class of the dump (and of its notes): 32 or 64.
+    #[getter]
+    fn elf_class(&self) -> PyResult<u32> {
+        Ok(if self.get()?.class64() { 64 } else { 32 })
+    }
+
+    /// ``"little"`` or ``"big"``.
+    #[getter]
+    fn byteorder(&self) -> PyResult<&'static str> {
+        Ok(if self.get()?.big_endian() { "big" } else { "little" })
+    }
+
+    /// Whether ``close()`` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.read().map(|g| g.is_none()).unwrap_or(true)
+    }
+
+    /// Every ELF note of the dump, in file order.
+    fn notes(&self) -> PyResult<Vec<Note>> {
+        let d = self.get()?;
+        let mut out = Vec::new();
+        for (seg, n) in d.notes() {
+            let n = n.map_err(|e| e.in_file(d.path()))?;
+            out.push(Note {
+                name: String::from_utf8_lossy(n.name).into_owned(),
+                r#type: n.n_type,
+                offset: seg.file_offset + n.offset as u64,
+                is_windows_dump_header: crate::text::is_windows_dump_header(n.desc),
+                data: seg.data.clone(),
+                desc_start: n.desc_offset,
+                desc_end: n.desc_offset + n.desc.len(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The VMCOREINFO text (parsed once, then cached). Raises ``NoVmcoreinfoError`` when the
+    /// dump has none, with what to do about it.
+    #[getter]
+    fn vmcoreinfo(&self, py: Python<'_>) -> PyResult<Py<VmcoreInfo>> {
+        if let Some(v) = self.info.get() {
+            return Ok(v.clone_ref(py));
+        }
+        let d = self.get()?;
+        let blob = d.vmcoreinfo().map_err(|e| e.in_file(d.path()))?;
+        let v = Py::new(py, VmcoreInfo::new(blob, Some(d.path().clone())))?;
+        Ok(self.info.get_or_init(|| v).clone_ref(py))
+    }
+
+    /// Read ``size`` bytes of guest-physical memory at ``addr``. Memory the dump does not hold
+    /// raises ``AbsentMemoryError`` (it is never invented as zeros).
+    fn read_phys<'py>(&self, py: Python<'py>, addr: u64, size: usize) -> PyResult<Bound<'py, PyBytes>> {
+        let d = self.get()?;
+        let read = |buf: &mut [u8]| d.read_phys(addr, buf).map_err(|e| e.in_file(d.path()));
+        PyBytes::new_with(py, size, |buf| {
+            if size >= DETACH_BYTES {
+                py.detach(|| read(buf))?;
+            } else {
+                read(buf)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Fill a writable buffer (``bytearray``, ``memoryview``, numpy array of bytes) from
+    /// guest-physical memory at ``addr``.
+    fn read_phys_into(&self, py: Python<'_>, addr: u64, buffer: pyo3::buffer::PyBuffer<u8>) -> PyResult<()> {
+        if buffer.readonly() {
+            return Err(PyValueError::new_err("read_phys_into needs a writable buffer"));
+        }
+        let d = self.get()?;
+        let mut tmp = vec![0u8; buffer.len_bytes()];
+        py.detach(|| d.read_phys(addr, &mut tmp)).map_err(|e| e.in_file(d.path()))?;
+        buffer.copy_from_slice(py, &tmp)
+    }
+
+    /// Guest-physical ranges the dump holds: sorted, merged ``(start, end)`` pairs, end exclusive.
+    fn memory_ranges(&self) -> PyResult<Vec<(u64, u64)>> {
+        Ok(self.get()?.memory_ranges().into_iter().map(|r| (r.start, r.end)).collect())
+    }
+
+    /// Read the guest note that ``entry`` (the fw_cfg ``etc/vmcoreinfo`` contents) points at,
+    /// exactly as QEMU does at dump time, with QEMU's intake rules applied.
+    fn read_guest_note(&self, py: Python<'_>, entry: &FwCfgEntry) -> PyResult<VmcoreInfo> {
+        let d = self.get()?;
+        let e = entry.core();
+        let blob = py.detach(|| d.read_guest_note(&e)).map_err(|err| err.in_file(d.path()))?;
+        Ok(VmcoreInfo::new(blob, Some(d.path().clone())))
+    }
+
+    /// Close the dump; further use raises ``ClosedError``. Idempotent.
+    fn close(&self) {
+        if let Ok(mut g) = self.inner.write() {
+            *g = None;
+        }
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, _args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+        self.close();
+        false
+    }
+
+    fn __repr__(&self) -> String {
+        match self.get() {
+            Ok(d) => format!("<vmcoreinfo.Dump {:?} format={} machine={}>", self.path, d.format().name(), d.machine()),
+            Err(_) => format!("<vmcoreinfo.Dump {:?} closed>", self.path),
+        }
+    }
+}

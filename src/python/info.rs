@@ -1,0 +1,265 @@
+//! `VmcoreInfo`: the parsed VMCOREINFO text, owning an `Arc` of the bytes plus a range.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use pyo3::exceptions::{PyKeyError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+
+use crate::dump::TextBlob;
+use crate::error::{Error, Result};
+use crate::text::{Index, View};
+
+/// Something odd about the text that did not stop it from being read.
+#[pyclass(frozen, module = "vmcoreinfo._native")]
+pub struct Diagnostic {
+    /// Stable kind name, e.g. ``"duplicate-key"``.
+    #[pyo3(get)]
+    kind: &'static str,
+    /// Byte offset (in the file when the text came from a file, else in the text).
+    #[pyo3(get)]
+    offset: u64,
+    /// 1-based line number in the text.
+    #[pyo3(get)]
+    line: u32,
+    #[pyo3(get)]
+    message: String,
+}
+
+#[pymethods]
+impl Diagnostic {
+    fn __repr__(&self) -> String {
+        format!("Diagnostic(kind={:?}, offset={}, line={}, message={:?})", self.kind, self.offset, self.line, self.message)
+    }
+    fn __str__(&self) -> String {
+        format!("line {} (offset {}): {} [{}]", self.line, self.offset, self.message, self.kind)
+    }
+}
+
+/// The VMCOREINFO text with typed accessors; also a read-only ``Mapping[str, str]``.
+#[pyclass(frozen, mapping, module = "vmcoreinfo._native")]
+pub struct VmcoreInfo {
+    blob: TextBlob,
+    index: Index,
+    path: Option<Arc<str>>,
+}
+
+impl VmcoreInfo {
+    pub fn new(blob: TextBlob, path: Option<Arc<str>>) -> Self {
+        let index = Index::build(blob.bytes());
+        VmcoreInfo { blob, index, path }
+    }
+
+    fn view(&self) -> View<'_> {
+        self.index.view(self.blob.bytes())
+    }
+
+    fn base(&self) -> u64 {
+        self.blob.file_offset.unwrap_or(0)
+    }
+
+    /// Attach the file and turn a text offset into a file offset.
+    fn err(&self, e: Error) -> PyErr {
+        let e = e.shifted(self.base());
+        match &self.path {
+            Some(p) => e.in_file(p).into(),
+            None => e.into(),
+        }
+    }
+
+    fn typed<T>(&self, r: Result<Option<T>>) -> PyResult<Option<T>> {
+        r.map_err(|e| self.err(e))
+    }
+}
+
+fn s(c: Cow<'_, str>) -> String {
+    c.into_owned()
+}
+
+#[pymethods]
+impl VmcoreInfo {
+    /// The exact note text (desc bytes, trailing NUL padding included as written).
+    #[getter]
+    fn raw<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.blob.bytes())
+    }
+
+    /// File offset of the text in the dump, or None for a text given to ``parse``.
+    #[getter]
+    fn offset_in_file(&self) -> Option<u64> {
+        self.blob.file_offset
+    }
+
+    /// ``OSRELEASE``: the kernel release.
+    #[getter]
+    fn osrelease(&self) -> Option<String> {
+        self.view().osrelease().map(s)
+    }
+
+    /// ``BUILD-ID`` as written (40 hex digits on kernels that have it).
+    #[getter]
+    fn build_id(&self) -> Option<String> {
+        self.view().build_id().map(s)
+    }
+
+    /// ``PAGESIZE`` (decimal).
+    #[getter]
+    fn page_size(&self) -> PyResult<Option<u64>> {
+        self.typed(self.view().page_size())
+    }
+
+    /// ``KERNELOFFSET`` (hex): the KASLR offset.
+    #[getter]
+    fn kernel_offset(&self) -> PyResult<Option<u64>> {
+        self.typed(self.view().kernel_offset())
+    }
+
+    /// ``NUMBER(phys_base)`` read as the kernel writes it: signed decimal (QEMU reads it as hex,
+    /// wrongly). ``0`` and absent (None) are different.
+    #[getter]
+    fn phys_base(&self) -> PyResult<Option<i64>> {
+        self.typed(self.view().phys_base())
+    }
+
+    /// ``CRASHTIME`` (decimal seconds); present only after a real crash.
+    #[getter]
+    fn crashtime(&self) -> PyResult<Option<i64>> {
+        self.typed(self.view().crashtime())
+    }
+
+    /// ``SYMBOL(name)`` (hex address).
+    fn symbol(&self, name: &str) -> PyResult<Option<u64>> {
+        self.typed(self.view().symbol(name))
+    }
+
+    /// ``SIZE(name)`` (decimal).
+    fn size(&self, name: &str) -> PyResult<Option<u64>> {
+        self.typed(self.view().size(name))
+    }
+
+    /// ``OFFSET(struct.member)`` (decimal).
+    fn offset(&self, r#struct: &str, member: &str) -> PyResult<Option<u64>> {
+        self.typed(self.view().offset(r#struct, member))
+    }
+
+    /// ``LENGTH(name)`` (decimal).
+    fn length(&self, name: &str) -> PyResult<Option<u64>> {
+        self.typed(self.view().length(name))
+    }
+
+    /// ``NUMBER(name)``: signed decimal, or 0x-hex as the kernel writes some of them.
+    fn number(&self, name: &str) -> PyResult<Option<i128>> {
+        self.typed(self.view().number(name))
+    }
+
+    /// ``CONFIG_name`` (``y`` is True); ``name`` without the ``CONFIG_`` prefix.
+    fn config(&self, name: &str) -> PyResult<Option<bool>> {
+        self.typed(self.view().config(name))
+    }
+
+    /// What was odd about the text (duplicates, long lines, non-UTF-8, ...).
+    #[getter]
+    fn diagnostics(&self) -> Vec<Diagnostic> {
+        let base = self.base();
+        self.index
+            .diagnostics()
+            .iter()
+            .map(|d| Diagnostic { kind: d.kind.name(), offset: base + u64::from(d.offset), line: d.line, message: d.message.clone() })
+            .collect()
+    }
+
+    /// Whether the text lacked its final newline.
+    #[getter]
+    fn missing_final_newline(&self) -> bool {
+        self.index.missing_final_newline()
+    }
+
+    fn __len__(&self) -> usize {
+        self.index.len()
+    }
+
+    fn __getitem__(&self, key: &Bound<'_, PyAny>) -> PyResult<String> {
+        let k = key.cast::<PyString>().map_err(|_| PyTypeError::new_err("VmcoreInfo keys are str"))?;
+        match self.view().get_str(k.to_str()?) {
+            Some(v) => Ok(s(v)),
+            None => Err(PyKeyError::new_err(k.clone().unbind())),
+        }
+    }
+
+    fn __contains__(&self, key: &Bound<'_, PyAny>) -> bool {
+        match key.cast::<PyString>() {
+            Ok(k) => k.to_str().is_ok_and(|k| self.view().contains(k)),
+            Err(_) => false,
+        }
+    }
+
+    fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.keys(py)?.try_iter().map(Bound::into_any)
+    }
+
+    /// Keys in text order (the first occurrence of a repeated key).
+    fn keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.view().items().map(|i| String::from_utf8_lossy(i.key).into_owned()))
+    }
+
+    fn values<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.view().items().map(|i| String::from_utf8_lossy(i.value).into_owned()))
+    }
+
+    fn items<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let v: Vec<Bound<'py, PyTuple>> = self
+            .view()
+            .items()
+            .map(|i| PyTuple::new(py, [String::from_utf8_lossy(i.key), String::from_utf8_lossy(i.value)]))
+            .collect::<PyResult<_>>()?;
+        PyList::new(py, v)
+    }
+
+    #[pyo3(signature = (key, default=None))]
+    fn get<'py>(&self, key: &Bound<'py, PyAny>, default: Option<Bound<'py, PyAny>>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        if let Ok(k) = key.cast::<PyString>() {
+            if let Some(v) = self.view().get_str(k.to_str()?) {
+                return Ok(Some(PyString::new(key.py(), &v).into_any()));
+            }
+        }
+        Ok(default)
+    }
+
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        other.cast::<VmcoreInfo>().is_ok_and(|o| o.get().blob.bytes() == self.blob.bytes())
+    }
+
+    fn __hash__(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.blob.bytes().hash(&mut h);
+        h.finish()
+    }
+
+    fn __repr__(&self) -> String {
+        let v = self.view();
+        format!(
+            "<VmcoreInfo osrelease={:?} keys={} bytes={}>",
+            v.osrelease().unwrap_or(Cow::Borrowed("?")),
+            v.len(),
+            self.blob.end - self.blob.start
+        )
+    }
+}
+
+/// Parse a VMCOREINFO text on its own (from a file, /proc, a QMP reply).
+#[pyfunction]
+pub fn parse(data: &Bound<'_, PyAny>) -> PyResult<VmcoreInfo> {
+    let bytes: Arc<[u8]> = if let Ok(s) = data.cast::<PyString>() {
+        Arc::from(s.to_str()?.as_bytes())
+    } else if let Ok(b) = data.extract::<&[u8]>() {
+        Arc::from(b)
+    } else if let Ok(buf) = pyo3::buffer::PyBuffer::<u8>::get(data) {
+        Arc::from(buf.to_vec(data.py())?)
+    } else {
+        return Err(PyTypeError::new_err("parse() takes bytes, bytearray, memoryview or str"));
+    };
+    let end = bytes.len();
+    Ok(VmcoreInfo::new(TextBlob { data: bytes, start: 0, end, file_offset: None }, None))
+}

@@ -1,0 +1,26 @@
+//! The thin pyo3 layer: `vmcoreinfo._native`. All logic lives in the pyo3-free core.
+
+mod buffer;
+mod dump;
+mod errors;
+mod fwcfg;
+mod info;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+#[pyo3(name = "_native")]
+fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("MAX_GUEST_NOTE_SIZE", crate::fwcfg::MAX_GUEST_NOTE_SIZE)?;
+    m.add_class::<dump::Dump>()?;
+    m.add_class::<dump::Note>()?;
+    m.add_class::<info::VmcoreInfo>()?;
+    m.add_class::<info::Diagnostic>()?;
+    m.add_class::<fwcfg::FwCfgEntry>()?;
+    m.add_class::<fwcfg::FwCfgDevice>()?;
+    m.add_class::<buffer::SharedBytes>()?;
+    m.add_function(wrap_pyfunction!(dump::open_dump, m)?)?;
+    m.add_function(wrap_pyfunction!(info::parse, m)?)?;
+    m.add_function(wrap_pyfunction!(fwcfg::check_guest_note, m)?)?;
+    Ok(())
+}

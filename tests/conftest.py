@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def fixtures() -> pathlib.Path:
+    return FIXTURES
+
+
+def guest_report(name: str) -> dict[str, object]:
+    """Parse a real guest's own report (what it printed on its serial port before the dump)."""
+    lines = (FIXTURES / name).read_text().splitlines()
+    out: dict[str, object] = {}
+    raw = b""
+    for ln in lines:
+        if ln.startswith("RD: /sys/kernel/vmcoreinfo:"):
+            addr, size = ln.split(":", 2)[2].split()
+            out["sys_addr"] = int(addr, 16)
+            out["sys_size"] = int(size, 16)
+        elif ln.startswith("RD: kernel "):
+            out["release"] = ln.split()[2]
+        elif ln.startswith("RD:   00000000 "):
+            hexpart = ln.split("|")[0].split()[2:]
+            raw = bytes(int(h, 16) for h in hexpart)
+    out["fwcfg_raw"] = raw
+    return out
