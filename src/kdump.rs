@@ -59,6 +59,9 @@ pub const SIGNATURE: &[u8; 8] = b"KDUMP   ";
 pub const MAX_BLOCK_SIZE: u32 = 1 << 20;
 /// Smallest block size accepted (block 0 must hold the header).
 pub const MIN_BLOCK_SIZE: u32 = 512;
+/// Largest pair of bitmaps we read (2 × 512 MiB: 2^32 blocks, 16 TiB of 4 KiB pages); a
+/// `Limit` error above it. Bitmaps are also bounded by the file's length.
+pub const MAX_BITMAP_BYTES: u64 = 1 << 30;
 /// Size of one page descriptor.
 pub const DESC_SIZE: u64 = 24;
 /// Reads of at least this many pages decompress in parallel.
@@ -192,6 +195,13 @@ impl HdrFields {
             return Err(Error::format(
                 off_bb,
                 format!("kdump bitmap_blocks {} is not a positive even number (two bitmaps)", self.bitmap_blocks),
+            ));
+        }
+        let bitmap_bytes = u64::from(self.bitmap_blocks) * u64::from(bs);
+        if bitmap_bytes > MAX_BITMAP_BYTES {
+            return Err(Error::limit(
+                off_bb,
+                format!("kdump bitmaps of {bitmap_bytes} bytes are above the {MAX_BITMAP_BYTES}-byte limit"),
             ));
         }
         let blocks = 1 + u64::from(self.sub_hdr_size) + u64::from(self.bitmap_blocks);
