@@ -300,7 +300,7 @@ fn truncated_at_every_boundary() {
                 Err(e) => assert!(ALLOWED.contains(&e.kind), "{name} cut at {c}: {e}"),
             }
         }
-        // Cut inside the sub-header's VMCOREINFO: opens, the location is dropped and reported.
+        // Cut inside the VMCOREINFO text: the bitmaps are missing too, so the open fails.
         let (vo, _) = kd.vmcoreinfo_location().unwrap();
         let e = open_bytes(v[..vo as usize + 10].to_vec()).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Truncated);
