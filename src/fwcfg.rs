@@ -20,7 +20,10 @@ pub const FW_CFG_ENTRY_SIZE: usize = 16;
 pub const MAX_GUEST_NOTE_SIZE: u32 = 1 << 20;
 
 /// Size of an ELF note header (`n_namesz`, `n_descsz`, `n_type`), the same for ELF32 and ELF64.
-pub const NOTE_HEADER_SIZE: u32 = 12;
+pub const NOTE_HEADER_SIZE: usize = 12;
+
+/// [`NOTE_HEADER_SIZE`] as the `u32` that fw_cfg sizes are.
+const HEADER_U32: u32 = NOTE_HEADER_SIZE as u32;
 
 /// The 16 bytes of `etc/vmcoreinfo`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -88,14 +91,55 @@ pub enum DisableReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteOutcome {
     /// Nothing changed: no bytes stored, `has_vmcoreinfo` as before.
-    Ignored { reason: IgnoreReason },
+    Ignored {
+        /// Why nothing happened.
+        reason: IgnoreReason,
+    },
     /// The bytes were stored and `has_vmcoreinfo` is now false.
-    Disabled { reason: DisableReason },
+    Disabled {
+        /// Why the note is off.
+        reason: DisableReason,
+    },
     /// A full write with `guest_format` = ELF: `has_vmcoreinfo` is true.
     Accepted,
     /// A full write with another non-NONE format: QEMU sets `has_vmcoreinfo`, but its dump code
     /// will refuse the note ([`Rule::FormatNotElf`]).
-    AcceptedUnsupportedFormat { guest_format: u16 },
+    AcceptedUnsupportedFormat {
+        /// The format written.
+        guest_format: u16,
+    },
+}
+
+impl WriteOutcome {
+    /// A stable name: `"ignored"`, `"disabled"`, `"accepted"` or `"accepted-unsupported-format"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            WriteOutcome::Ignored { .. } => "ignored",
+            WriteOutcome::Disabled { .. } => "disabled",
+            WriteOutcome::Accepted => "accepted",
+            WriteOutcome::AcceptedUnsupportedFormat { .. } => "accepted-unsupported-format",
+        }
+    }
+}
+
+impl IgnoreReason {
+    /// A stable name: `"empty"` or `"out-of-bounds"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            IgnoreReason::Empty => "empty",
+            IgnoreReason::OutOfBounds => "out-of-bounds",
+        }
+    }
+}
+
+impl DisableReason {
+    /// A stable name: `"partial-write"` or `"format-none"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DisableReason::PartialWrite => "partial-write",
+            DisableReason::FormatNone => "format-none",
+        }
+    }
 }
 
 /// A model of QEMU's `vmcoreinfo` device as the guest sees it through fw_cfg.
@@ -167,10 +211,13 @@ impl FwCfgDevice {
 }
 
 /// The sizes of a note that passed QEMU's checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct NoteSizes {
+    /// `n_namesz`: name length, NUL included.
     pub namesz: u32,
+    /// `n_descsz`: desc length (the VMCOREINFO text, for the guest note).
     pub descsz: u32,
+    /// `n_type` (0 for VMCOREINFO).
     pub n_type: u32,
     /// Header + name + desc, each padded to 4 bytes: what QEMU copies into the dump.
     pub padded_size: u64,
@@ -178,15 +225,19 @@ pub struct NoteSizes {
 
 impl NoteSizes {
     /// Byte range of the name inside the note (NUL included, padding excluded).
-    pub fn name_range(&self) -> std::ops::Range<u64> {
-        let start = u64::from(NOTE_HEADER_SIZE);
-        start..start + u64::from(self.namesz)
+    pub fn name_range(&self) -> std::ops::Range<usize> {
+        NOTE_HEADER_SIZE..NOTE_HEADER_SIZE + self.namesz as usize
+    }
+
+    /// Offset of the desc (the VMCOREINFO text) inside the note.
+    pub fn desc_offset(&self) -> usize {
+        NOTE_HEADER_SIZE + align4(u64::from(self.namesz)) as usize
     }
 
     /// Byte range of the desc (the VMCOREINFO text) inside the note.
-    pub fn desc_range(&self) -> std::ops::Range<u64> {
-        let start = u64::from(NOTE_HEADER_SIZE) + align4(u64::from(self.namesz));
-        start..start + u64::from(self.descsz)
+    pub fn desc_range(&self) -> std::ops::Range<usize> {
+        let start = self.desc_offset();
+        start..start + self.descsz as usize
     }
 }
 
@@ -197,7 +248,7 @@ fn align4(v: u64) -> u64 {
 
 /// Size of a note with these name and desc sizes, each padded to 4 bytes.
 pub fn padded_note_size(namesz: u32, descsz: u32) -> u64 {
-    u64::from(NOTE_HEADER_SIZE) + align4(u64::from(namesz)) + align4(u64::from(descsz))
+    NOTE_HEADER_SIZE as u64 + align4(u64::from(namesz)) + align4(u64::from(descsz))
 }
 
 fn read_u32(b: &[u8], at: usize, big_endian: bool) -> Option<u32> {
@@ -222,7 +273,7 @@ pub fn check_guest_note(
     big_endian: bool,
     limit: u32,
 ) -> Result<NoteSizes> {
-    if entry_size < NOTE_HEADER_SIZE {
+    if entry_size < HEADER_U32 {
         return Err(Error::note_rule(
             Rule::SizeBelowHeader,
             None,
@@ -355,6 +406,7 @@ mod tests {
         assert_eq!(d.entry(), FwCfgEntry { host_format: FORMAT_ELF, ..Default::default() });
         assert!(!d.has_vmcoreinfo());
         assert_eq!(d.write(0, &REAL), WriteOutcome::Accepted);
+        assert_eq!(WriteOutcome::Accepted.name(), "accepted");
         assert!(d.has_vmcoreinfo());
         // The guest's full write replaced host_format with 0, as seen on real guests.
         assert_eq!(d.entry().host_format, 0);
@@ -380,7 +432,9 @@ mod tests {
         let mut d = FwCfgDevice::new();
         let mut f = REAL;
         f[2] = 2;
-        assert_eq!(d.write(0, &f), WriteOutcome::AcceptedUnsupportedFormat { guest_format: 2 });
+        let out = d.write(0, &f);
+        assert_eq!(out, WriteOutcome::AcceptedUnsupportedFormat { guest_format: 2 });
+        assert_eq!(out.name(), "accepted-unsupported-format");
         assert!(d.has_vmcoreinfo());
         let e = d.entry();
         assert_eq!(rule(check_guest_note(e.size, e.guest_format, &note(11, 4100, false), false, MAX_GUEST_NOTE_SIZE)),
@@ -411,6 +465,7 @@ mod tests {
         assert_eq!(d.write(u64::MAX, &[1]), WriteOutcome::Ignored { reason: IgnoreReason::OutOfBounds });
         assert_eq!(d.write(0, &[0u8; 17]), WriteOutcome::Ignored { reason: IgnoreReason::OutOfBounds });
         assert_eq!(d.write(0, &[]), WriteOutcome::Ignored { reason: IgnoreReason::Empty });
+        assert_eq!(d.write(0, &[]).name(), "ignored");
         assert_eq!(d, before);
         assert!(d.has_vmcoreinfo());
     }
@@ -422,6 +477,7 @@ mod tests {
         let s = check_guest_note(4132, FORMAT_ELF, &note(11, 3262, false), false, MAX_GUEST_NOTE_SIZE).unwrap();
         assert_eq!(s, NoteSizes { namesz: 11, descsz: 3262, n_type: 0, padded_size: 12 + 12 + 3264 });
         assert_eq!(s.name_range(), 12..23);
+        assert_eq!(s.desc_offset(), 24);
         assert_eq!(s.desc_range(), 24..24 + 3262);
         // A full page of text still fits.
         let s = check_guest_note(4132, FORMAT_ELF, &note(11, 4096, false), false, MAX_GUEST_NOTE_SIZE).unwrap();

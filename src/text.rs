@@ -91,7 +91,9 @@ pub struct Diagnostic {
     pub offset: u32,
     /// Line number, 1-based; 0 when the diagnostic concerns the whole text.
     pub line: u32,
+    /// What the diagnostic is about.
     pub kind: DiagKind,
+    /// A human-readable explanation naming the line and an excerpt of it.
     pub message: String,
 }
 
@@ -435,7 +437,9 @@ impl Index {
 /// One entry as seen through a [`View`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Item<'a> {
+    /// The key (before the first `'='`).
     pub key: &'a [u8],
+    /// The value (after the first `'='`, without `'\r'` or `'\n'`).
     pub value: &'a [u8],
     /// Byte offset of the key (the line start) in the text.
     pub key_offset: u32,
