@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use crate::bitness;
 use crate::elf::{self, ElfDump, NoteSegment};
+use crate::flattened::{self, Flattened};
+use crate::kdump::{self, KdumpFile};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fwcfg::{self, FwCfgEntry};
 use crate::notes::{self, RawNote};
@@ -45,6 +47,15 @@ impl Format {
 
 enum Backend {
     Elf(ElfDump),
+    Kdump { file: KdumpFile, flattened: Option<FlattenedInfo> },
+}
+
+/// What the flattened layer found.
+#[derive(Debug, Clone, Copy)]
+pub struct FlattenedInfo {
+    pub records: u64,
+    pub logical_len: u64,
+    pub has_end_marker: bool,
 }
 
 /// The VMCOREINFO text of a dump: shared bytes plus the range of the text in them.
@@ -106,10 +117,100 @@ impl Dump {
                 backend: Backend::Elf(e),
             });
         }
-        if head.starts_with(b"KDUMP   ") || head.starts_with(b"makedumpfile") {
-            return Err(Error::unsupported(Some(0), "kdump-compressed and flattened dumps are not supported yet"));
+        if flattened::is_flattened(&head) {
+            let f = Flattened::open(src)?;
+            let info = FlattenedInfo { records: f.record_count(), logical_len: f.logical_len(), has_end_marker: f.has_end_marker() };
+            return Self::open_kdump(Arc::new(f), name, options, Some(info));
+        }
+        if kdump::is_kdump(&head) {
+            return Self::open_kdump(src, name, options, None);
         }
         Err(Error::format(0, "not a dump this library reads: no ELF, KDUMP or makedumpfile signature at offset 0"))
+    }
+
+    fn open_kdump(src: Arc<dyn ReadAt>, name: Arc<str>, options: OpenOptions, flattened: Option<FlattenedInfo>) -> Result<Dump> {
+        let file = KdumpFile::open(src.clone())?;
+        let big_endian = file.byteorder_big();
+        let mut notes = Vec::new();
+        if let Some((off, size)) = file.notes_location() {
+            if size > elf::MAX_TABLE_BYTES {
+                return Err(Error::limit(off, format!("kdump note area of {size} bytes exceeds the {} byte limit", elf::MAX_TABLE_BYTES)));
+            }
+            let data = src.read_vec(off, size, "kdump note area")?;
+            notes.push(NoteSegment { file_offset: off, align: 4, data: Arc::from(data) });
+        }
+        let mut d = Dump {
+            path: name,
+            format: if flattened.is_some() { Format::FlattenedKdump } else { Format::Kdump },
+            class64: true,
+            big_endian,
+            e_machine: 0,
+            options,
+            notes,
+            backend: Backend::Kdump { file, flattened },
+        };
+        let (e_machine, class64) = d.kdump_machine();
+        d.e_machine = e_machine;
+        d.class64 = class64;
+        Ok(d)
+    }
+
+    /// The kdump header's utsname.machine, or, when QEMU wrote "Unknown" (arm) or nothing
+    /// useful, the machine the VMCOREINFO text and notes imply.
+    fn kdump_machine(&self) -> (u16, bool) {
+        let Backend::Kdump { file, .. } = &self.backend else { return (self.e_machine, self.class64) };
+        if let Some(m) = machine_from_uname(file.machine()) {
+            return m;
+        }
+        if let Ok(blob) = self.vmcoreinfo() {
+            let idx = text::Index::build(blob.bytes());
+            let v = idx.view(blob.bytes());
+            let has = |k: &str| v.contains(k);
+            if has("NUMBER(kimage_voffset)") || has("NUMBER(VA_BITS)") && has("NUMBER(PHYS_OFFSET)") {
+                return (bitness::EM_AARCH64, true);
+            }
+            if has("SYMBOL(init_top_pgt)") || has("NUMBER(phys_base)") {
+                return (bitness::EM_X86_64, true);
+            }
+            if has("CONFIG_X86_PAE") {
+                return (bitness::EM_386, false);
+            }
+            if has("NUMBER(phys_ram_base)") {
+                return (bitness::EM_RISCV, true);
+            }
+            if let Some(rel) = v.osrelease() {
+                for (suffix, m) in [("-arm64", (bitness::EM_AARCH64, true)), ("-amd64", (bitness::EM_X86_64, true)), ("-s390x", (bitness::EM_S390, true))] {
+                    if rel.ends_with(suffix) {
+                        return m;
+                    }
+                }
+            }
+        }
+        (0, true)
+    }
+
+    /// The kdump reader behind this dump, for kdump and flattened files.
+    pub fn kdump(&self) -> Option<&KdumpFile> {
+        match &self.backend {
+            Backend::Kdump { file, .. } => Some(file),
+            Backend::Elf(_) => None,
+        }
+    }
+
+    /// The flattened layer's facts, for flattened files.
+    pub fn flattened(&self) -> Option<FlattenedInfo> {
+        match &self.backend {
+            Backend::Kdump { flattened, .. } => *flattened,
+            Backend::Elf(_) => None,
+        }
+    }
+
+    /// The ELF reader behind this dump, for ELF files.
+    pub fn elf(&self) -> Option<&ElfDump> {
+        match &self.backend {
+            Backend::Elf(e) => Some(e),
+            Backend::Kdump { .. } => None,
+        }
     }
 
     pub fn path(&self) -> &Arc<str> {
@@ -148,6 +249,11 @@ impl Dump {
     /// The VMCOREINFO text. For ELF: the desc of the last note named exactly "VMCOREINFO"
     /// (QEMU appends the guest's note last), checked against QEMU's intake limits.
     pub fn vmcoreinfo(&self) -> Result<TextBlob> {
+        if let Backend::Kdump { file, .. } = &self.backend {
+            if let Some((off, size)) = file.vmcoreinfo_location() {
+                return self.kdump_vmcoreinfo(file, off, size);
+            }
+        }
         let mut found = None;
         for (seg, n) in self.notes() {
             let n = n?;
@@ -175,13 +281,50 @@ impl Dump {
         })
     }
 
+    /// kdump: the sub-header points straight at the text (QEMU and makedumpfile alike).
+    fn kdump_vmcoreinfo(&self, file: &KdumpFile, off: u64, size: u64) -> Result<TextBlob> {
+        let limit = u64::from(self.options.max_note_size);
+        if size > limit {
+            return Err(Error::note_rule(
+                crate::Rule::SizeAboveLimit,
+                Some(off),
+                format!("kdump size_vmcoreinfo {size} is larger than the limit {limit}"),
+            ));
+        }
+        // When the text lies inside the note area already read, share those bytes.
+        for seg in &self.notes {
+            let seg_end = seg.file_offset + seg.data.len() as u64;
+            if off >= seg.file_offset && off + size <= seg_end {
+                let start = (off - seg.file_offset) as usize;
+                let blob = TextBlob { data: seg.data.clone(), start, end: start + size as usize, file_offset: Some(off) };
+                return self.check_text(blob);
+            }
+        }
+        let data = file.source().read_vec(off, size, "kdump VMCOREINFO")?;
+        self.check_text(TextBlob { data: Arc::from(data), start: 0, end: size as usize, file_offset: Some(off) })
+    }
+
+    fn check_text(&self, blob: TextBlob) -> Result<TextBlob> {
+        if text::is_windows_dump_header(blob.bytes()) {
+            return Err(Error::new(
+                ErrorKind::NoVmcoreinfo,
+                blob.file_offset,
+                "the VMCOREINFO area carries a Windows dump header (PAGEDU64/PAGEDUMP), not Linux VMCOREINFO text",
+            ));
+        }
+        Ok(blob)
+    }
+
     /// Read the guest note the way QEMU does at dump time: `entry.size` bytes at `entry.paddr`
     /// from physical memory, QEMU's intake rules applied in the dump's byte order.
     pub fn read_guest_note(&self, entry: &FwCfgEntry) -> Result<TextBlob> {
         let limit = self.options.max_note_size;
         // Size rules first, so a hostile size never becomes an allocation.
-        fwcfg::check_guest_note(entry.size, entry.guest_format, &[], self.big_endian, limit)
-            .or_else(|e| if matches!(e.rule(), Some(crate::Rule::NoteExceedsSize)) || e.kind == ErrorKind::Truncated { Ok(Default::default()) } else { Err(e) })?;
+        // (With no note bytes, a note that passes the size and format rules fails as Truncated.)
+        match fwcfg::check_guest_note(entry.size, entry.guest_format, &[], self.big_endian, limit) {
+            Err(e) if e.kind != ErrorKind::Truncated => return Err(e),
+            _ => {}
+        }
         let mut buf = vec![0u8; entry.size as usize];
         self.read_phys(entry.paddr, &mut buf)?;
         let sizes = fwcfg::check_guest_note(entry.size, entry.guest_format, &buf, self.big_endian, limit)?;
@@ -193,16 +336,34 @@ impl Dump {
     pub fn read_phys(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
         match &self.backend {
             Backend::Elf(e) => e.read_phys(addr, buf),
+            Backend::Kdump { file, .. } => file.read_phys(addr, buf),
         }
     }
 
     pub fn memory_ranges(&self) -> Vec<PhysRange> {
         match &self.backend {
             Backend::Elf(e) => e.ranges(),
+            Backend::Kdump { file, .. } => file.ranges(),
         }
     }
 }
 
 fn elf_machine_offset() -> u64 {
     18
+}
+
+/// `utsname.machine` as kdump producers write it → (e_machine, 64-bit).
+fn machine_from_uname(m: &str) -> Option<(u16, bool)> {
+    Some(match m {
+        "x86_64" => (bitness::EM_X86_64, true),
+        "i386" | "i486" | "i586" | "i686" => (bitness::EM_386, false),
+        "aarch64" | "arm64" => (bitness::EM_AARCH64, true),
+        m if m.starts_with("arm") => (bitness::EM_ARM, false),
+        "ppc64" | "ppc64le" => (bitness::EM_PPC64, true),
+        "ppc" => (bitness::EM_PPC, false),
+        "s390x" => (bitness::EM_S390, true),
+        "riscv64" => (bitness::EM_RISCV, true),
+        "riscv32" => (bitness::EM_RISCV, false),
+        _ => return None,
+    })
 }

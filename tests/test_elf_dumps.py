@@ -7,7 +7,7 @@ import pathlib
 import pytest
 
 import vmcoreinfo
-from conftest import FIXTURES, guest_report
+from helpers import FIXTURES, guest_report
 
 X86 = FIXTURES / "x86_64-qemu-elf.core"
 X86_PAGING = FIXTURES / "x86_64-qemu-elf-paging.core"

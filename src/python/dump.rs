@@ -149,7 +149,9 @@ impl Dump {
         }
         let d = self.get()?;
         let blob = d.vmcoreinfo().map_err(|e| e.in_file(d.path()))?;
-        let v = Py::new(py, VmcoreInfo::new(blob, Some(d.path().clone())))?;
+        let info = VmcoreInfo::new(blob, Some(d.path().clone()));
+        info.check_address_width(if d.class64() { 64 } else { 32 })?;
+        let v = Py::new(py, info)?;
         Ok(self.info.get_or_init(|| v).clone_ref(py))
     }
 
@@ -191,7 +193,9 @@ impl Dump {
         let d = self.get()?;
         let e = entry.core();
         let blob = py.detach(|| d.read_guest_note(&e)).map_err(|err| err.in_file(d.path()))?;
-        Ok(VmcoreInfo::new(blob, Some(d.path().clone())))
+        let info = VmcoreInfo::new(blob, Some(d.path().clone()));
+        info.check_address_width(if d.class64() { 64 } else { 32 })?;
+        Ok(info)
     }
 
     /// Close the dump; further use raises ``ClosedError``. Idempotent.

@@ -1,15 +1,10 @@
+"""Shared helpers for the tests (imported as `helpers`; pytest puts tests/ on sys.path)."""
+
 from __future__ import annotations
 
 import pathlib
 
-import pytest
-
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
-
-
-@pytest.fixture
-def fixtures() -> pathlib.Path:
-    return FIXTURES
 
 
 def guest_report(name: str) -> dict[str, object]:
