@@ -303,8 +303,8 @@ pub(crate) mod tests {
         let phoff = 64u64;
         let mut v = vec![0u8; 64];
         v[..4].copy_from_slice(&E::ELFMAG);
-        v[4] = E::ELFCLASS64;
-        v[5] = E::ELFDATA2LSB;
+        v[4] = E::ELFCLASS64.0;
+        v[5] = E::ELFDATA2LSB.0;
         v[6] = 1;
         v[16..18].copy_from_slice(&4u16.to_le_bytes());
         v[18..20].copy_from_slice(&machine.to_le_bytes());
@@ -342,7 +342,7 @@ pub(crate) mod tests {
     #[test]
     fn reads_loads_zero_tail_and_absent() {
         let data: Vec<u8> = (0..=255u8).cycle().take(0x2000).collect();
-        let v = build_elf64(62, &[(E::PT_LOAD, 0x1000, 0x10000, 0x1000, 0x2000, 0), (E::PT_LOAD, 0x2000, 0x40000, 0x1000, 0x1000, 0)], &[(0x1000, &data)]);
+        let v = build_elf64(62, &[(E::PT_LOAD.0, 0x1000, 0x10000, 0x1000, 0x2000, 0), (E::PT_LOAD.0, 0x2000, 0x40000, 0x1000, 0x1000, 0)], &[(0x1000, &data)]);
         let d = open(v).unwrap();
         assert!(d.class64 && !d.big_endian);
         assert_eq!(d.e_machine, 62);
@@ -359,7 +359,7 @@ pub(crate) mod tests {
     #[test]
     fn overlapping_paging_style_loads_are_deduplicated() {
         let data = vec![7u8; 0x1000];
-        let v = build_elf64(62, &[(E::PT_LOAD, 0x1000, 0x5000, 0x1000, 0x1000, 0), (E::PT_LOAD, 0x1000, 0x5000, 0x1000, 0x1000, 0)], &[(0x1000, &data)]);
+        let v = build_elf64(62, &[(E::PT_LOAD.0, 0x1000, 0x5000, 0x1000, 0x1000, 0), (E::PT_LOAD.0, 0x1000, 0x5000, 0x1000, 0x1000, 0)], &[(0x1000, &data)]);
         let d = open(v).unwrap();
         assert_eq!(d.conflicting_overlap_bytes, 0);
         assert_eq!(d.ranges().len(), 1);
@@ -367,21 +367,21 @@ pub(crate) mod tests {
 
     #[test]
     fn hostile_headers_are_typed_errors() {
-        let mut v = build_elf64(62, &[(E::PT_LOAD, 0x1000, 0, 0x10, 0x10, 0)], &[]);
+        let mut v = build_elf64(62, &[(E::PT_LOAD.0, 0x1000, 0, 0x10, 0x10, 0)], &[]);
         v[56..58].copy_from_slice(&0xfffeu16.to_le_bytes()); // phnum far past EOF
         assert_eq!(open(v.clone()).unwrap_err().kind, ErrorKind::Truncated);
         v[56..58].copy_from_slice(&0xffffu16.to_le_bytes()); // PN_XNUM without sections
         assert_eq!(open(v.clone()).unwrap_err().kind, ErrorKind::Format);
-        let v = build_elf64(62, &[(E::PT_NOTE, u64::MAX - 4, 0, 0x10, 0x10, 0)], &[]);
+        let v = build_elf64(62, &[(E::PT_NOTE.0, u64::MAX - 4, 0, 0x10, 0x10, 0)], &[]);
         assert_eq!(open(v).unwrap_err().kind, ErrorKind::Format);
-        let v = build_elf64(62, &[(E::PT_NOTE, 0x40, 0, 1 << 40, 0, 0)], &[]);
+        let v = build_elf64(62, &[(E::PT_NOTE.0, 0x40, 0, 1 << 40, 0, 0)], &[]);
         assert_eq!(open(v).unwrap_err().kind, ErrorKind::Limit);
-        let v = build_elf64(62, &[(E::PT_LOAD, u64::MAX, 0, 2, 2, 0)], &[]);
+        let v = build_elf64(62, &[(E::PT_LOAD.0, u64::MAX, 0, 2, 2, 0)], &[]);
         assert_eq!(open(v).unwrap_err().kind, ErrorKind::Format);
         assert_eq!(open(b"\x7fELF".to_vec()).unwrap_err().kind, ErrorKind::Truncated);
         assert_eq!(open(b"MZ".to_vec()).unwrap_err().kind, ErrorKind::Format);
         for cut in 0..64 {
-            let v = build_elf64(62, &[(E::PT_LOAD, 0x1000, 0, 0x10, 0x10, 0)], &[]);
+            let v = build_elf64(62, &[(E::PT_LOAD.0, 0x1000, 0, 0x10, 0x10, 0)], &[]);
             assert!(open(v[..cut].to_vec()).is_err(), "cut at {cut}");
         }
     }
