@@ -19,11 +19,14 @@ use crate::text;
 pub struct OpenOptions {
     /// Largest VMCOREINFO note accepted (QEMU's MAX_GUEST_NOTE_SIZE, 1 MiB, unless raised).
     pub max_note_size: u32,
+    /// ELF: report `p_filesz < p_memsz` tails as absent instead of zeros (see
+    /// [`ElfDump::set_tails_absent`]).
+    pub elf_tails_absent: bool,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        OpenOptions { max_note_size: fwcfg::MAX_GUEST_NOTE_SIZE }
+        OpenOptions { max_note_size: fwcfg::MAX_GUEST_NOTE_SIZE, elf_tails_absent: false }
     }
 }
 
@@ -56,6 +59,26 @@ pub struct FlattenedInfo {
     pub records: u64,
     pub logical_len: u64,
     pub has_end_marker: bool,
+}
+
+/// phys_base as the VMCOREINFO text gives it and as a kdump header gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhysBaseSources {
+    /// The VMCOREINFO key read: `NUMBER(phys_base)` (x86_64, signed decimal) or
+    /// `NUMBER(PHYS_OFFSET)` (arm64, hex) — the keys QEMU reads for its kdump header.
+    pub text_key: Option<&'static str>,
+    /// The text's value (the one to use).
+    pub text: Option<i128>,
+    /// The kdump sub-header's value (QEMU reads x86_64's decimal text as hex, so it is wrong
+    /// whenever phys_base != 0).
+    pub header: Option<u64>,
+}
+
+impl PhysBaseSources {
+    /// Whether both are present and equal (the header's u64 read as two's complement).
+    pub fn agree(&self) -> Option<bool> {
+        Some(self.text? as u64 == self.header?)
+    }
 }
 
 /// The VMCOREINFO text of a dump: shared bytes plus the range of the text in them.
@@ -102,7 +125,8 @@ impl Dump {
     pub fn from_source(src: Arc<dyn ReadAt>, name: Arc<str>, options: OpenOptions) -> Result<Dump> {
         let head = src.read_prefix(0, elf::HEAD_READ)?;
         if elf::is_elf(&head) {
-            let e = ElfDump::parse(src, &head)?;
+            let mut e = ElfDump::parse(src, &head)?;
+            e.set_tails_absent(options.elf_tails_absent);
             let class_field = Some(elf_machine_offset());
             bitness::check_class_for_machine(e.e_machine, e.class64, e.max_phys_end())
                 .map_err(|err| Error { offset: err.offset.or(class_field), ..err })?;
@@ -187,6 +211,29 @@ impl Dump {
             }
         }
         (0, true)
+    }
+
+    /// phys_base from the VMCOREINFO text and from the kdump header, side by side.
+    pub fn phys_base_sources(&self) -> Result<PhysBaseSources> {
+        let header = self.kdump().and_then(KdumpFile::phys_base_header);
+        let text_key = match self.e_machine {
+            bitness::EM_AARCH64 => Some("NUMBER(PHYS_OFFSET)"),
+            bitness::EM_X86_64 => Some("NUMBER(phys_base)"),
+            _ => None,
+        };
+        let mut text = None;
+        if let Some(key) = text_key {
+            match self.vmcoreinfo() {
+                Ok(blob) => {
+                    let idx = text::Index::build(blob.bytes());
+                    let name = &key["NUMBER(".len()..key.len() - 1];
+                    text = idx.view(blob.bytes()).number(name).map_err(|e| e.shifted(blob.file_offset.unwrap_or(0)))?;
+                }
+                Err(e) if e.kind == ErrorKind::NoVmcoreinfo => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(PhysBaseSources { text_key, text, header })
     }
 
     /// The kdump reader behind this dump, for kdump and flattened files.

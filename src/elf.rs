@@ -68,6 +68,7 @@ pub struct ElfDump {
     pub conflicting_overlap_bytes: u64,
     map: Vec<MapEntry>,
     src: Arc<dyn ReadAt>,
+    tails_absent: bool,
 }
 
 impl std::fmt::Debug for ElfDump {
@@ -104,6 +105,19 @@ impl ElfDump {
     /// Highest physical address + 1 that any PT_LOAD covers.
     pub fn max_phys_end(&self) -> u64 {
         self.map.last().map_or(0, |m| m.end)
+    }
+
+    /// How to read the part of a PT_LOAD past `p_filesz` (up to `p_memsz`). The ELF format
+    /// defines it as zeros (the default, as crash and gdb read it), but producers use it for
+    /// memory they did not save: makedumpfile `-E` for the pages it excluded, QEMU for memory it
+    /// could not read. With `absent = true` such bytes are reported absent instead.
+    pub fn set_tails_absent(&mut self, absent: bool) {
+        self.tails_absent = absent;
+    }
+
+    /// Bytes of physical memory that lie in `p_filesz < p_memsz` tails.
+    pub fn tail_bytes(&self) -> u64 {
+        self.map.iter().map(|m| (m.end - m.start).saturating_sub(m.file_len)).sum()
     }
 
     fn find(&self, addr: u64) -> Option<&MapEntry> {
@@ -223,7 +237,18 @@ where
         }
     }
     let (map, conflicting_overlap_bytes) = build_map(&loads);
-    Ok(ElfDump { class64, big_endian: endian == Endianness::Big, e_machine, phnum, notes, loads, conflicting_overlap_bytes, map, src })
+    Ok(ElfDump {
+        class64,
+        big_endian: endian == Endianness::Big,
+        e_machine,
+        phnum,
+        notes,
+        loads,
+        conflicting_overlap_bytes,
+        map,
+        src,
+        tails_absent: false,
+    })
 }
 
 /// Sort PT_LOADs by physical address into non-overlapping entries. Where PT_LOADs overlap (QEMU
@@ -281,6 +306,12 @@ impl PhysMemory for ElfDump {
                     }
                 })?;
             }
+            if from_file < chunk && self.tails_absent {
+                return Err(Error::absent(
+                    a + from_file as u64,
+                    "the dump records this memory only as a PT_LOAD p_filesz < p_memsz tail (not saved by the producer)",
+                ));
+            }
             // p_filesz < p_memsz: the ELF format defines the rest as zeros.
             out[from_file..].fill(0);
             done += chunk;
@@ -289,7 +320,8 @@ impl PhysMemory for ElfDump {
     }
 
     fn ranges(&self) -> Vec<PhysRange> {
-        normalize(self.map.iter().map(|m| PhysRange { start: m.start, end: m.end }).collect())
+        let end = |m: &MapEntry| if self.tails_absent { m.start + m.file_len.min(m.end - m.start) } else { m.end };
+        normalize(self.map.iter().map(|m| PhysRange { start: m.start, end: end(m) }).collect())
     }
 }
 
@@ -354,6 +386,12 @@ pub(crate) mod tests {
         assert_eq!(e.kind, ErrorKind::Absent);
         assert_eq!(e.offset, Some(0x12000));
         assert_eq!(d.ranges(), vec![PhysRange { start: 0x10000, end: 0x12000 }, PhysRange { start: 0x40000, end: 0x41000 }]);
+        assert_eq!(d.tail_bytes(), 0x1000);
+        let mut d = d;
+        d.set_tails_absent(true);
+        let e = d.read_phys(0x10000 + 0xff8, &mut b).unwrap_err();
+        assert_eq!((e.kind, e.offset), (ErrorKind::Absent, Some(0x11000)));
+        assert_eq!(d.ranges(), vec![PhysRange { start: 0x10000, end: 0x11000 }, PhysRange { start: 0x40000, end: 0x41000 }]);
     }
 
     #[test]

@@ -13,6 +13,7 @@ demand with :meth:`Dump.read_phys`.
 from __future__ import annotations
 
 import os
+from typing import Literal
 from importlib.metadata import PackageNotFoundError, version as _version
 
 from ._errors import (
@@ -76,13 +77,21 @@ __all__ = [
 ]
 
 
-def open(path: str | os.PathLike[str], *, max_note_size: int = MAX_GUEST_NOTE_SIZE) -> Dump:
+def open(
+    path: str | os.PathLike[str],
+    *,
+    max_note_size: int = MAX_GUEST_NOTE_SIZE,
+    elf_tails: Literal["zeros", "absent"] = "zeros",
+) -> Dump:
     """Open a dump file and read its headers and notes (never the whole file).
 
     ``max_note_size`` is the largest VMCOREINFO note accepted; QEMU's own limit (1 MiB) unless
-    raised explicitly. The returned :class:`Dump` is a context manager.
+    raised explicitly. ``elf_tails`` says how to read the part of an ELF PT_LOAD past
+    ``p_filesz``: ``"zeros"`` as the ELF format defines it (and crash and gdb read it), or
+    ``"absent"``, the forensic view, since producers use these tails for memory they did not save
+    (makedumpfile ``-E`` for excluded pages). The returned :class:`Dump` is a context manager.
     """
-    return _open_dump(os.fspath(path), max_note_size)
+    return _open_dump(os.fspath(path), max_note_size, elf_tails)
 
 
 def sample_path() -> str:

@@ -4,7 +4,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyDict};
 
 use super::buffer::SharedBytes;
 use super::fwcfg::FwCfgEntry;
@@ -72,13 +72,18 @@ impl Dump {
 
 /// Open a dump (``vmcoreinfo.open`` is the documented entry point).
 #[pyfunction]
-#[pyo3(signature = (path, max_note_size = crate::fwcfg::MAX_GUEST_NOTE_SIZE as u64))]
-pub fn open_dump(py: Python<'_>, path: String, max_note_size: u64) -> PyResult<Dump> {
+#[pyo3(signature = (path, max_note_size = crate::fwcfg::MAX_GUEST_NOTE_SIZE as u64, elf_tails = "zeros"))]
+pub fn open_dump(py: Python<'_>, path: String, max_note_size: u64, elf_tails: &str) -> PyResult<Dump> {
     let max_note_size = u32::try_from(max_note_size)
         .ok()
         .filter(|&m| m as usize >= crate::fwcfg::NOTE_HEADER_SIZE)
         .ok_or_else(|| PyValueError::new_err(format!("max_note_size must be between 12 and {}", u32::MAX)))?;
-    let options = OpenOptions { max_note_size };
+    let elf_tails_absent = match elf_tails {
+        "zeros" => false,
+        "absent" => true,
+        _ => return Err(PyValueError::new_err("elf_tails must be 'zeros' or 'absent'")),
+    };
+    let options = OpenOptions { max_note_size, elf_tails_absent };
     let d = py.detach(|| CoreDump::open(std::path::Path::new(&path), options))?;
     Ok(Dump { path, inner: RwLock::new(Some(Arc::new(d))), info: OnceLock::new() })
 }
@@ -196,6 +201,74 @@ impl Dump {
         let info = VmcoreInfo::new(blob, Some(d.path().clone()));
         info.check_address_width(if d.class64() { 64 } else { 32 })?;
         Ok(info)
+    }
+
+    /// Format-specific facts as a dict (header fields, compression, phys_base sources, ...).
+    /// With ``pages=True``, kdump page counts and codecs too (scans every page descriptor once).
+    #[pyo3(signature = (*, pages = false))]
+    fn details<'py>(&self, py: Python<'py>, pages: bool) -> PyResult<Bound<'py, PyDict>> {
+        let d = self.get()?;
+        let err = |e: Error| -> PyErr { e.in_file(d.path()).into() };
+        let out = PyDict::new(py);
+        out.set_item("format", d.format().name())?;
+        out.set_item("machine", d.machine())?;
+        out.set_item("e_machine", d.e_machine())?;
+        if let Some(e) = d.elf() {
+            out.set_item("phnum", e.phnum)?;
+            out.set_item("pt_load", e.loads.len())?;
+            out.set_item("pt_note", e.notes.len())?;
+            out.set_item("conflicting_overlap_bytes", e.conflicting_overlap_bytes)?;
+            out.set_item("tail_bytes", e.tail_bytes())?;
+        }
+        if let Some(f) = d.flattened() {
+            out.set_item("flattened_records", f.records)?;
+            out.set_item("flattened_logical_size", f.logical_len)?;
+            out.set_item("flattened_end_marker", f.has_end_marker)?;
+        }
+        if let Some(k) = d.kdump() {
+            out.set_item("header_version", k.header_version())?;
+            out.set_item("block_size", k.block_size())?;
+            out.set_item("header_layout", if k.is_32bit_layout() { "32-bit" } else { "64-bit" })?;
+            let flags = k.compression_flags();
+            let codecs: Vec<&str> = [(0x1, "zlib"), (0x2, "lzo"), (0x4, "snappy"), (0x20, "zstd")]
+                .iter()
+                .filter(|(f, _)| flags & f != 0)
+                .map(|&(_, n)| n)
+                .collect();
+            out.set_item("compression", codecs)?;
+            out.set_item("incomplete", k.is_incomplete())?;
+            out.set_item("dump_level", k.dump_level())?;
+            out.set_item("max_mapnr", k.max_mapnr())?;
+            out.set_item("nr_cpus", k.nr_cpus())?;
+            let uts = PyDict::new(py);
+            for (key, v) in [("sysname", k.sysname()), ("nodename", k.nodename()), ("release", k.release()), ("version", k.version()), ("machine", k.machine()), ("domainname", k.domainname())] {
+                uts.set_item(key, v)?;
+            }
+            out.set_item("utsname", uts)?;
+            out.set_item("anomalies", k.anomalies().iter().map(|a| a.to_string()).collect::<Vec<_>>())?;
+            if pages {
+                let (c, s) = py.detach(|| Ok::<_, Error>((k.page_counts()?, k.compression_summary()?))).map_err(err)?;
+                let pc = PyDict::new(py);
+                pc.set_item("valid", c.valid)?;
+                pc.set_item("dumped", c.dumped)?;
+                pc.set_item("excluded", c.excluded)?;
+                pc.set_item("zero", c.zero)?;
+                out.set_item("pages", pc)?;
+                let cs = PyDict::new(py);
+                for (key, v) in [("zlib", s.zlib), ("lzo", s.lzo), ("snappy", s.snappy), ("zstd", s.zstd), ("raw", s.raw), ("invalid", s.invalid)] {
+                    cs.set_item(key, v)?;
+                }
+                out.set_item("page_codecs", cs)?;
+            }
+        }
+        let pb = d.phys_base_sources().map_err(err)?;
+        let pbd = PyDict::new(py);
+        pbd.set_item("key", pb.text_key)?;
+        pbd.set_item("vmcoreinfo", pb.text)?;
+        pbd.set_item("header", pb.header)?;
+        pbd.set_item("agree", pb.agree())?;
+        out.set_item("phys_base", pbd)?;
+        Ok(out)
     }
 
     /// Close the dump; further use raises ``ClosedError``. Idempotent.
