@@ -362,22 +362,28 @@ impl Dump {
         Ok(blob)
     }
 
-    /// Read the guest note the way QEMU does at dump time: `entry.size` bytes at `entry.paddr`
-    /// from physical memory, QEMU's intake rules applied in the dump's byte order.
+    /// Read the guest note that a fw_cfg `etc/vmcoreinfo` entry points at, with QEMU's intake
+    /// rules applied in the dump's byte order, as QEMU does at dump time. QEMU copies `size`
+    /// bytes from `paddr`; we read the 12-byte header, apply every rule (they need only the
+    /// entry and the header), then read just the padded note, so a dump that left out the unused
+    /// rest of the guest's buffer (a zero page excluded by makedumpfile) still yields the note.
     pub fn read_guest_note(&self, entry: &FwCfgEntry) -> Result<TextBlob> {
         let limit = self.options.max_note_size;
-        // Size rules first, so a hostile size never becomes an allocation.
-        // (With no note bytes, a note that passes the size and format rules fails as Truncated.)
+        // The size and format rules need no memory; with no bytes, a note that passes them fails
+        // as Truncated, which we then satisfy by reading the header.
         match fwcfg::check_guest_note(entry.size, entry.guest_format, &[], self.big_endian, limit) {
             Err(e) if e.kind != ErrorKind::Truncated => return Err(e),
             _ => {}
         }
-        let mut buf = vec![0u8; entry.size as usize];
+        let mut header = [0u8; fwcfg::NOTE_HEADER_SIZE];
+        self.read_phys(entry.paddr, &mut header)?;
+        let sizes = fwcfg::check_guest_note(entry.size, entry.guest_format, &header, self.big_endian, limit)
+            .map_err(|e| if e.offset.is_some() { e.shifted(entry.paddr) } else { e })?;
+        // padded_size <= entry.size <= limit, checked above: a bounded allocation.
+        let mut buf = vec![0u8; sizes.padded_size as usize];
         self.read_phys(entry.paddr, &mut buf)?;
-        let sizes = fwcfg::check_guest_note(entry.size, entry.guest_format, &buf, self.big_endian, limit)?;
-        let start = sizes.desc_offset();
-        let end = start + sizes.descsz as usize;
-        Ok(TextBlob { data: Arc::from(buf), start, end, file_offset: None })
+        let range = sizes.desc_range();
+        Ok(TextBlob { data: Arc::from(buf), start: range.start, end: range.end, file_offset: None })
     }
 
     pub fn read_phys(&self, addr: u64, buf: &mut [u8]) -> Result<()> {

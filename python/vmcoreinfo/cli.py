@@ -49,6 +49,7 @@ def summarize(path: str, *, verbose: bool = False) -> dict[str, Any]:
             {"kind": d.kind, "offset": d.offset, "line": d.line, "message": d.message} for d in vi.diagnostics
         ]
         if verbose:
+            out["details"] = dump.details(pages=True)
             out["vmcoreinfo"] = dict(vi)
             out["memory_ranges"] = [list(r) for r in dump.memory_ranges()]
             out["notes"] = [{"name": n.name, "type": n.type, "offset": n.offset, "size": len(n.desc)} for n in dump.notes()]
@@ -72,6 +73,26 @@ def _print_summary(s: dict[str, Any], out: Any) -> None:
     print(f"  vmcoreinfo    {s['keys']} keys, {s['vmcoreinfo_bytes']} bytes at file offset {s['vmcoreinfo_offset']}", file=out)
     for d in s["diagnostics"]:
         print(f"  diagnostic    line {d['line']} (offset {d['offset']}): {d['message']} [{d['kind']}]", file=out)
+    det = s.get("details")
+    if det:
+        if "compression" in det:
+            print(f"  kdump         header v{det['header_version']} ({det['header_layout']}), block size {det['block_size']}, "
+                  f"compression {'+'.join(det['compression']) or 'none'}, dump level {det['dump_level']}", file=out)
+            if "flattened_records" in det:
+                print(f"  flattened     {det['flattened_records']} records, end marker {'yes' if det['flattened_end_marker'] else 'MISSING'}", file=out)
+            pg = det.get("pages")
+            if pg:
+                codecs = ", ".join(f"{k} {v}" for k, v in det["page_codecs"].items() if v)
+                print(f"  pages         {pg['dumped']} dumped ({codecs}), {pg['excluded']} excluded, {pg['zero']} zero, {pg['valid']} valid", file=out)
+            for a in det["anomalies"]:
+                print(f"  anomaly       {a}", file=out)
+        elif det.get("tail_bytes"):
+            print(f"  elf tails     {det['tail_bytes']} bytes in p_filesz < p_memsz tails (read as zeros; elf_tails='absent' reports them absent)", file=out)
+        pb = det["phys_base"]
+        if pb["key"]:
+            hdr = pb["header"]
+            verdict = {True: "agree", False: "disagree: the header is wrong (QEMU reads the kernel's decimal value as hex); using VMCOREINFO's", None: ""}[pb["agree"]]
+            print(f"  phys_base     {pb['key']} = {pb['vmcoreinfo']}; kdump header = {None if hdr is None else hex(hdr)} {verdict}".rstrip(), file=out)
     if "memory_ranges" in s:
         total = sum(e - b for b, e in s["memory_ranges"])
         print(f"  memory        {len(s['memory_ranges'])} ranges, {total} bytes", file=out)
@@ -82,7 +103,10 @@ def _print_summary(s: dict[str, Any], out: Any) -> None:
 def cmd_show(args: argparse.Namespace) -> int:
     rc = 0
     results = []
-    for path in args.dumps:
+    progress = len(args.dumps) > 1 and sys.stderr.isatty()
+    for i, path in enumerate(args.dumps, 1):
+        if progress:
+            print(f"\r[{i}/{len(args.dumps)}] {path}"[:120].ljust(120), end="", file=sys.stderr, flush=True)
         try:
             s = summarize(path, verbose=args.verbose)
             if s.get("vmcoreinfo", True) is None:
@@ -96,6 +120,8 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(f"{path}: error: {s['error']['message']}", file=sys.stderr)
         else:
             _print_summary(s, sys.stdout)
+    if progress:
+        print(file=sys.stderr)
     if args.json:
         json.dump(results if len(args.dumps) > 1 else results[0], sys.stdout, indent=2)
         print()
