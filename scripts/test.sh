@@ -14,8 +14,9 @@ $PY -m pip install --quiet --disable-pip-version-check -e '.[test]'
 phase "cargo test (pyo3-free core)"
 cargo test --locked --quiet
 
-phase "stub check (mypy.stubtest vmcoreinfo._native)"
-$PY -m mypy.stubtest vmcoreinfo._native --allowlist tests/stubtest-allowlist.txt
+phase "type checks (mypy.stubtest of the extension stub, mypy --strict of the package)"
+$PY -m mypy.stubtest vmcoreinfo._native
+$PY -m mypy --strict python/vmcoreinfo
 
 phase "pytest"
 markers=()

@@ -1,7 +1,21 @@
 """Type stubs for the Rust extension ``vmcoreinfo._native`` (hand-written; checked by mypy.stubtest)."""
 
-from collections.abc import Buffer
+from typing_extensions import Buffer
 from typing import Any, final
+
+__all__ = [
+    "MAX_GUEST_NOTE_SIZE",
+    "Dump",
+    "Note",
+    "VmcoreInfo",
+    "Diagnostic",
+    "FwCfgEntry",
+    "FwCfgDevice",
+    "_SharedBytes",
+    "open_dump",
+    "parse",
+    "check_guest_note",
+]
 
 MAX_GUEST_NOTE_SIZE: int
 
@@ -121,13 +135,11 @@ class Dump:
     def details(self, *, pages: bool = False) -> dict[str, Any]: ...
     def close(self) -> None: ...
     def __enter__(self) -> Dump: ...
-    def __exit__(self, *args: object) -> bool: ...
+    def __exit__(self, *args: object) -> None: ...
 
 @final
 class _SharedBytes:
     def __len__(self) -> int: ...
-    def __buffer__(self, flags: int, /) -> memoryview: ...
-    def __release_buffer__(self, buffer: memoryview, /) -> None: ...
 
 def open_dump(path: str, max_note_size: int = ..., elf_tails: str = ...) -> Dump: ...
 def parse(data: str | Buffer) -> VmcoreInfo: ...
