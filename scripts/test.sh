@@ -18,9 +18,19 @@ phase "type checks (mypy.stubtest of the extension stub, mypy --strict of the pa
 $PY -m mypy.stubtest vmcoreinfo._native
 $PY -m mypy --strict python/vmcoreinfo
 
-phase "pytest"
 markers=()
-if [ "${SKIP_REALGUEST:-0}" = 1 ]; then markers=(-m "not realguest"); fi
+if [ "${SKIP_REALGUEST:-0}" = 1 ]; then
+  markers=(-m "not realguest")
+else
+  phase "real-guest stage: boot real Linux guests under QEMU with -device vmcoreinfo and dump them"
+  rg_out=${VMCOREINFO_REALGUEST_DIR:-tests/realguest/out}
+  $PY tests/realguest/generate.py "$rg_out"
+  echo "--- phase timings (seconds) from $rg_out/timings.tsv"
+  column -t -s $'\t' "$rg_out/timings.tsv" 2>/dev/null || cat "$rg_out/timings.tsv"
+  export VMCOREINFO_REALGUEST_DIR=$rg_out
+fi
+
+phase "pytest (the real-guest tests list every dump they checked at the end)"
 # pytest exits 5 when it collects nothing; `set -e` turns that (like any failure) into a failed run.
 $PY -m pytest "${markers[@]}" --benchmark-disable -p no:cacheprovider
 
