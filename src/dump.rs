@@ -1,12 +1,15 @@
 //! One opened dump, whatever its format: detection, notes, the VMCOREINFO note, physical memory.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::bitness;
 use crate::elf::{self, ElfDump, NoteSegment};
 use crate::flattened::{self, Flattened};
 use crate::kdump::{self, KdumpFile};
+use crate::lime::{self, LimeImage};
+use crate::raw::RawImage;
+use crate::scan::{self, ByteOrder, Candidate, ScanReport};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fwcfg::{self, FwCfgEntry};
 use crate::notes::{self, RawNote};
@@ -22,11 +25,15 @@ pub struct OpenOptions {
     /// ELF: report `p_filesz < p_memsz` tails as absent instead of zeros (see
     /// [`ElfDump::set_tails_absent`]).
     pub elf_tails_absent: bool,
+    /// `None`: detect the format from the file's magic (a raw image has none and is never
+    /// detected). `Some(f)`: read the file as `f`; a format whose magic is missing is a `Format`
+    /// error (`Raw` needs none). `Kdump` accepts the flattened variant too.
+    pub format: Option<Format>,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        OpenOptions { max_note_size: fwcfg::MAX_GUEST_NOTE_SIZE, elf_tails_absent: false }
+        OpenOptions { max_note_size: fwcfg::MAX_GUEST_NOTE_SIZE, elf_tails_absent: false, format: None }
     }
 }
 
@@ -36,6 +43,10 @@ pub enum Format {
     Elf,
     Kdump,
     FlattenedKdump,
+    /// LiME (Linux Memory Extractor) ranges; detected by its magic.
+    Lime,
+    /// Physical memory from address 0, byte for byte; only when asked for.
+    Raw,
 }
 
 impl Format {
@@ -44,13 +55,42 @@ impl Format {
             Format::Elf => "elf",
             Format::Kdump => "kdump",
             Format::FlattenedKdump => "flattened-kdump",
+            Format::Lime => "lime",
+            Format::Raw => "raw",
         }
+    }
+
+    /// The format named `name` (as [`Format::name`] spells it).
+    pub fn from_name(name: &str) -> Option<Format> {
+        [Format::Elf, Format::Kdump, Format::FlattenedKdump, Format::Lime, Format::Raw].into_iter().find(|f| f.name() == name)
+    }
+
+    /// Memory images (LiME, raw) carry no notes and no machine: both come from a scan.
+    pub fn is_memory_image(self) -> bool {
+        matches!(self, Format::Lime | Format::Raw)
     }
 }
 
 enum Backend {
     Elf(ElfDump),
     Kdump { file: KdumpFile, flattened: Option<FlattenedInfo> },
+    Lime(LimeImage),
+    Raw(RawImage),
+}
+
+/// What the implicit scan of a memory image (LiME, raw) found: the report, the text it uses
+/// (the first candidate that passes QEMU's rules and whose text is readable), and the machine
+/// and byte order that text implies.
+#[derive(Debug)]
+pub struct ImageScan {
+    pub report: ScanReport,
+    /// Index in `report.candidates` and the text of the candidate used.
+    pub chosen: Option<(usize, TextBlob)>,
+    /// Why no candidate could be used (the first candidate's rule or read error).
+    pub failure: Option<Error>,
+    pub e_machine: u16,
+    pub class64: bool,
+    pub big_endian: bool,
 }
 
 /// What the flattened layer found.
@@ -89,6 +129,9 @@ pub struct TextBlob {
     pub end: usize,
     /// File offset of the first byte of the text, when it comes from the file.
     pub file_offset: Option<u64>,
+    /// Physical address of the note header, when the text was read from guest memory (a scan,
+    /// `read_guest_note`).
+    pub phys_addr: Option<u64>,
 }
 
 impl TextBlob {
@@ -107,11 +150,15 @@ pub struct Dump {
     options: OpenOptions,
     notes: Vec<NoteSegment>,
     backend: Backend,
+    /// Memory images: the scan that stands in for notes, run once on first need.
+    image: OnceLock<Arc<ImageScan>>,
 }
 
 const NO_VMCOREINFO_HELP: &str = "QEMU writes a VMCOREINFO note only when the guest ran with \
 `-device vmcoreinfo` and the guest kernel's `qemu_fw_cfg` driver (CONFIG_FW_CFG_SYSFS) was loaded \
-before the dump, so that it could register its note through fw_cfg `etc/vmcoreinfo`";
+before the dump, so that it could register its note through fw_cfg `etc/vmcoreinfo`. The guest's \
+memory may still hold the note: `scan_vmcoreinfo()` (CLI: `vmcoreinfo scan DUMP`) looks for it \
+page by page";
 
 impl Dump {
     /// Open a dump file: reads the headers and the note segment, nothing else.
@@ -124,7 +171,46 @@ impl Dump {
     /// Open a dump from any byte source; `name` is used in errors.
     pub fn from_source(src: Arc<dyn ReadAt>, name: Arc<str>, options: OpenOptions) -> Result<Dump> {
         let head = src.read_prefix(0, elf::HEAD_READ)?;
-        if elf::is_elf(&head) {
+        let detected = if elf::is_elf(&head) {
+            Some(Format::Elf)
+        } else if flattened::is_flattened(&head) {
+            Some(Format::FlattenedKdump)
+        } else if kdump::is_kdump(&head) {
+            Some(Format::Kdump)
+        } else if lime::is_lime(&head) {
+            Some(Format::Lime)
+        } else {
+            None
+        };
+        let format = match (options.format, detected) {
+            (None, Some(f)) => f,
+            (None, None) => {
+                return Err(Error::format(
+                    0,
+                    "not a dump this library detects: no ELF, KDUMP, makedumpfile or LiME signature at offset 0 \
+                     (a raw physical memory image has none: open it with format=\"raw\")",
+                ))
+            }
+            (Some(Format::Raw), _) => Format::Raw,
+            (Some(Format::Kdump | Format::FlattenedKdump), Some(f @ (Format::Kdump | Format::FlattenedKdump))) => f,
+            (Some(want), Some(f)) if want == f => f,
+            (Some(want), got) => {
+                return Err(Error::format(
+                    0,
+                    format!(
+                        "format {:?} was asked for, but the file does not start with its signature ({})",
+                        want.name(),
+                        got.map_or_else(|| "no known signature at offset 0".to_owned(), |g| format!("it looks like {}", g.name()))
+                    ),
+                ))
+            }
+        };
+        match format {
+            Format::Lime => return Ok(Self::memory_image(name, options, Format::Lime, Backend::Lime(LimeImage::open(src)?))),
+            Format::Raw => return Ok(Self::memory_image(name, options, Format::Raw, Backend::Raw(RawImage::new(src)))),
+            _ => {}
+        }
+        if format == Format::Elf {
             let mut e = ElfDump::parse(src, &head)?;
             e.set_tails_absent(options.elf_tails_absent);
             let class_field = Some(elf_machine_offset());
@@ -139,17 +225,30 @@ impl Dump {
                 options,
                 notes: e.notes.clone(),
                 backend: Backend::Elf(e),
+                image: OnceLock::new(),
             });
         }
-        if flattened::is_flattened(&head) {
+        if format == Format::FlattenedKdump {
             let f = Flattened::open(src)?;
             let info = FlattenedInfo { records: f.record_count(), logical_len: f.logical_len(), has_end_marker: f.has_end_marker() };
             return Self::open_kdump(Arc::new(f), name, options, Some(info));
         }
-        if kdump::is_kdump(&head) {
-            return Self::open_kdump(src, name, options, None);
+        Self::open_kdump(src, name, options, None)
+    }
+
+    /// LiME and raw: no notes; machine and byte order come from the scan when first needed.
+    fn memory_image(name: Arc<str>, options: OpenOptions, format: Format, backend: Backend) -> Dump {
+        Dump {
+            path: name,
+            format,
+            class64: true,
+            big_endian: false,
+            e_machine: 0,
+            options,
+            notes: Vec::new(),
+            backend,
+            image: OnceLock::new(),
         }
-        Err(Error::format(0, "not a dump this library reads: no ELF, KDUMP or makedumpfile signature at offset 0"))
     }
 
     fn open_kdump(src: Arc<dyn ReadAt>, name: Arc<str>, options: OpenOptions, flattened: Option<FlattenedInfo>) -> Result<Dump> {
@@ -172,6 +271,7 @@ impl Dump {
             options,
             notes,
             backend: Backend::Kdump { file, flattened },
+            image: OnceLock::new(),
         };
         let (e_machine, class64) = d.kdump_machine();
         d.e_machine = e_machine;
@@ -186,31 +286,7 @@ impl Dump {
         if let Some(m) = machine_from_uname(file.machine()) {
             return m;
         }
-        if let Ok(blob) = self.vmcoreinfo() {
-            let idx = text::Index::build(blob.bytes());
-            let v = idx.view(blob.bytes());
-            let has = |k: &str| v.contains(k);
-            if has("NUMBER(kimage_voffset)") || has("NUMBER(VA_BITS)") && has("NUMBER(PHYS_OFFSET)") {
-                return (bitness::EM_AARCH64, true);
-            }
-            if has("SYMBOL(init_top_pgt)") || has("NUMBER(phys_base)") {
-                return (bitness::EM_X86_64, true);
-            }
-            if has("CONFIG_X86_PAE") {
-                return (bitness::EM_386, false);
-            }
-            if has("NUMBER(phys_ram_base)") {
-                return (bitness::EM_RISCV, true);
-            }
-            if let Some(rel) = v.osrelease() {
-                for (suffix, m) in [("-arm64", (bitness::EM_AARCH64, true)), ("-amd64", (bitness::EM_X86_64, true)), ("-s390x", (bitness::EM_S390, true))] {
-                    if rel.ends_with(suffix) {
-                        return m;
-                    }
-                }
-            }
-        }
-        (0, true)
+        self.vmcoreinfo().ok().and_then(|blob| machine_from_vmcoreinfo(blob.bytes())).unwrap_or((0, true))
     }
 
     /// phys_base from the VMCOREINFO text and from the kdump header, side by side.
@@ -240,7 +316,7 @@ impl Dump {
     pub fn kdump(&self) -> Option<&KdumpFile> {
         match &self.backend {
             Backend::Kdump { file, .. } => Some(file),
-            Backend::Elf(_) => None,
+            _ => None,
         }
     }
 
@@ -248,7 +324,7 @@ impl Dump {
     pub fn flattened(&self) -> Option<FlattenedInfo> {
         match &self.backend {
             Backend::Kdump { flattened, .. } => *flattened,
-            Backend::Elf(_) => None,
+            _ => None,
         }
     }
 
@@ -256,7 +332,15 @@ impl Dump {
     pub fn elf(&self) -> Option<&ElfDump> {
         match &self.backend {
             Backend::Elf(e) => Some(e),
-            Backend::Kdump { .. } => None,
+            _ => None,
+        }
+    }
+
+    /// The LiME index behind this dump, for LiME files.
+    pub fn lime(&self) -> Option<&LimeImage> {
+        match &self.backend {
+            Backend::Lime(l) => Some(l),
+            _ => None,
         }
     }
 
@@ -266,17 +350,37 @@ impl Dump {
     pub fn format(&self) -> Format {
         self.format
     }
+    /// ELF class (64-bit). For memory images, from the scanned text (runs the scan once).
     pub fn class64(&self) -> bool {
-        self.class64
+        self.identity().1
     }
+    /// Byte order. For memory images, the byte order of the note the scan found.
     pub fn big_endian(&self) -> bool {
-        self.big_endian
+        self.identity().2
     }
+    /// ELF `e_machine` (0 when unknown). For memory images, from the scanned text.
     pub fn e_machine(&self) -> u16 {
-        self.e_machine
+        self.identity().0
     }
     pub fn machine(&self) -> &'static str {
-        bitness::machine_name(self.e_machine, self.class64)
+        let (m, c64, _) = self.identity();
+        bitness::machine_name(m, c64)
+    }
+
+    /// Like [`Dump::machine`], but `None` for a memory image whose scan has not run yet (never
+    /// starts a scan; for `repr` and logs).
+    pub fn machine_if_known(&self) -> Option<&'static str> {
+        (!self.format.is_memory_image() || self.image.get().is_some()).then(|| self.machine())
+    }
+
+    fn identity(&self) -> (u16, bool, bool) {
+        if !self.format.is_memory_image() {
+            return (self.e_machine, self.class64, self.big_endian);
+        }
+        match self.image_scan() {
+            Ok(s) => (s.e_machine, s.class64, s.big_endian),
+            Err(_) => (self.e_machine, self.class64, self.big_endian),
+        }
     }
     pub fn options(&self) -> OpenOptions {
         self.options
@@ -295,7 +399,27 @@ impl Dump {
 
     /// The VMCOREINFO text. For ELF: the desc of the last note named exactly "VMCOREINFO"
     /// (QEMU appends the guest's note last), checked against QEMU's intake limits.
+    /// For LiME and raw images: the text of the first valid candidate of the scan (which runs once,
+    /// on first need; see [`Dump::image_scan`]).
     pub fn vmcoreinfo(&self) -> Result<TextBlob> {
+        if self.format.is_memory_image() {
+            let s = self.image_scan()?;
+            return match (&s.chosen, &s.failure) {
+                (Some((_, blob)), _) => Ok(blob.clone()),
+                (None, Some(e)) => Err(e.clone()),
+                (None, None) => Err(Error::new(
+                    ErrorKind::NoVmcoreinfo,
+                    None,
+                    format!(
+                        "a {} image holds no notes, and a scan of its {} bytes of physical memory found no VMCOREINFO note \
+                         (a page-aligned note header with namesz 11, type 0, name VMCOREINFO, text starting OSRELEASE=){}",
+                        self.format.name(),
+                        s.report.total,
+                        if s.report.unreadable_pages > 0 { format!("; {} pages could not be read", s.report.unreadable_pages) } else { String::new() }
+                    ),
+                )),
+            };
+        }
         if let Backend::Kdump { file, .. } = &self.backend {
             if let Some((off, size)) = file.vmcoreinfo_location() {
                 return self.kdump_vmcoreinfo(file, off, size);
@@ -325,6 +449,7 @@ impl Dump {
             start: n.desc_offset,
             end: n.desc_offset + n.desc.len(),
             file_offset: Some(seg.file_offset + n.desc_offset as u64),
+            phys_addr: None,
         })
     }
 
@@ -343,12 +468,12 @@ impl Dump {
             let seg_end = seg.file_offset + seg.data.len() as u64;
             if off >= seg.file_offset && off + size <= seg_end {
                 let start = (off - seg.file_offset) as usize;
-                let blob = TextBlob { data: seg.data.clone(), start, end: start + size as usize, file_offset: Some(off) };
+                let blob = TextBlob { data: seg.data.clone(), start, end: start + size as usize, file_offset: Some(off), phys_addr: None };
                 return self.check_text(blob);
             }
         }
         let data = file.source().read_vec(off, size, "kdump VMCOREINFO")?;
-        self.check_text(TextBlob { data: Arc::from(data), start: 0, end: size as usize, file_offset: Some(off) })
+        self.check_text(TextBlob { data: Arc::from(data), start: 0, end: size as usize, file_offset: Some(off), phys_addr: None })
     }
 
     fn check_text(&self, blob: TextBlob) -> Result<TextBlob> {
@@ -383,13 +508,16 @@ impl Dump {
         let mut buf = vec![0u8; sizes.padded_size as usize];
         self.read_phys(entry.paddr, &mut buf)?;
         let range = sizes.desc_range();
-        Ok(TextBlob { data: Arc::from(buf), start: range.start, end: range.end, file_offset: None })
+        let file_offset = self.phys_file_offset(entry.paddr + range.start as u64, (range.end - range.start) as u64);
+        Ok(TextBlob { data: Arc::from(buf), start: range.start, end: range.end, file_offset, phys_addr: Some(entry.paddr) })
     }
 
     pub fn read_phys(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
         match &self.backend {
             Backend::Elf(e) => e.read_phys(addr, buf),
             Backend::Kdump { file, .. } => file.read_phys(addr, buf),
+            Backend::Lime(l) => l.read_phys(addr, buf),
+            Backend::Raw(r) => r.read_phys(addr, buf),
         }
     }
 
@@ -397,8 +525,133 @@ impl Dump {
         match &self.backend {
             Backend::Elf(e) => e.ranges(),
             Backend::Kdump { file, .. } => file.ranges(),
+            Backend::Lime(l) => l.ranges(),
+            Backend::Raw(r) => r.ranges(),
         }
     }
+
+    /// File offset of physical `[addr, addr + len)` when the file stores it uncompressed in one
+    /// piece (raw, LiME, one ELF PT_LOAD's file bytes); `None` otherwise (kdump pages).
+    pub fn phys_file_offset(&self, addr: u64, len: u64) -> Option<u64> {
+        match &self.backend {
+            Backend::Raw(r) => r.file_offset(addr, len),
+            Backend::Lime(l) => l.file_offset(addr, len),
+            Backend::Elf(e) => {
+                let end = addr.checked_add(len)?;
+                // The first PT_LOAD that maps the address wins, as in the physical map.
+                let l = e.loads.iter().find(|l| l.paddr <= addr && addr - l.paddr < l.memsz)?;
+                (end - l.paddr <= l.filesz).then(|| l.offset + (addr - l.paddr))
+            }
+            Backend::Kdump { .. } => None,
+        }
+    }
+
+    /// Scan the dump's physical memory for VMCOREINFO notes at page starts (see [`crate::scan`]),
+    /// in the dump's byte order (either order for memory images), with QEMU's intake rules and
+    /// this dump's `max_note_size`. `progress(done, total)` after each chunk; `false` cancels.
+    /// For memory images a complete scan also becomes the one [`Dump::vmcoreinfo`] uses.
+    pub fn scan_vmcoreinfo(&self, progress: &mut dyn FnMut(u64, u64) -> bool) -> Result<ScanReport> {
+        let order = if self.format.is_memory_image() { ByteOrder::Any } else { ByteOrder::from_big_endian(self.big_endian) };
+        let report = scan::scan(self, order, u64::from(self.options.max_note_size), progress)?;
+        if self.format.is_memory_image() && !report.cancelled && self.image.get().is_none() {
+            let _ = self.image.set(Arc::new(self.image_scan_from(report.clone())));
+        }
+        Ok(report)
+    }
+
+    /// The text of one scan candidate (its rules already checked by the scan).
+    pub fn read_candidate(&self, c: &Candidate) -> Result<TextBlob> {
+        if let Some(e) = &c.rejected {
+            return Err(e.clone());
+        }
+        // descsz <= 1 MiB (the scan's header filter): a bounded allocation.
+        let mut data = vec![0u8; c.descsz as usize];
+        self.read_phys(c.desc_addr(), &mut data)?;
+        Ok(TextBlob {
+            data: Arc::from(data),
+            start: 0,
+            end: c.descsz as usize,
+            file_offset: self.phys_file_offset(c.desc_addr(), u64::from(c.descsz)),
+            phys_addr: Some(c.paddr),
+        })
+    }
+
+    /// The scan that stands in for notes in memory images (LiME, raw): run on first need without
+    /// progress, then cached (a scan that fails with an OS error is not cached, so the next call
+    /// retries). Other formats may call it too; it then scans in the dump's byte order.
+    pub fn image_scan(&self) -> Result<Arc<ImageScan>> {
+        if let Some(s) = self.image.get() {
+            return Ok(s.clone());
+        }
+        let order = if self.format.is_memory_image() { ByteOrder::Any } else { ByteOrder::from_big_endian(self.big_endian) };
+        let report = scan::scan(self, order, u64::from(self.options.max_note_size), &mut |_, _| true)?;
+        let s = Arc::new(self.image_scan_from(report));
+        Ok(self.image.get_or_init(|| s).clone())
+    }
+
+    /// The cached scan, if one has completed (never starts one).
+    pub fn image_scan_if_done(&self) -> Option<Arc<ImageScan>> {
+        self.image.get().cloned()
+    }
+
+    fn image_scan_from(&self, report: ScanReport) -> ImageScan {
+        let mut chosen = None;
+        let mut failure = None;
+        for (i, c) in report.candidates.iter().enumerate() {
+            match self.read_candidate(c) {
+                Ok(blob) => {
+                    chosen = Some((i, blob));
+                    break;
+                }
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        let (mut e_machine, mut class64, mut big_endian) = (0, true, false);
+        if let Some((i, blob)) = &chosen {
+            big_endian = report.candidates[*i].big_endian;
+            if let Some((m, c)) = machine_from_vmcoreinfo(blob.bytes()) {
+                (e_machine, class64) = (m, c);
+            }
+        }
+        ImageScan { report, chosen, failure, e_machine, class64, big_endian }
+    }
+}
+
+impl PhysMemory for Dump {
+    fn read_phys(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
+        Dump::read_phys(self, addr, buf)
+    }
+    fn ranges(&self) -> Vec<PhysRange> {
+        self.memory_ranges()
+    }
+}
+
+/// The machine a VMCOREINFO text implies, from the keys only one architecture writes (and, last,
+/// a Debian-style `OSRELEASE` suffix): `(e_machine, 64-bit)`. Used for kdump headers that name
+/// no machine (QEMU writes "Unknown" on arm) and for memory images, which name none at all.
+pub fn machine_from_vmcoreinfo(text_bytes: &[u8]) -> Option<(u16, bool)> {
+    let idx = text::Index::build(text_bytes);
+    let v = idx.view(text_bytes);
+    let has = |k: &str| v.contains(k);
+    if has("NUMBER(kimage_voffset)") || has("NUMBER(VA_BITS)") && has("NUMBER(PHYS_OFFSET)") {
+        return Some((bitness::EM_AARCH64, true));
+    }
+    if has("SYMBOL(init_top_pgt)") || has("NUMBER(phys_base)") {
+        return Some((bitness::EM_X86_64, true));
+    }
+    if has("CONFIG_X86_PAE") {
+        return Some((bitness::EM_386, false));
+    }
+    if has("NUMBER(phys_ram_base)") {
+        return Some((bitness::EM_RISCV, true));
+    }
+    let rel = v.osrelease()?;
+    [("-arm64", (bitness::EM_AARCH64, true)), ("-amd64", (bitness::EM_X86_64, true)), ("-s390x", (bitness::EM_S390, true))]
+        .into_iter()
+        .find(|(suffix, _)| rel.ends_with(suffix))
+        .map(|(_, m)| m)
 }
 
 fn elf_machine_offset() -> u64 {

@@ -13,6 +13,9 @@ pub mod fwcfg;
 pub mod bitness;
 pub mod kdump;
 pub mod flattened;
+pub mod lime;
+pub mod raw;
+pub mod scan;
 pub mod dump;
 
 #[cfg(feature = "python")]

@@ -269,5 +269,5 @@ pub fn parse(data: &Bound<'_, PyAny>) -> PyResult<VmcoreInfo> {
         return Err(PyTypeError::new_err("parse() takes bytes, bytearray, memoryview or str"));
     };
     let end = bytes.len();
-    Ok(VmcoreInfo::new(TextBlob { data: bytes, start: 0, end, file_offset: None }, None))
+    Ok(VmcoreInfo::new(TextBlob { data: bytes, start: 0, end, file_offset: None, phys_addr: None }, None))
 }

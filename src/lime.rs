@@ -1,0 +1,295 @@
+//! LiME images (Linux Memory Extractor, 504ensicsLabs; also written by AVML without compression).
+//!
+//! The file is a sequence of ranges, each a 32-byte little-endian header followed by the
+//! range's bytes:
+//!
+//! | offset | field | value |
+//! |---|---|---|
+//! | 0 | `magic` u32 | `0x4C694D45` ("EMiL" on disk) |
+//! | 4 | `version` u32 | 1 |
+//! | 8 | `s_addr` u64 | first physical address |
+//! | 16 | `e_addr` u64 | last physical address, INCLUSIVE |
+//! | 24 | `reserved` [u8; 8] | ignored |
+//! | 32 | data | `e_addr - s_addr + 1` bytes |
+//!
+//! At open we read every header (one 32-byte `pread` per range, at most [`MAX_RANGES`]), never
+//! the data. Rules, each violation an error carrying the file offset of the offending header:
+//! bad magic → `Format` (AVML's compressed variant, magic `AVML`, → `Unsupported`); version other
+//! than 1 → `Unsupported`; `e_addr < s_addr` → `Format`; `e_addr = 2^64 - 1` (the exclusive end
+//! wraps) → `Format`; data running past the end of the file → `Truncated`; a header cut short →
+//! `Truncated`; more than [`MAX_RANGES`] ranges → `Limit`. Ranges may come in any order (LiME
+//! writes them ascending) but must not overlap: an overlap is a `Format` error at the header of
+//! the later range in file order, since there is no right answer for which copy to believe.
+//! Memory between ranges is absent.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::phys::{normalize, PhysMemory, PhysRange};
+use crate::source::ReadAt;
+
+/// `magic` of a LiME range header (little-endian u32; the bytes "EMiL").
+pub const LIME_MAGIC: u32 = 0x4C69_4D45;
+/// `magic` of AVML's compressed variant (version 2, snappy-compressed ranges).
+pub const AVML_MAGIC: u32 = 0x4C4D_5641;
+/// Size of a range header.
+pub const HEADER_SIZE: u64 = 32;
+/// Most ranges we index (real images hold one per "System RAM" region, a few dozen at most).
+pub const MAX_RANGES: usize = 1 << 16;
+
+/// True when `head` starts with a LiME (or AVML) range header magic.
+pub fn is_lime(head: &[u8]) -> bool {
+    head.get(..4).is_some_and(|m| {
+        let m = u32::from_le_bytes([m[0], m[1], m[2], m[3]]);
+        m == LIME_MAGIC || m == AVML_MAGIC
+    })
+}
+
+/// One indexed range: physical `[start, end)` whose bytes start at `data_offset` in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimeRange {
+    pub start: u64,
+    pub end: u64,
+    pub data_offset: u64,
+    /// File offset of the range's header.
+    pub header_offset: u64,
+}
+
+/// An opened LiME image: the index of its ranges, sorted by address.
+pub struct LimeImage {
+    src: Arc<dyn ReadAt>,
+    ranges: Vec<LimeRange>,
+}
+
+impl std::fmt::Debug for LimeImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LimeImage").field("ranges", &self.ranges.len()).finish()
+    }
+}
+
+fn u32_at(b: &[u8; HEADER_SIZE as usize], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn u64_at(b: &[u8; HEADER_SIZE as usize], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+impl LimeImage {
+    /// Index the range headers of a LiME file.
+    pub fn open(src: Arc<dyn ReadAt>) -> Result<LimeImage> {
+        let file_len = src.len();
+        if file_len == 0 {
+            return Err(Error::truncated(0, "empty file: a LiME image starts with a 32-byte range header"));
+        }
+        let mut ranges: Vec<LimeRange> = Vec::new();
+        let mut off = 0u64;
+        while off < file_len {
+            if ranges.len() >= MAX_RANGES {
+                return Err(Error::limit(off, format!("LiME image has more than {MAX_RANGES} ranges")));
+            }
+            if file_len - off < HEADER_SIZE {
+                return Err(Error::truncated(
+                    off,
+                    format!("LiME range header at {off:#x} is cut short: {} of {HEADER_SIZE} bytes before the end of the file", file_len - off),
+                ));
+            }
+            let mut h = [0u8; HEADER_SIZE as usize];
+            src.read_exact_at(&mut h, off)?;
+            let (magic, version, s_addr, e_addr) = (u32_at(&h, 0), u32_at(&h, 4), u64_at(&h, 8), u64_at(&h, 16));
+            if magic == AVML_MAGIC {
+                return Err(Error::unsupported(Some(off), "AVML compressed range (magic \"AVML\"): only uncompressed LiME is supported"));
+            }
+            if magic != LIME_MAGIC {
+                return Err(Error::format(off, format!("LiME range header at {off:#x}: bad magic {magic:#010x} (expected {LIME_MAGIC:#010x})")));
+            }
+            if version != 1 {
+                return Err(Error::unsupported(Some(off + 4), format!("LiME range header at {off:#x}: version {version} (only 1 is defined)")));
+            }
+            if e_addr < s_addr {
+                return Err(Error::format(
+                    off + 16,
+                    format!("LiME range header at {off:#x}: end {e_addr:#x} is below start {s_addr:#x}"),
+                ));
+            }
+            let Some(end) = e_addr.checked_add(1) else {
+                return Err(Error::format(off + 16, format!("LiME range header at {off:#x}: inclusive end {e_addr:#x} wraps past 2^64")));
+            };
+            let size = end - s_addr;
+            let data_offset = off + HEADER_SIZE;
+            let data_end = data_offset.checked_add(size).filter(|&e| e <= file_len).ok_or_else(|| {
+                Error::truncated(
+                    off,
+                    format!(
+                        "LiME range header at {off:#x}: {size} bytes of data for {s_addr:#x}..={e_addr:#x} run past the end of the file ({file_len} bytes)"
+                    ),
+                )
+            })?;
+            ranges.push(LimeRange { start: s_addr, end, data_offset, header_offset: off });
+            off = data_end;
+        }
+        ranges.sort_unstable_by_key(|r| r.start);
+        for w in ranges.windows(2) {
+            if w[1].start < w[0].end {
+                let later = if w[0].header_offset > w[1].header_offset { w[0] } else { w[1] };
+                let earlier = if later == w[0] { w[1] } else { w[0] };
+                return Err(Error::format(
+                    later.header_offset,
+                    format!(
+                        "LiME range {:#x}..{:#x} (header at {:#x}) overlaps range {:#x}..{:#x} (header at {:#x})",
+                        later.start, later.end, later.header_offset, earlier.start, earlier.end, earlier.header_offset
+                    ),
+                ));
+            }
+        }
+        Ok(LimeImage { src, ranges })
+    }
+
+    /// The indexed ranges, sorted by physical address.
+    pub fn lime_ranges(&self) -> &[LimeRange] {
+        &self.ranges
+    }
+
+    fn find(&self, addr: u64) -> Option<&LimeRange> {
+        let i = self.ranges.partition_point(|r| r.end <= addr);
+        self.ranges.get(i).filter(|r| r.start <= addr)
+    }
+
+    /// File offset of physical `[addr, addr + len)` when one range holds all of it.
+    pub fn file_offset(&self, addr: u64, len: u64) -> Option<u64> {
+        let r = self.find(addr)?;
+        (addr.checked_add(len)? <= r.end).then(|| r.data_offset + (addr - r.start))
+    }
+}
+
+impl PhysMemory for LimeImage {
+    fn read_phys(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
+        let mut done = 0usize;
+        while done < buf.len() {
+            let a = addr.checked_add(done as u64).ok_or_else(|| Error::absent(addr, "address range wraps past 2^64"))?;
+            let r = self.find(a).ok_or_else(|| Error::absent(a, "no LiME range holds this address"))?;
+            let n = (r.end - a).min((buf.len() - done) as u64) as usize;
+            self.src.read_exact_at(&mut buf[done..done + n], r.data_offset + (a - r.start))?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    fn ranges(&self) -> Vec<PhysRange> {
+        normalize(self.ranges.iter().map(|r| PhysRange { start: r.start, end: r.end }).collect())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    /// A LiME header for `[s, e]` (inclusive).
+    pub fn header(magic: u32, version: u32, s: u64, e: u64) -> Vec<u8> {
+        let mut v = Vec::with_capacity(32);
+        v.extend_from_slice(&magic.to_le_bytes());
+        v.extend_from_slice(&version.to_le_bytes());
+        v.extend_from_slice(&s.to_le_bytes());
+        v.extend_from_slice(&e.to_le_bytes());
+        v.extend_from_slice(&[0u8; 8]);
+        v
+    }
+
+    /// A LiME image of `(start, data)` ranges in the given order.
+    pub fn build(ranges: &[(u64, &[u8])]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for (s, d) in ranges {
+            v.extend(header(LIME_MAGIC, 1, *s, s + d.len() as u64 - 1));
+            v.extend_from_slice(d);
+        }
+        v
+    }
+
+    fn open(v: Vec<u8>) -> Result<LimeImage> {
+        LimeImage::open(Arc::new(v))
+    }
+
+    #[test]
+    fn reads_ranges_and_reports_gaps_absent() {
+        let a = [1u8; 16];
+        let b = [2u8; 8];
+        let img = open(build(&[(0x1000, &a), (0x2000, &b)])).unwrap();
+        assert_eq!(img.ranges(), vec![PhysRange { start: 0x1000, end: 0x1010 }, PhysRange { start: 0x2000, end: 0x2008 }]);
+        let mut buf = [0u8; 4];
+        img.read_phys(0x100c, &mut buf).unwrap();
+        assert_eq!(buf, [1; 4]);
+        img.read_phys(0x2004, &mut buf).unwrap();
+        assert_eq!(buf, [2; 4]);
+        let e = img.read_phys(0x100e, &mut buf).unwrap_err();
+        assert_eq!((e.kind, e.offset), (ErrorKind::Absent, Some(0x1010)));
+        assert_eq!(img.read_phys(0x0, &mut buf).unwrap_err().offset, Some(0));
+        assert_eq!(img.file_offset(0x2000, 8), Some(32 + 16 + 32));
+        assert_eq!(img.file_offset(0x2000, 9), None);
+    }
+
+    #[test]
+    fn adjacent_ranges_read_across_and_merge() {
+        let img = open(build(&[(0x10, &[7u8; 16]), (0x0, &[6u8; 16])])).unwrap();
+        assert_eq!(img.ranges(), vec![PhysRange { start: 0, end: 0x20 }]);
+        let mut buf = [0u8; 4];
+        img.read_phys(0xe, &mut buf).unwrap();
+        assert_eq!(buf, [6, 6, 7, 7]);
+    }
+
+    #[test]
+    fn hostile_headers_are_typed_errors_at_the_header() {
+        let good = build(&[(0, &[0u8; 16])]);
+        let with = |h: Vec<u8>, data: usize| {
+            let mut v = good.clone();
+            v.extend(h);
+            v.extend(vec![0u8; data]);
+            open(v).unwrap_err()
+        };
+        let e = with(header(0xdeadbeef, 1, 0x100, 0x10f), 16);
+        assert_eq!((e.kind, e.offset), (ErrorKind::Format, Some(48)));
+        let e = with(header(LIME_MAGIC, 2, 0x100, 0x10f), 16);
+        assert_eq!((e.kind, e.offset), (ErrorKind::Unsupported, Some(52)));
+        let e = with(header(LIME_MAGIC, 1, 0x200, 0x1ff), 0);
+        assert_eq!((e.kind, e.offset), (ErrorKind::Format, Some(64)));
+        let e = with(header(LIME_MAGIC, 1, 0, u64::MAX), 0);
+        assert_eq!((e.kind, e.offset), (ErrorKind::Format, Some(64)));
+        let e = with(header(LIME_MAGIC, 1, 0x100, 0x100 + (1 << 40)), 16);
+        assert_eq!((e.kind, e.offset), (ErrorKind::Truncated, Some(48)));
+        let mut top = good.clone();
+        top.extend(header(LIME_MAGIC, 1, u64::MAX - 1, u64::MAX - 1));
+        top.push(9);
+        let img = open(top).unwrap();
+        let mut b = [0u8; 1];
+        img.read_phys(u64::MAX - 1, &mut b).unwrap();
+        assert_eq!(b, [9], "the last byte below 2^64 - 1 is addressable");
+        let e = with(vec![0x45, 0x4d, 0x69], 0);
+        assert_eq!((e.kind, e.offset), (ErrorKind::Truncated, Some(48)));
+        let e = with(header(AVML_MAGIC, 2, 0x100, 0x10f), 16);
+        assert_eq!((e.kind, e.offset), (ErrorKind::Unsupported, Some(48)));
+        let e = with(header(LIME_MAGIC, 1, 0x8, 0x17), 16);
+        assert_eq!((e.kind, e.offset), (ErrorKind::Format, Some(48)), "overlap names the later header");
+        assert_eq!(open(Vec::new()).unwrap_err().kind, ErrorKind::Truncated);
+    }
+
+    #[test]
+    fn range_count_is_capped() {
+        let mut v = Vec::new();
+        for i in 0..=MAX_RANGES as u64 {
+            v.extend(header(LIME_MAGIC, 1, i * 2, i * 2));
+            v.push(0);
+        }
+        let e = open(v).unwrap_err();
+        assert_eq!((e.kind, e.offset), (ErrorKind::Limit, Some(MAX_RANGES as u64 * 33)));
+    }
+
+    #[test]
+    fn detects_magic() {
+        assert!(is_lime(b"EMiL\x01\0\0\0"));
+        assert!(is_lime(b"AVML"));
+        assert!(!is_lime(b"\x7fELF"));
+        assert!(!is_lime(b"EMi"));
+    }
+}

@@ -1,0 +1,108 @@
+//! Raw physical images: the file is guest-physical memory from address 0, byte for byte
+//! (`dd` of `/dev/mem`, `virsh dump --memory-only`'s raw siblings, a hypervisor's RAM file).
+//!
+//! There is no header and no magic, so a raw image is never detected: the caller asks for it
+//! (`OpenOptions::format = Some(Format::Raw)`). Address `a` is file offset `a`; addresses at or
+//! past the end of the file are absent. A sparse file's holes are zeros, as the file reads.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::phys::{PhysMemory, PhysRange};
+use crate::source::ReadAt;
+
+/// A raw physical image over a byte source.
+pub struct RawImage {
+    src: Arc<dyn ReadAt>,
+}
+
+impl std::fmt::Debug for RawImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawImage").field("len", &self.src.len()).finish()
+    }
+}
+
+impl RawImage {
+    pub fn new(src: Arc<dyn ReadAt>) -> RawImage {
+        RawImage { src }
+    }
+
+    /// Bytes of physical memory held (the file length at open).
+    pub fn len(&self) -> u64 {
+        self.src.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.src.len() == 0
+    }
+
+    /// File offset of physical address `addr` when `[addr, addr + len)` is held.
+    pub fn file_offset(&self, addr: u64, len: u64) -> Option<u64> {
+        (addr.checked_add(len)? <= self.src.len()).then_some(addr)
+    }
+}
+
+impl PhysMemory for RawImage {
+    fn read_phys(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
+        let len = self.src.len();
+        if addr >= len && !buf.is_empty() {
+            return Err(Error::absent(addr, format!("the raw image ends at physical {len:#x}")));
+        }
+        let end = addr.checked_add(buf.len() as u64);
+        if end.is_none_or(|e| e > len) {
+            return Err(Error::absent(len, format!("the raw image ends at physical {len:#x}")));
+        }
+        self.src.read_exact_at(buf, addr)
+    }
+
+    fn ranges(&self) -> Vec<PhysRange> {
+        let len = self.src.len();
+        if len == 0 {
+            Vec::new()
+        } else {
+            vec![PhysRange { start: 0, end: len }]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    fn img(n: usize) -> RawImage {
+        RawImage::new(Arc::new((0..n).map(|i| i as u8).collect::<Vec<u8>>()))
+    }
+
+    #[test]
+    fn reads_are_identity_mapped() {
+        let r = img(100);
+        let mut b = [0u8; 4];
+        r.read_phys(10, &mut b).unwrap();
+        assert_eq!(b, [10, 11, 12, 13]);
+        assert_eq!(r.ranges(), vec![PhysRange { start: 0, end: 100 }]);
+        assert_eq!(r.file_offset(96, 4), Some(96));
+        assert_eq!(r.file_offset(97, 4), None);
+        r.read_phys(100, &mut []).unwrap();
+    }
+
+    #[test]
+    fn past_the_end_is_absent_at_the_first_missing_address() {
+        let r = img(100);
+        let mut b = [0u8; 8];
+        let e = r.read_phys(96, &mut b).unwrap_err();
+        assert_eq!((e.kind, e.offset), (ErrorKind::Absent, Some(100)));
+        let e = r.read_phys(200, &mut b).unwrap_err();
+        assert_eq!((e.kind, e.offset), (ErrorKind::Absent, Some(200)));
+        let e = img(0).read_phys(u64::MAX - 2, &mut b).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Absent);
+        assert!(img(0).ranges().is_empty());
+    }
+
+    #[test]
+    fn wrapping_reads_are_absent_not_panics() {
+        let r = RawImage::new(Arc::new(vec![0u8; 16]));
+        let mut b = [0u8; 8];
+        assert_eq!(r.read_phys(u64::MAX - 3, &mut b).unwrap_err().kind, ErrorKind::Absent);
+    }
+}
