@@ -77,6 +77,14 @@ impl ReadAt for FileSource {
     }
 
     fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> Result<()> {
+        // pread's offset is an off_t: no file has bytes at or past 2^63, and the kernel answers
+        // EINVAL there. A lying header that points so far is a truncated file, not an OS error.
+        if offset.checked_add(buf.len() as u64).is_none_or(|end| end > i64::MAX as u64) {
+            return Err(Error::truncated(
+                offset,
+                format!("{} bytes at {offset:#x} lie past the largest possible file offset", buf.len()),
+            ));
+        }
         while !buf.is_empty() {
             match self.file.read_at(buf, offset) {
                 Ok(0) => {
@@ -156,6 +164,19 @@ mod tests {
         let data = vec![0u8; 16];
         assert_eq!(data.read_vec(8, u64::MAX, "x").unwrap_err().kind, ErrorKind::Format);
         assert_eq!(data.read_vec(8, 1 << 40, "x").unwrap_err().kind, ErrorKind::Truncated);
+    }
+
+    #[test]
+    fn reads_past_the_largest_file_offset_are_truncated_not_einval() {
+        let path = std::env::temp_dir().join(format!("vmci-src-far-{}", std::process::id()));
+        std::fs::write(&path, [0u8; 16]).unwrap();
+        let src = FileSource::open(&path).unwrap();
+        let mut b = [0u8; 8];
+        for off in [1u64 << 63, u64::MAX - 3, (1u64 << 63) - 4] {
+            let e = src.read_exact_at(&mut b, off).unwrap_err();
+            assert_eq!((e.kind, e.offset), (ErrorKind::Truncated, Some(off)), "{e}");
+        }
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]
