@@ -292,7 +292,7 @@ impl Dump {
     /// phys_base from the VMCOREINFO text and from the kdump header, side by side.
     pub fn phys_base_sources(&self) -> Result<PhysBaseSources> {
         let header = self.kdump().and_then(KdumpFile::phys_base_header);
-        let text_key = match self.e_machine {
+        let text_key = match self.e_machine() {
             bitness::EM_AARCH64 => Some("NUMBER(PHYS_OFFSET)"),
             bitness::EM_X86_64 => Some("NUMBER(phys_base)"),
             _ => None,
@@ -492,17 +492,19 @@ impl Dump {
     /// bytes from `paddr`; we read the 12-byte header, apply every rule (they need only the
     /// entry and the header), then read just the padded note, so a dump that left out the unused
     /// rest of the guest's buffer (a zero page excluded by makedumpfile) still yields the note.
+    ///
+    /// For LiME and raw images the byte order is that of the note the scan found.
     pub fn read_guest_note(&self, entry: &FwCfgEntry) -> Result<TextBlob> {
         let limit = self.options.max_note_size;
         // The size and format rules need no memory; with no bytes, a note that passes them fails
         // as Truncated, which we then satisfy by reading the header.
-        match fwcfg::check_guest_note(entry.size, entry.guest_format, &[], self.big_endian, limit) {
+        match fwcfg::check_guest_note(entry.size, entry.guest_format, &[], self.big_endian(), limit) {
             Err(e) if e.kind != ErrorKind::Truncated => return Err(e),
             _ => {}
         }
         let mut header = [0u8; fwcfg::NOTE_HEADER_SIZE];
         self.read_phys(entry.paddr, &mut header)?;
-        let sizes = fwcfg::check_guest_note(entry.size, entry.guest_format, &header, self.big_endian, limit)
+        let sizes = fwcfg::check_guest_note(entry.size, entry.guest_format, &header, self.big_endian(), limit)
             .map_err(|e| if e.offset.is_some() { e.shifted(entry.paddr) } else { e })?;
         // padded_size <= entry.size <= limit, checked above: a bounded allocation.
         let mut buf = vec![0u8; sizes.padded_size as usize];

@@ -13,7 +13,8 @@
 //! | 32 | data | `e_addr - s_addr + 1` bytes |
 //!
 //! At open we read every header (one 32-byte `pread` per range, at most [`MAX_RANGES`]), never
-//! the data. Rules, each violation an error carrying the file offset of the offending header:
+//! the data. Rules, each violation an error whose offset is the file offset of the offending
+//! header (the message names the field):
 //! bad magic → `Format` (AVML's compressed variant, magic `AVML`, → `Unsupported`); version other
 //! than 1 → `Unsupported`; `e_addr < s_addr` → `Format`; `e_addr = 2^64 - 1` (the exclusive end
 //! wraps) → `Format`; data running past the end of the file → `Truncated`; a header cut short →
@@ -106,16 +107,16 @@ impl LimeImage {
                 return Err(Error::format(off, format!("LiME range header at {off:#x}: bad magic {magic:#010x} (expected {LIME_MAGIC:#010x})")));
             }
             if version != 1 {
-                return Err(Error::unsupported(Some(off + 4), format!("LiME range header at {off:#x}: version {version} (only 1 is defined)")));
+                return Err(Error::unsupported(Some(off), format!("LiME range header at {off:#x}: version {version} (only 1 is defined)")));
             }
             if e_addr < s_addr {
                 return Err(Error::format(
-                    off + 16,
+                    off,
                     format!("LiME range header at {off:#x}: end {e_addr:#x} is below start {s_addr:#x}"),
                 ));
             }
             let Some(end) = e_addr.checked_add(1) else {
-                return Err(Error::format(off + 16, format!("LiME range header at {off:#x}: inclusive end {e_addr:#x} wraps past 2^64")));
+                return Err(Error::format(off, format!("LiME range header at {off:#x}: inclusive end {e_addr:#x} wraps past 2^64")));
             };
             let size = end - s_addr;
             let data_offset = off + HEADER_SIZE;
@@ -251,11 +252,11 @@ pub(crate) mod tests {
         let e = with(header(0xdeadbeef, 1, 0x100, 0x10f), 16);
         assert_eq!((e.kind, e.offset), (ErrorKind::Format, Some(48)));
         let e = with(header(LIME_MAGIC, 2, 0x100, 0x10f), 16);
-        assert_eq!((e.kind, e.offset), (ErrorKind::Unsupported, Some(52)));
+        assert_eq!((e.kind, e.offset), (ErrorKind::Unsupported, Some(48)));
         let e = with(header(LIME_MAGIC, 1, 0x200, 0x1ff), 0);
-        assert_eq!((e.kind, e.offset), (ErrorKind::Format, Some(64)));
+        assert_eq!((e.kind, e.offset), (ErrorKind::Format, Some(48)));
         let e = with(header(LIME_MAGIC, 1, 0, u64::MAX), 0);
-        assert_eq!((e.kind, e.offset), (ErrorKind::Format, Some(64)));
+        assert_eq!((e.kind, e.offset), (ErrorKind::Format, Some(48)));
         let e = with(header(LIME_MAGIC, 1, 0x100, 0x100 + (1 << 40)), 16);
         assert_eq!((e.kind, e.offset), (ErrorKind::Truncated, Some(48)));
         let mut top = good.clone();

@@ -5,9 +5,10 @@
 ...     vi = dump.vmcoreinfo
 ...     print(vi.osrelease, hex(vi.kernel_offset), vi.phys_base)
 
-Reads QEMU ``dump-guest-memory`` ELF files, ``virsh dump`` output, makedumpfile output and
-copies of /proc/vmcore. Opening reads only the headers and notes; physical memory is read on
-demand with :meth:`Dump.read_phys`.
+Reads QEMU ``dump-guest-memory`` ELF files, ``virsh dump`` output, makedumpfile output,
+copies of /proc/vmcore, LiME images and raw physical memory images (``format="raw"``).
+Opening reads only the headers and notes; physical memory is read on demand with
+:meth:`Dump.read_phys`. :meth:`Dump.scan_vmcoreinfo` finds the note in memory itself.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def open(
     *,
     max_note_size: int = MAX_GUEST_NOTE_SIZE,
     elf_tails: Literal["zeros", "absent"] = "zeros",
+    format: Literal["elf", "kdump", "lime", "raw"] | None = None,
 ) -> Dump:
     """Open a dump file and read its headers and notes (never the whole file).
 
@@ -89,9 +91,14 @@ def open(
     raised explicitly. ``elf_tails`` says how to read the part of an ELF PT_LOAD past
     ``p_filesz``: ``"zeros"`` as the ELF format defines it (and crash and gdb read it), or
     ``"absent"``, the forensic view, since producers use these tails for memory they did not save
-    (makedumpfile ``-E`` for excluded pages). The returned :class:`Dump` is a context manager.
+    (makedumpfile ``-E`` for excluded pages). ``format`` is detected from the file's signature
+    when None (ELF, kdump, flattened kdump, LiME); ``"raw"`` (physical memory from address 0, no
+    header) is never detected and must be asked for; asking for a format whose signature is
+    missing raises :class:`FormatError`. LiME and raw images carry no notes: their
+    ``vmcoreinfo`` comes from a scan of their memory (run once, on first use). The returned
+    :class:`Dump` is a context manager.
     """
-    return _open_dump(os.fspath(path), max_note_size, elf_tails)
+    return _open_dump(os.fspath(path), max_note_size, elf_tails, format)
 
 
 def sample_path() -> str:

@@ -1,26 +1,50 @@
-"""Command line: ``vmcoreinfo show|notes|demo`` (also ``python -m vmcoreinfo``)."""
+"""Command line: ``vmcoreinfo show|notes|scan|demo`` (also ``python -m vmcoreinfo``)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Literal, Sequence, cast
 
 import vmcoreinfo
 
 from ._errors import Error, NoVmcoreinfoError
 
 SUMMARY_KEYS = ("osrelease", "build_id", "page_size", "kernel_offset", "phys_base", "crashtime")
+FORMATS = ("elf", "kdump", "lime", "raw")
+FormatName = Literal["elf", "kdump", "lime", "raw"]
+
+
+def _format(name: str | None) -> FormatName | None:
+    return cast("FormatName | None", name)
+
+
+def _progress(label: str) -> Callable[[int, int], None]:
+    """A scan progress callback: a line on stderr when stderr is a terminal, else nothing (the
+    callback still lets Ctrl-C through between chunks)."""
+    tty = sys.stderr.isatty()
+
+    def cb(done: int, total: int) -> None:
+        if tty:
+            pct = 100 * done // total if total else 100
+            line = f"\r{label}: scanning for VMCOREINFO, {done >> 20} of {total >> 20} MiB ({pct}%)"
+            end = "\n" if done >= total else ""
+            print(line[:120].ljust(min(len(line), 120)), end=end, file=sys.stderr, flush=True)
+
+    return cb
 
 
 def _hex(v: int | None) -> str | None:
     return None if v is None else hex(v)
 
 
-def summarize(path: str, *, verbose: bool = False) -> dict[str, Any]:
-    """What ``show`` prints for one dump, as a JSON-ready dict."""
-    with vmcoreinfo.open(path) as dump:
+def summarize(path: str, *, verbose: bool = False, format: str | None = None, progress: bool = False) -> dict[str, Any]:
+    """What ``show`` prints for one dump, as a JSON-ready dict. ``format`` as for
+    :func:`vmcoreinfo.open`; ``progress`` shows the scan of a LiME or raw image on stderr."""
+    with vmcoreinfo.open(path, format=_format(format)) as dump:
+        if progress and dump.format in ("lime", "raw"):
+            dump.scan_vmcoreinfo(_progress(path))   # the scan a memory image's vmcoreinfo reuses
         out: dict[str, Any] = {
             "path": path,
             "format": dump.format,
@@ -42,6 +66,7 @@ def summarize(path: str, *, verbose: bool = False) -> dict[str, Any]:
             phys_base=vi.phys_base,
             crashtime=vi.crashtime,
             vmcoreinfo_offset=vi.offset_in_file,
+            vmcoreinfo_paddr=vi.note_paddr,
             vmcoreinfo_bytes=len(vi.raw),
             keys=len(vi),
         )
@@ -70,7 +95,10 @@ def _print_summary(s: dict[str, Any], out: Any) -> None:
     print(f"  phys_base     {None if pb is None else f'{pb} ({pb:#x})'}", file=out)
     if s["crashtime"] is not None:
         print(f"  crashtime     {s['crashtime']}", file=out)
-    print(f"  vmcoreinfo    {s['keys']} keys, {s['vmcoreinfo_bytes']} bytes at file offset {s['vmcoreinfo_offset']}", file=out)
+    where = f"at file offset {s['vmcoreinfo_offset']}" if s["vmcoreinfo_offset"] is not None else "in compressed pages"
+    if s.get("vmcoreinfo_paddr") is not None:
+        where += f", note at physical {s['vmcoreinfo_paddr']:#x} (found by scanning memory)"
+    print(f"  vmcoreinfo    {s['keys']} keys, {s['vmcoreinfo_bytes']} bytes {where}", file=out)
     for d in s["diagnostics"]:
         print(f"  diagnostic    line {d['line']} (offset {d['offset']}): {d['message']} [{d['kind']}]", file=out)
     det = s.get("details")
@@ -108,7 +136,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         if progress:
             print(f"\r[{i}/{len(args.dumps)}] {path}"[:120].ljust(120), end="", file=sys.stderr, flush=True)
         try:
-            s = summarize(path, verbose=args.verbose)
+            s = summarize(path, verbose=args.verbose, format=getattr(args, "format", None), progress=not args.json)
             if s.get("vmcoreinfo", True) is None:
                 rc = 1
         except (Error, OSError) as e:
@@ -145,6 +173,35 @@ def cmd_notes(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scan(args: argparse.Namespace) -> int:
+    """Scan a dump's physical memory for VMCOREINFO notes and print every candidate."""
+    with vmcoreinfo.open(args.dump, format=_format(args.format)) as dump:
+        total = sum(e - b for b, e in dump.memory_ranges())
+        found = dump.scan_vmcoreinfo(_progress(args.dump))
+        rows = [
+            {
+                "note_paddr": vi.note_paddr,
+                "descsz": len(vi.raw),
+                "offset_in_file": vi.offset_in_file,
+                "osrelease": vi.osrelease,
+                "build_id": vi.build_id,
+                "keys": len(vi),
+            }
+            for vi in found
+        ]
+        if args.json:
+            json.dump({"path": args.dump, "format": dump.format, "bytes_scanned": total, "candidates": rows}, sys.stdout, indent=2)
+            print()
+        else:
+            print(f"{args.dump}: {dump.format}, {total} bytes of physical memory scanned at page starts, "
+                  f"{len(rows)} VMCOREINFO note{'s' if len(rows) != 1 else ''}")
+            for r in rows:
+                off = "" if r["offset_in_file"] is None else f", text at file offset {r['offset_in_file']:#x}"
+                print(f"  {r['note_paddr']:#018x}  descsz {r['descsz']:<6} {r['keys']:>4} keys  "
+                      f"osrelease {r['osrelease']}  build-id {r['build_id']}{off}")
+    return 0 if rows else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     path = vmcoreinfo.sample_path()
     print(f"Sample: a real QEMU dump-guest-memory ELF of an x86_64 guest, reduced to headers and notes\n  {path}\n")
@@ -169,7 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("dumps", nargs="+", metavar="DUMP")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("-v", "--verbose", action="store_true", help="all keys, notes and memory ranges")
+    s.add_argument("--format", choices=FORMATS, help="read as this format instead of detecting it ('raw' is never detected)")
     s.set_defaults(func=cmd_show)
+    sc = sub.add_parser("scan", help="scan a dump's physical memory for VMCOREINFO notes (the fallback for dumps without one)")
+    sc.add_argument("dump", metavar="DUMP")
+    sc.add_argument("--format", choices=FORMATS, help="read as this format instead of detecting it ('raw' is never detected)")
+    sc.add_argument("--json", action="store_true")
+    sc.set_defaults(func=cmd_scan)
     n = sub.add_parser("notes", help="list the ELF notes of a dump")
     n.add_argument("dump", metavar="DUMP")
     n.add_argument("--json", action="store_true")

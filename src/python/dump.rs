@@ -9,11 +9,13 @@ use pyo3::types::{PyBytes, PyDict};
 use super::buffer::SharedBytes;
 use super::fwcfg::FwCfgEntry;
 use super::info::VmcoreInfo;
-use crate::dump::{Dump as CoreDump, OpenOptions};
+use crate::dump::{Dump as CoreDump, Format, OpenOptions};
 use crate::error::{Error, ErrorKind};
 
 /// Reads of at least this many bytes release the GIL.
 const DETACH_BYTES: usize = 64 * 1024;
+/// A scan calls the Python progress callback at most once per this many bytes (and at the end).
+const PROGRESS_EVERY: u64 = 64 << 20;
 
 /// One ELF note of a dump.
 #[pyclass(frozen, module = "vmcoreinfo._native")]
@@ -72,8 +74,8 @@ impl Dump {
 
 /// Open a dump (``vmcoreinfo.open`` is the documented entry point).
 #[pyfunction]
-#[pyo3(signature = (path, max_note_size = crate::fwcfg::MAX_GUEST_NOTE_SIZE as u64, elf_tails = "zeros"))]
-pub fn open_dump(py: Python<'_>, path: String, max_note_size: u64, elf_tails: &str) -> PyResult<Dump> {
+#[pyo3(signature = (path, max_note_size = crate::fwcfg::MAX_GUEST_NOTE_SIZE as u64, elf_tails = "zeros", format = None))]
+pub fn open_dump(py: Python<'_>, path: String, max_note_size: u64, elf_tails: &str, format: Option<&str>) -> PyResult<Dump> {
     let max_note_size = u32::try_from(max_note_size)
         .ok()
         .filter(|&m| m as usize >= crate::fwcfg::NOTE_HEADER_SIZE)
@@ -83,7 +85,12 @@ pub fn open_dump(py: Python<'_>, path: String, max_note_size: u64, elf_tails: &s
         "absent" => true,
         _ => return Err(PyValueError::new_err("elf_tails must be 'zeros' or 'absent'")),
     };
-    let options = OpenOptions { max_note_size, elf_tails_absent };
+    let format = match format {
+        None => None,
+        Some(f @ ("elf" | "kdump" | "lime" | "raw")) => Format::from_name(f),
+        Some(_) => return Err(PyValueError::new_err("format must be None, 'elf', 'kdump', 'lime' or 'raw'")),
+    };
+    let options = OpenOptions { max_note_size, elf_tails_absent, format };
     let d = py.detach(|| CoreDump::open(std::path::Path::new(&path), options))?;
     Ok(Dump { path, inner: RwLock::new(Some(Arc::new(d))), info: OnceLock::new() })
 }
@@ -96,28 +103,32 @@ impl Dump {
         &self.path
     }
 
-    /// ``"elf"``, ``"kdump"`` or ``"flattened-kdump"``.
+    /// ``"elf"``, ``"kdump"``, ``"flattened-kdump"``, ``"lime"`` or ``"raw"``.
     #[getter]
     fn format(&self) -> PyResult<&'static str> {
         Ok(self.get()?.format().name())
     }
 
-    /// The guest's machine: ``"x86_64"``, ``"aarch64"``, ``"i386"``, ``"arm"``, ...
+    /// The guest's machine: ``"x86_64"``, ``"aarch64"``, ``"i386"``, ``"arm"``, ... For LiME and
+    /// raw images it comes from the scanned VMCOREINFO text (the first use runs the scan).
     #[getter]
-    fn machine(&self) -> PyResult<&'static str> {
-        Ok(self.get()?.machine())
+    fn machine(&self, py: Python<'_>) -> PyResult<&'static str> {
+        let d = self.get()?;
+        Ok(py.detach(|| d.machine()))
     }
 
     /// ELF class of the dump (and of its notes): 32 or 64.
     #[getter]
-    fn elf_class(&self) -> PyResult<u32> {
-        Ok(if self.get()?.class64() { 64 } else { 32 })
+    fn elf_class(&self, py: Python<'_>) -> PyResult<u32> {
+        let d = self.get()?;
+        Ok(if py.detach(|| d.class64()) { 64 } else { 32 })
     }
 
     /// ``"little"`` or ``"big"``.
     #[getter]
-    fn byteorder(&self) -> PyResult<&'static str> {
-        Ok(if self.get()?.big_endian() { "big" } else { "little" })
+    fn byteorder(&self, py: Python<'_>) -> PyResult<&'static str> {
+        let d = self.get()?;
+        Ok(if py.detach(|| d.big_endian()) { "big" } else { "little" })
     }
 
     /// Whether ``close()`` was called.
@@ -153,8 +164,20 @@ impl Dump {
             return Ok(v.clone_ref(py));
         }
         let d = self.get()?;
-        let blob = d.vmcoreinfo().map_err(|e| e.in_file(d.path()))?;
-        let info = VmcoreInfo::new(blob, Some(d.path().clone()));
+        let blob = py.detach(|| d.vmcoreinfo()).map_err(|e| e.in_file(d.path()))?;
+        let mut info = VmcoreInfo::new(blob.clone(), Some(d.path().clone()));
+        if let Some(s) = d.format().is_memory_image().then(|| d.image_scan_if_done()).flatten() {
+            let valid: Vec<u64> = s.report.valid().map(|c| c.paddr).collect();
+            if valid.len() > 1 {
+                let list = valid.iter().map(|a| format!("{a:#x}")).collect::<Vec<_>>().join(", ");
+                let chosen = blob.phys_addr.unwrap_or(0);
+                info = info.with_diagnostic(
+                    "multiple-candidates",
+                    blob.file_offset.unwrap_or(0),
+                    format!("the scan found {} VMCOREINFO notes (at physical {list}); this text is the one at {chosen:#x}; Dump.scan_vmcoreinfo() returns them all", valid.len()),
+                );
+            }
+        }
         info.check_address_width(if d.class64() { 64 } else { 32 })?;
         let v = Py::new(py, info)?;
         Ok(self.info.get_or_init(|| v).clone_ref(py))
@@ -187,6 +210,42 @@ impl Dump {
         buffer.copy_from_slice(py, &tmp)
     }
 
+    /// Scan guest-physical memory for VMCOREINFO notes at page starts (4 KiB steps: the kernel's
+    /// note buffer is page-aligned): a note header with namesz 11, descsz 1..1 MiB, type 0 in the
+    /// dump's byte order (either for LiME and raw), name ``VMCOREINFO``, text starting
+    /// ``OSRELEASE=``, and QEMU's intake rules. Returns every readable candidate in address order
+    /// (``note_paddr`` says where). ``progress(done_bytes, total_bytes)`` is called at most every
+    /// 64 MiB and at the end; returning ``False`` stops the scan, which then returns what it
+    /// found so far. The GIL is released while scanning.
+    #[pyo3(signature = (progress = None))]
+    fn scan_vmcoreinfo(&self, py: Python<'_>, progress: Option<Py<PyAny>>) -> PyResult<Vec<VmcoreInfo>> {
+        let d = self.get()?;
+        let mut cb_err: Option<PyErr> = None;
+        let mut last = 0u64;
+        let found = py.detach(|| {
+            let report = d.scan_vmcoreinfo(&mut |done, total| {
+                let Some(cb) = &progress else { return true };
+                if done < total && done - last < PROGRESS_EVERY {
+                    return true;
+                }
+                last = done;
+                Python::attach(|py| match cb.call1(py, (done, total)) {
+                    Ok(r) => !r.bind(py).is(&*pyo3::types::PyBool::new(py, false)),
+                    Err(e) => {
+                        cb_err = Some(e);
+                        false
+                    }
+                })
+            })?;
+            Ok::<_, Error>(report.valid().filter_map(|c| d.read_candidate(c).ok()).collect::<Vec<_>>())
+        });
+        if let Some(e) = cb_err {
+            return Err(e);
+        }
+        let blobs = found.map_err(|e| e.in_file(d.path()))?;
+        Ok(blobs.into_iter().map(|b| VmcoreInfo::new(b, Some(d.path().clone()))).collect())
+    }
+
     /// Guest-physical ranges the dump holds: sorted, merged ``(start, end)`` pairs, end exclusive.
     fn memory_ranges(&self) -> PyResult<Vec<(u64, u64)>> {
         Ok(self.get()?.memory_ranges().into_iter().map(|r| (r.start, r.end)).collect())
@@ -209,6 +268,8 @@ impl Dump {
     fn details<'py>(&self, py: Python<'py>, pages: bool) -> PyResult<Bound<'py, PyDict>> {
         let d = self.get()?;
         let err = |e: Error| -> PyErr { e.in_file(d.path()).into() };
+        // Memory images: run (or reuse) the scan that gives machine and text, without the GIL.
+        py.detach(|| d.machine());
         let out = PyDict::new(py);
         out.set_item("format", d.format().name())?;
         out.set_item("machine", d.machine())?;
@@ -219,6 +280,18 @@ impl Dump {
             out.set_item("pt_note", e.notes.len())?;
             out.set_item("conflicting_overlap_bytes", e.conflicting_overlap_bytes)?;
             out.set_item("tail_bytes", e.tail_bytes())?;
+        }
+        if let Some(l) = d.lime() {
+            out.set_item("lime_ranges", l.lime_ranges().len())?;
+        }
+        if let Some(s) = d.image_scan_if_done() {
+            let sc = PyDict::new(py);
+            sc.set_item("bytes", s.report.total)?;
+            sc.set_item("candidates", s.report.candidates.iter().map(|c| c.paddr).collect::<Vec<_>>())?;
+            sc.set_item("valid", s.report.valid().map(|c| c.paddr).collect::<Vec<_>>())?;
+            sc.set_item("unreadable_pages", s.report.unreadable_pages)?;
+            sc.set_item("byteorder", if s.big_endian { "big" } else { "little" })?;
+            out.set_item("scan", sc)?;
         }
         if let Some(f) = d.flattened() {
             out.set_item("flattened_records", f.records)?;
@@ -290,7 +363,7 @@ impl Dump {
 
     fn __repr__(&self) -> String {
         match self.get() {
-            Ok(d) => format!("<vmcoreinfo.Dump {:?} format={} machine={}>", self.path, d.format().name(), d.machine()),
+            Ok(d) => format!("<vmcoreinfo.Dump {:?} format={} machine={}>", self.path, d.format().name(), d.machine_if_known().unwrap_or("(not scanned yet)")),
             Err(_) => format!("<vmcoreinfo.Dump {:?} closed>", self.path),
         }
     }

@@ -43,12 +43,21 @@ pub struct VmcoreInfo {
     blob: TextBlob,
     index: Index,
     path: Option<Arc<str>>,
+    /// Diagnostics about where the text came from (e.g. several scan candidates).
+    extra: Vec<(&'static str, u64, String)>,
 }
 
 impl VmcoreInfo {
     pub fn new(blob: TextBlob, path: Option<Arc<str>>) -> Self {
         let index = Index::build(blob.bytes());
-        VmcoreInfo { blob, index, path }
+        VmcoreInfo { blob, index, path, extra: Vec::new() }
+    }
+
+    /// Add a diagnostic about the text's origin (`offset` absolute, line 0), listed after the
+    /// text's own.
+    pub fn with_diagnostic(mut self, kind: &'static str, offset: u64, message: String) -> Self {
+        self.extra.push((kind, offset, message));
+        self
     }
 
     /// SYMBOL and KERNELOFFSET values must fit the target's address width.
@@ -93,10 +102,18 @@ impl VmcoreInfo {
         PyBytes::new(py, self.blob.bytes())
     }
 
-    /// File offset of the text in the dump, or None for a text given to ``parse``.
+    /// File offset of the text in the dump, or None for a text given to ``parse`` (and for a
+    /// text read from compressed kdump pages).
     #[getter]
     fn offset_in_file(&self) -> Option<u64> {
         self.blob.file_offset
+    }
+
+    /// Physical address of the note header when the text was read from guest memory (a scan,
+    /// ``read_guest_note``), else None.
+    #[getter]
+    fn note_paddr(&self) -> Option<u64> {
+        self.blob.phys_addr
     }
 
     /// ``OSRELEASE``: the kernel release.
@@ -174,6 +191,7 @@ impl VmcoreInfo {
             .diagnostics()
             .iter()
             .map(|d| Diagnostic { kind: d.kind.name(), offset: base + u64::from(d.offset), line: d.line, message: d.message.clone() })
+            .chain(self.extra.iter().map(|(kind, offset, message)| Diagnostic { kind, offset: *offset, line: 0, message: message.clone() }))
             .collect()
     }
 
