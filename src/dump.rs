@@ -88,6 +88,11 @@ pub struct ImageScan {
     pub chosen: Option<(usize, TextBlob)>,
     /// Why no candidate could be used (the first candidate's rule or read error).
     pub failure: Option<Error>,
+    /// Valid candidates whose text was read (at most [`COMPARE_CANDIDATES`]), and how many
+    /// distinct texts they hold: real guests keep stray page-aligned copies of the note (a
+    /// reader's buffer), normally identical; different texts mean the choice matters.
+    pub compared: usize,
+    pub distinct_texts: usize,
     pub e_machine: u16,
     pub class64: bool,
     pub big_endian: bool,
@@ -139,6 +144,9 @@ impl TextBlob {
         &self.data[self.start..self.end]
     }
 }
+
+/// How many valid scan candidates a memory image's implicit scan reads to compare their texts.
+pub const COMPARE_CANDIDATES: usize = 16;
 
 /// An opened dump.
 pub struct Dump {
@@ -597,19 +605,31 @@ impl Dump {
     }
 
     fn image_scan_from(&self, report: ScanReport) -> ImageScan {
-        let mut chosen = None;
+        let mut chosen: Option<(usize, TextBlob)> = None;
         let mut failure = None;
+        let mut texts: Vec<TextBlob> = Vec::new();
+        let mut compared = 0;
         for (i, c) in report.candidates.iter().enumerate() {
+            if compared >= COMPARE_CANDIDATES {
+                break;
+            }
             match self.read_candidate(c) {
                 Ok(blob) => {
-                    chosen = Some((i, blob));
-                    break;
+                    compared += 1;
+                    if chosen.is_none() {
+                        chosen = Some((i, blob.clone()));
+                    }
+                    if !texts.iter().any(|t| t.bytes() == blob.bytes()) {
+                        texts.push(blob);
+                    }
                 }
-                Err(e) => {
+                Err(e) if chosen.is_none() => {
                     failure.get_or_insert(e);
                 }
+                Err(_) => {}
             }
         }
+        let distinct_texts = texts.len();
         let (mut e_machine, mut class64, mut big_endian) = (0, true, false);
         if let Some((i, blob)) = &chosen {
             big_endian = report.candidates[*i].big_endian;
@@ -617,7 +637,7 @@ impl Dump {
                 (e_machine, class64) = (m, c);
             }
         }
-        ImageScan { report, chosen, failure, e_machine, class64, big_endian }
+        ImageScan { report, chosen, failure, compared, distinct_texts, e_machine, class64, big_endian }
     }
 }
 

@@ -25,6 +25,9 @@ pub const CHUNK: usize = 4 << 20;
 pub const PROBE_LEN: usize = 34;
 /// Offset of the desc (the text) in a VMCOREINFO note.
 pub const DESC_OFFSET: u64 = 24;
+/// Most candidates a report keeps (more are only counted): a hostile image could make every
+/// page a candidate, and each may later be read (up to 1 MiB of text each).
+pub const MAX_CANDIDATES: usize = 256;
 const NAME: &[u8; 11] = b"VMCOREINFO\0";
 const TEXT_START: &[u8; 10] = b"OSRELEASE=";
 const NAMESZ: u32 = 11;
@@ -71,8 +74,10 @@ impl Candidate {
 /// What a scan found and how far it got.
 #[derive(Debug, Clone, Default)]
 pub struct ScanReport {
-    /// Every candidate, in address order.
+    /// Every candidate, in address order (the first [`MAX_CANDIDATES`]).
     pub candidates: Vec<Candidate>,
+    /// Candidates found past [`MAX_CANDIDATES`], counted but not kept.
+    pub candidates_dropped: u64,
     /// Bytes in the dump's memory ranges.
     pub total: u64,
     /// Bytes of those ranges walked (equals `total` unless cancelled).
@@ -135,6 +140,10 @@ pub fn scan<M: PhysMemory + ?Sized>(
     let mut rep = ScanReport { total: ranges.iter().map(|r| r.end - r.start).sum(), ..ScanReport::default() };
     let mut buf = vec![0u8; CHUNK];
     let found = |rep: &mut ScanReport, paddr: u64, descsz: u32, big: bool| {
+        if rep.candidates.len() >= MAX_CANDIDATES {
+            rep.candidates_dropped += 1;
+            return;
+        }
         let rejected = fwcfg::check_dump_note(NAMESZ, descsz, 0, limit).err().map(|e| Error {
             offset: None,
             message: format!("note at physical {paddr:#x}: {}", e.message),
@@ -256,6 +265,14 @@ mod tests {
         assert_eq!(at, vec![0x3000, 0x9000]);
         assert_eq!((rep.scanned, rep.total, rep.cancelled), (0x10000, 0x10000, false));
         assert_eq!(rep.candidates[0].descsz, 100);
+    }
+
+    #[test]
+    fn candidates_are_capped() {
+        let pages: Vec<(u64, Vec<u8>)> = (0..MAX_CANDIDATES as u64 + 5).map(|i| (i * PAGE, note_page(4, false, b"OSRELEASE="))).collect();
+        let m = all_present(&pages, pages.len() as u64 * PAGE);
+        let rep = scan(&m, ByteOrder::Little, 1 << 20, &mut |_, _| true).unwrap();
+        assert_eq!((rep.candidates.len(), rep.candidates_dropped), (MAX_CANDIDATES, 5));
     }
 
     #[test]

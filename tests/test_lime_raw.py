@@ -153,9 +153,20 @@ def test_several_notes_are_all_listed_and_the_first_is_used(tmp_path: Path) -> N
         assert vi.note_paddr == X86_NOTE
         diags = [x for x in vi.diagnostics if x.kind == "multiple-candidates"]
         assert len(diags) == 1 and "0x2000000" in diags[0].message
+        assert "all with the same text" in diags[0].message
         found = d.scan_vmcoreinfo()
         assert [v.note_paddr for v in found] == [X86_NOTE, 0x2000000]
         assert all(v.raw == X86_TEXT for v in found)
+    # A copy below the real note whose text differs: the first is still used, and the
+    # diagnostic says the texts differ.
+    other = note.replace(b"OSRELEASE=6.1.0-48", b"OSRELEASE=6.1.0-47")
+    p = write_raw(tmp_path / "differ.raw", pages + [(0x800000, other)])
+    with vmcoreinfo.open(p, format="raw") as d:
+        vi = d.vmcoreinfo
+        assert vi.note_paddr == 0x800000 and vi.osrelease == "6.1.0-47-cloud-amd64"
+        (diag,) = [x for x in vi.diagnostics if x.kind == "multiple-candidates"]
+        assert "2 DIFFERENT texts" in diag.message
+        assert d.details()["scan"]["distinct_texts"] == 2
 
 
 # --- the scan on ELF and kdump dumps ------------------------------------------------------------

@@ -169,12 +169,24 @@ impl Dump {
         if let Some(s) = d.format().is_memory_image().then(|| d.image_scan_if_done()).flatten() {
             let valid: Vec<u64> = s.report.valid().map(|c| c.paddr).collect();
             if valid.len() > 1 {
-                let list = valid.iter().map(|a| format!("{a:#x}")).collect::<Vec<_>>().join(", ");
+                let mut list = valid.iter().take(8).map(|a| format!("{a:#x}")).collect::<Vec<_>>().join(", ");
+                if valid.len() > 8 {
+                    list.push_str(", ...");
+                }
                 let chosen = blob.phys_addr.unwrap_or(0);
+                let agree = match s.distinct_texts {
+                    1 if s.compared == valid.len() => "all with the same text".to_owned(),
+                    1 => format!("the first {} with the same text", s.compared),
+                    n => format!("with {n} DIFFERENT texts among the first {}", s.compared),
+                };
                 info = info.with_diagnostic(
                     "multiple-candidates",
                     blob.file_offset.unwrap_or(0),
-                    format!("the scan found {} VMCOREINFO notes (at physical {list}); this text is the one at {chosen:#x}; Dump.scan_vmcoreinfo() returns them all", valid.len()),
+                    format!(
+                        "the scan found {} VMCOREINFO notes (at physical {list}), {agree}; this text is the first, at {chosen:#x}; \
+                         Dump.scan_vmcoreinfo() returns them all",
+                        valid.len() as u64 + s.report.candidates_dropped
+                    ),
                 );
             }
         }
@@ -290,6 +302,7 @@ impl Dump {
             sc.set_item("candidates", s.report.candidates.iter().map(|c| c.paddr).collect::<Vec<_>>())?;
             sc.set_item("valid", s.report.valid().map(|c| c.paddr).collect::<Vec<_>>())?;
             sc.set_item("unreadable_pages", s.report.unreadable_pages)?;
+            sc.set_item("distinct_texts", s.distinct_texts)?;
             sc.set_item("byteorder", if s.big_endian { "big" } else { "little" })?;
             out.set_item("scan", sc)?;
         }
