@@ -252,3 +252,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except BrokenPipeError:  # pragma: no cover
         return 0
+    except KeyboardInterrupt:  # Ctrl-C during a scan reaches us through its progress callback
+        print(file=sys.stderr)
+        return 130
