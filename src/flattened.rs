@@ -235,6 +235,11 @@ impl ReadAt for Flattened {
         self.logical_len
     }
 
+    /// The bytes records wrote: holes are not stored.
+    fn stored_len(&self) -> u64 {
+        self.logical_len - self.hole_bytes
+    }
+
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         let want_end = offset.checked_add(buf.len() as u64).ok_or_else(|| {
             Error::truncated(offset, "read range overflows")

@@ -510,6 +510,15 @@ impl KdumpFile {
         // Bitmaps (validate() checked they fit in the file).
         let bm_off = bs * (1 + u64::from(hdr.sub_hdr_size));
         let half = bs * u64::from(hdr.bitmap_blocks) / 2;
+        // Producers write every bitmap block. A view with holes (a flattened file with a record
+        // far out) must not turn a few bytes into gigabytes of zero bitmaps.
+        let stored = src.stored_len();
+        if half * 2 > stored {
+            return Err(Error::limit(
+                (hdr.base + 12) as u64,
+                format!("kdump bitmaps of {} bytes are more than the {stored} bytes the file stores", half * 2),
+            ));
+        }
         let raw = src.read_vec(bm_off, half * 2, "kdump bitmaps")?;
         let bitmap1 = words_from_bytes(&raw[..half as usize]);
         let bitmap2 = words_from_bytes(&raw[half as usize..]);
@@ -1203,5 +1212,22 @@ mod tests {
         let e = kd.read_phys(0, &mut b).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Format);
         assert_eq!(e.offset, Some(kd.descriptors_offset() + 24 * 20));
+    }
+
+    #[test]
+    fn bitmaps_in_flattened_holes_are_refused_not_allocated() {
+        // Header and sub-header in one record, bitmap_blocks claiming 1 GiB, and an empty record
+        // at 1 TiB: the reassembled view is long enough, but the bitmaps are holes.
+        let mut head = synth(64, &[0])[..1024].to_vec();
+        head[436..440].copy_from_slice(&((1u32 << 30) / 512).to_le_bytes());
+        let flat = crate::flattened::flatten(&[(0, &head), (1 << 40, &[])], true);
+        let f = crate::flattened::Flattened::open(Arc::new(flat)).unwrap();
+        let e = KdumpFile::open(Arc::new(f)).unwrap_err();
+        assert_eq!((e.kind, e.offset), (ErrorKind::Limit, Some(436)), "{e}");
+        // The same bitmaps really stored open fine.
+        let v = synth(64, &[0]);
+        let flat = crate::flattened::flatten(&[(0, &v)], true);
+        let f = crate::flattened::Flattened::open(Arc::new(flat)).unwrap();
+        assert!(KdumpFile::open(Arc::new(f)).is_ok());
     }
 }

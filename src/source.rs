@@ -27,6 +27,13 @@ pub trait ReadAt: Send + Sync {
         self.len() == 0
     }
 
+    /// Bytes the source really stores, at most `len`. A view with holes (the flattened format
+    /// reads what no record wrote as zeros) stores fewer; readers that allocate in proportion
+    /// to a declared size check it against this, so that holes cannot become memory.
+    fn stored_len(&self) -> u64 {
+        self.len()
+    }
+
     /// Read `len` bytes at `offset` into a new buffer, after checking `len` against the source
     /// length (so a lying header cannot make us allocate more than the file holds).
     fn read_vec(&self, offset: u64, len: u64, what: &str) -> Result<Vec<u8>> {
@@ -136,6 +143,9 @@ impl ReadAt for Vec<u8> {
 impl<T: ReadAt + ?Sized> ReadAt for Arc<T> {
     fn len(&self) -> u64 {
         (**self).len()
+    }
+    fn stored_len(&self) -> u64 {
+        (**self).stored_len()
     }
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         (**self).read_exact_at(buf, offset)
