@@ -267,6 +267,10 @@ impl Dump {
             if size > elf::MAX_TABLE_BYTES {
                 return Err(Error::limit(off, format!("kdump note area of {size} bytes exceeds the {} byte limit", elf::MAX_TABLE_BYTES)));
             }
+            // A flattened file's holes read as zeros: never allocate for what the file does not store.
+            if size > src.stored_len() {
+                return Err(Error::limit(off, format!("kdump note area of {size} bytes is more than the {} bytes the file stores", src.stored_len())));
+            }
             let data = src.read_vec(off, size, "kdump note area")?;
             notes.push(NoteSegment { file_offset: off, align: 4, data: Arc::from(data) });
         }
@@ -694,4 +698,24 @@ fn machine_from_uname(m: &str) -> Option<(u16, bool)> {
         "riscv32" => (bitness::EM_RISCV, false),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kdump_note_area_in_flattened_holes_is_refused_not_allocated() {
+        // The real QEMU kdump fixture, flattened, with the sub-header's note area moved to a
+        // 200 MiB hole that an empty record at 1 TiB makes part of the reassembled file.
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kdump/qemu-x86_64-zlib.kdump");
+        let mut v = std::fs::read(path).unwrap();
+        let bs = 4096;
+        v[bs + 48..bs + 56].copy_from_slice(&(1u64 << 39).to_le_bytes());
+        v[bs + 56..bs + 64].copy_from_slice(&(200u64 << 20).to_le_bytes());
+        let flat = flattened::flatten(&[(0, &v), (1 << 40, &[])], true);
+        let name: Arc<str> = Arc::from("t.flat");
+        let err = Dump::from_source(Arc::new(flat), name, OpenOptions::default()).err().expect("must be refused");
+        assert_eq!((err.kind, err.offset), (ErrorKind::Limit, Some(1 << 39)), "{err}");
+    }
 }
