@@ -363,6 +363,14 @@ def lying_cases() -> list[tuple[str, str, bytes]]:
         for v in U64_LIES:
             cases.append((f"flat-rec{idx}-offset-{v:#x}", "flat", patch(QFLAT, h, ">Q", v)))
             cases.append((f"flat-rec{idx}-size-{v:#x}", "flat", patch(QFLAT, h + 8, ">Q", v)))
+    # Flattened files whose holes claim what the kdump layer would allocate: bitmaps of 1 GiB,
+    # a note area of 200 MiB, each in a hole that an empty record at 1 TiB makes "exist".
+    hdr = bytearray(QKD[:bs * 3])
+    struct.pack_into("<I", hdr, 436, (1 << 30) // bs)
+    cases.append(("flat-bitmaps-in-holes", "flat", flatten([(0, bytes(hdr)), (2**40, b"")])))
+    sub = bytearray(QKD[bs:bs + 104])
+    struct.pack_into("<QQ", sub, 48, 2**39, 200 << 20)
+    cases.append(("flat-notes-in-holes", "flat", flatten(record_list(QFLAT) + [(bs, bytes(sub)), (2**40, b"")])))
     return cases
 
 
@@ -393,6 +401,8 @@ def test_lying_sizes_examples(tmp_path: pathlib.Path) -> None:
         "kdump-sub_hdr_size-0xffffffff": ("TruncatedError", 436),
         "flat-rec0-size-0xffffffffffffffff": ("FormatError", 4096),
         "flat-rec0-size-0x10000000000": ("TruncatedError", 4096),
+        "flat-bitmaps-in-holes": ("LimitError", 436),
+        "flat-notes-in-holes": ("LimitError", 2**39),
     }
     got = {}
     for name, _, data in LYING:
