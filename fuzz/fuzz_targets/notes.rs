@@ -23,7 +23,12 @@ fuzz_target!(|data: &[u8]| {
                 assert!(n.offset >= last_end, "notes go backwards");
                 assert!(n.desc_offset >= n.offset + 12);
                 assert!(n.desc_offset + n.desc.len() <= data.len());
-                assert_eq!(n.desc.as_ptr(), data[n.desc_offset..].as_ptr());
+                if !n.desc.is_empty() {
+                    assert_eq!(n.desc.as_ptr(), data[n.desc_offset..].as_ptr());
+                }
+                // The offset we report is where this note's header really is.
+                let w: [u8; 4] = data[n.offset..n.offset + 4].try_into().unwrap();
+                assert_eq!(if big { u32::from_be_bytes(w) } else { u32::from_le_bytes(w) }, n.namesz);
                 last_end = n.desc_offset + n.desc.len();
                 let _ = n.padded_len();
                 let _ = n.is_vmcoreinfo();
