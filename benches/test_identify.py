@@ -1,0 +1,47 @@
+"""(a) identify: open, then osrelease, build_id, kernel_offset, phys_base, page_size;
+(b) full: every VMCOREINFO key into a dict; (c) both on ELF, kdump and flattened files.
+Every group holds ours and each peer on one file; every peer that works must agree with us."""
+from __future__ import annotations
+
+import pytest
+
+import inputs
+from conftest import READER_NAMES, probe, reader_or_skip, record_fail, rounds_for
+
+INPUTS = inputs.inputs()  # at collection, after conftest's pytest_configure
+INPUT_IDS = [i[0] for i in INPUTS]
+
+
+def _run(benchmark, op, reader_name, inp, ours):
+    input_id, path, fmt, mem = inp
+    r = reader_or_skip(reader_name)
+    benchmark.group = f"{op} {input_id}"
+    benchmark.extra_info.update(input=input_id, format=fmt, memory=mem, op=op, reader=reader_name)
+    expected = getattr(ours, op)(path)
+    if reader_name != "vmcoreinfo":
+        p = probe(reader_name, op, path)  # in a subprocess, with an address-space limit
+        if not p.get("ok"):
+            record_fail(op, reader_name, input_id, p.get("error") or "?")
+        slow = rounds_for(p.get("seconds"))
+    else:
+        slow = None
+    fn = getattr(r, op)
+    if slow:
+        got = benchmark.pedantic(fn, args=(path,), rounds=slow, iterations=1)
+    else:
+        got = benchmark(fn, path)
+    assert got == expected, f"{reader_name} disagrees with vmcoreinfo on {input_id}"
+    if op == "identify" and reader_name == "vmcoreinfo":
+        assert got["osrelease"] and got["page_size"], got
+
+
+@pytest.mark.parametrize("reader_name", READER_NAMES)
+@pytest.mark.parametrize("inp", INPUTS, ids=INPUT_IDS)
+def test_identify(benchmark, reader_name, inp, ours):
+    _run(benchmark, "identify", reader_name, inp, ours)
+
+
+@pytest.mark.parametrize("reader_name", READER_NAMES)
+@pytest.mark.parametrize("inp", INPUTS, ids=INPUT_IDS)
+def test_full(benchmark, reader_name, inp, ours):
+    _run(benchmark, "full", reader_name, inp, ours)
