@@ -445,7 +445,9 @@ impl Dump {
             }
         }
         let Some((seg, n)) = found else {
-            return Err(Error::new(ErrorKind::NoVmcoreinfo, None, format!("the dump has no VMCOREINFO note. {NO_VMCOREINFO_HELP}")));
+            // The offset names where we looked: the (first) note segment, or 0 when there is none.
+            let at = self.notes.first().map_or(0, |s| s.file_offset);
+            return Err(Error::new(ErrorKind::NoVmcoreinfo, Some(at), format!("the dump has no VMCOREINFO note. {NO_VMCOREINFO_HELP}")));
         };
         let note_off = seg.file_offset + n.offset as u64;
         fwcfg::check_dump_note(n.namesz, n.desc.len() as u32, note_off, u64::from(self.options.max_note_size))?;

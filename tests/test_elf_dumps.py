@@ -134,3 +134,18 @@ def test_os_errors_are_builtin() -> None:
 
 def test_sample_ships_in_the_package() -> None:
     assert pathlib.Path(vmcoreinfo.sample_path()).read_bytes() == X86.read_bytes()
+
+
+def test_closed_dump_refuses_even_a_cached_vmcoreinfo() -> None:
+    d = vmcoreinfo.open(X86)
+    assert d.vmcoreinfo.osrelease
+    d.close()
+    with pytest.raises(vmcoreinfo.ClosedError):
+        d.vmcoreinfo
+
+
+def test_no_vmcoreinfo_error_names_where_it_looked() -> None:
+    with vmcoreinfo.open(NO_NOTE) as d:
+        with pytest.raises(vmcoreinfo.NoVmcoreinfoError) as ei:
+            d.vmcoreinfo
+        assert ei.value.offset == d.notes()[0].offset  # the PT_NOTE segment's start

@@ -76,3 +76,13 @@ def test_gigantic_and_garbage_text_is_bounded() -> None:
     vi = vmcoreinfo.parse(bytes(range(256)) * 4096)
     assert isinstance(len(vi), int)
     assert big
+
+
+def test_non_utf8_keys_round_trip_through_the_mapping() -> None:
+    vi = vmcoreinfo.parse(b"OSRELEASE=x\nSYMBOL(\xffbad)=10\nSIZE(page)=64\n")
+    assert len(list(vi)) == 3
+    for key in vi:
+        assert key in vi
+        assert vi[key] == vi.get(key)
+    assert dict(vi.items())["SYMBOL(\udcffbad)"] == "10"
+    assert "non-utf8" in {d.kind for d in vi.diagnostics}

@@ -12,6 +12,10 @@ use super::info::VmcoreInfo;
 use crate::dump::{Dump as CoreDump, Format, OpenOptions};
 use crate::error::{Error, ErrorKind};
 
+/// `notes()` refuses note areas with more notes than this (a zeroed 256 MiB area would make
+/// twenty million empty notes).
+const MAX_NOTES: usize = 1 << 20;
+
 /// Reads of at least this many bytes release the GIL.
 const DETACH_BYTES: usize = 64 * 1024;
 /// A scan calls the Python progress callback at most once per this many bytes (and at the end).
@@ -142,6 +146,11 @@ impl Dump {
         let d = self.get()?;
         let mut out = Vec::new();
         for (seg, n) in d.notes() {
+            if out.len() >= MAX_NOTES {
+                let mut e = Error::limit(seg.file_offset, format!("more than {MAX_NOTES} notes; the note area is not a real one"));
+                e.path = Some(d.path().clone());
+                return Err(e.into());
+            }
             let n = n.map_err(|e| e.in_file(d.path()))?;
             out.push(Note {
                 name: String::from_utf8_lossy(n.name).into_owned(),
@@ -160,10 +169,10 @@ impl Dump {
     /// dump has none, with what to do about it.
     #[getter]
     fn vmcoreinfo(&self, py: Python<'_>) -> PyResult<Py<VmcoreInfo>> {
+        let d = self.get()?;
         if let Some(v) = self.info.get() {
             return Ok(v.clone_ref(py));
         }
-        let d = self.get()?;
         let blob = py.detach(|| d.vmcoreinfo()).map_err(|e| e.in_file(d.path()))?;
         let mut info = VmcoreInfo::new(blob.clone(), Some(d.path().clone()));
         if let Some(s) = d.format().is_memory_image().then(|| d.image_scan_if_done()).flatten() {

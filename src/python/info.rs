@@ -90,6 +90,22 @@ impl VmcoreInfo {
     }
 }
 
+/// A key as Python sees it: UTF-8, or ``surrogateescape``-decoded when it is not.
+fn key_str<'py>(py: Python<'py>, key: &[u8]) -> PyResult<Bound<'py, PyString>> {
+    match std::str::from_utf8(key) {
+        Ok(k) => Ok(PyString::new(py, k)),
+        Err(_) => PyBytes::new(py, key).call_method1("decode", ("utf-8", "surrogateescape"))?.cast_into::<PyString>().map_err(Into::into),
+    }
+}
+
+/// The text bytes of a Python key (inverse of [`key_str`]).
+fn key_bytes<'a>(k: &'a Bound<'_, PyString>) -> Option<Cow<'a, [u8]>> {
+    match k.to_str() {
+        Ok(s) => Some(Cow::Borrowed(s.as_bytes())),
+        Err(_) => k.call_method1("encode", ("utf-8", "surrogateescape")).ok()?.extract::<Vec<u8>>().ok().map(Cow::Owned),
+    }
+}
+
 fn s(c: Cow<'_, str>) -> String {
     c.into_owned()
 }
@@ -207,28 +223,28 @@ impl VmcoreInfo {
 
     fn __getitem__(&self, key: &Bound<'_, PyAny>) -> PyResult<String> {
         let k = key.cast::<PyString>().map_err(|_| PyTypeError::new_err("VmcoreInfo keys are str"))?;
-        match self.view().get_str(k.to_str()?) {
-            Some(v) => Ok(s(v)),
+        match key_bytes(k).and_then(|b| self.view().item_bytes(&b).map(|i| i.value).map(|v| String::from_utf8_lossy(v).into_owned())) {
+            Some(v) => Ok(v),
             None => Err(PyKeyError::new_err(k.clone().unbind())),
         }
     }
 
     fn __contains__(&self, key: &Bound<'_, PyAny>) -> bool {
-        match key.cast::<PyString>() {
-            Ok(k) => k.to_str().is_ok_and(|k| self.view().contains(k)),
-            Err(_) => false,
-        }
+        key.cast::<PyString>().ok().and_then(|k| key_bytes(k).map(|b| b.into_owned())).is_some_and(|b| self.view().item_bytes(&b).map(|i| i.value).is_some())
     }
 
     fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.keys(py)?.try_iter().map(Bound::into_any)
     }
 
-    /// Keys in text order (the first occurrence of a repeated key).
+    /// Keys in text order (the first occurrence of a repeated key). A key that is not UTF-8 is
+    /// decoded with ``surrogateescape``, so it round-trips through ``vi[key]``.
     fn keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        PyList::new(py, self.view().items().map(|i| String::from_utf8_lossy(i.key).into_owned()))
+        let keys = self.view().items().map(|i| key_str(py, i.key)).collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, keys)
     }
 
+    /// Values in text order; bytes that are not UTF-8 become U+FFFD (``raw`` has the exact text).
     fn values<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         PyList::new(py, self.view().items().map(|i| String::from_utf8_lossy(i.value).into_owned()))
     }
@@ -237,16 +253,16 @@ impl VmcoreInfo {
         let v: Vec<Bound<'py, PyTuple>> = self
             .view()
             .items()
-            .map(|i| PyTuple::new(py, [String::from_utf8_lossy(i.key), String::from_utf8_lossy(i.value)]))
+            .map(|i| PyTuple::new(py, [key_str(py, i.key)?.into_any(), PyString::new(py, &String::from_utf8_lossy(i.value)).into_any()]))
             .collect::<PyResult<_>>()?;
         PyList::new(py, v)
     }
 
     #[pyo3(signature = (key, default=None))]
     fn get<'py>(&self, key: &Bound<'py, PyAny>, default: Option<Bound<'py, PyAny>>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        if let Ok(k) = key.cast::<PyString>() {
-            if let Some(v) = self.view().get_str(k.to_str()?) {
-                return Ok(Some(PyString::new(key.py(), &v).into_any()));
+        if let Some(b) = key.cast::<PyString>().ok().and_then(|k| key_bytes(k).map(|b| b.into_owned())) {
+            if let Some(v) = self.view().item_bytes(&b).map(|i| i.value) {
+                return Ok(Some(PyString::new(key.py(), &String::from_utf8_lossy(v)).into_any()));
             }
         }
         Ok(default)
