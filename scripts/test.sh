@@ -2,6 +2,7 @@
 # The one test command: installs what the tests need, builds the extension, runs every test.
 #   scripts/test.sh            everything (Rust, Python, stub check, real-guest stage, benches as tests)
 #   SKIP_REALGUEST=1 scripts/test.sh   without the real-guest stage (it boots QEMU guests; needs root for apt-get)
+#   SKIP_FUZZ=1 scripts/test.sh        without the fuzz smoke run (builds cargo-fuzz targets)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -33,5 +34,10 @@ fi
 phase "pytest (the real-guest tests list every dump they checked at the end)"
 # pytest exits 5 when it collects nothing; `set -e` turns that (like any failure) into a failed run.
 $PY -m pytest "${markers[@]}" --benchmark-disable -p no:cacheprovider
+
+if [ "${SKIP_FUZZ:-0}" != 1 ]; then
+  phase "fuzz smoke run (every cargo-fuzz target, a few seconds each, over the committed corpus)"
+  scripts/fuzz-smoke.sh
+fi
 
 phase "done"
