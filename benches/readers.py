@@ -181,13 +181,26 @@ class _Kdumpfile(Reader):
     def _ctx(self, path):
         raise NotImplementedError
 
+    def _release(self, k):
+        pass
+
     def raw(self, path):
-        return self._raw(self._ctx(path))
+        k = self._ctx(path)
+        try:
+            return self._raw(k)
+        finally:
+            self._release(k)
 
     def bulk(self, path, ranges):
         """Read `ranges` in CHUNK-sized kdump_read calls (MACHPHYSADDR: no translation set-up
         needed). A chunk libkdumpfile refuses is re-read page by page; refused pages are skipped."""
         k = self._ctx(path)
+        try:
+            return self._bulk(k, ranges)
+        finally:
+            self._release(k)
+
+    def _bulk(self, k, ranges):
         total, crc = 0, 0
         for start, end in ranges:
             a = start
@@ -258,7 +271,35 @@ class LibkdumpfileDebian(_Kdumpfile):
         return "python3-libkdumpfile " + _lib_version()
 
     def _ctx(self, path):
-        return self.mod.kdumpfile(path)
+        # python3-libkdumpfile 0.5.1 opens the file itself and never closes the descriptor (one
+        # fd leaked per kdumpfile object; a benchmark loop runs out of descriptors). It gets the
+        # lowest free descriptor, so learn which one that is (dup/close, ~1 µs) and close it in
+        # _release.
+        fd = os.dup(0)
+        os.close(fd)
+        k = self.mod.kdumpfile(path)
+        k._bench_fd = fd if self._owns(fd, path) else None
+        return k
+
+    _checked: dict = {}
+
+    def _owns(self, fd, path):
+        key = (fd, path)
+        if key not in self._checked:  # verify the prediction once per (fd, path)
+            try:
+                self._checked[key] = os.path.samestat(os.fstat(fd), os.stat(path))
+            except OSError:
+                self._checked[key] = False
+        return self._checked[key]
+
+    def _release(self, k):
+        fd = getattr(k, "_bench_fd", None)
+        del k
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def _raw(self, k):
         return bytes(k.attr["linux.vmcoreinfo.raw"])

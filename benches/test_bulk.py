@@ -34,12 +34,15 @@ def _timed_bulk(r, path, ranges):
                     a += n
         return total
     k = r._ctx(path)
-    for s, e in ranges:
-        a = s
-        while a < e:
-            n = min(readers.CHUNK, e - a)
-            total += len(r._read(k, a, n))
-            a += n
+    try:
+        for s, e in ranges:
+            a = s
+            while a < e:
+                n = min(readers.CHUNK, e - a)
+                total += len(r._read(k, a, n))
+                a += n
+    finally:
+        r._release(k)
     return total
 
 
@@ -63,10 +66,14 @@ def test_bulk(benchmark, reader_name, inp, ours):
                 record_fail("bulk", reader_name, input_id, p.get("error") or "?")
             n, crc = ours.bulk(path, ranges)
             assert p["result"] == {"bytes": n, "crc32": crc}, f"{reader_name} reads other bytes than ours"
-    try:
-        first = r._read(r._ctx(path), ranges[0][0], 4096) if reader_name != "vmcoreinfo" else None
-    except Exception as e:  # noqa: BLE001
-        record_fail("bulk", reader_name, input_id, f"{type(e).__name__}: {e}")
+    if reader_name != "vmcoreinfo":
+        k = r._ctx(path)
+        try:
+            r._read(k, ranges[0][0], 4096)
+        except Exception as e:  # noqa: BLE001
+            record_fail("bulk", reader_name, input_id, f"{type(e).__name__}: {e}")
+        finally:
+            r._release(k)
     rounds = 3 if want > (1 << 30) else 5
     got = benchmark.pedantic(_timed_bulk, args=(r, path, ranges), rounds=rounds, iterations=1, warmup_rounds=1)
     assert got == want

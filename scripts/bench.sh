@@ -16,6 +16,7 @@ V=$BENCH_DATA/venv
 OUT=${BENCH_OUT:-$ROOT/BENCHMARKS.md}
 RES=$BENCH_DATA/results/$(date +%Y%m%d-%H%M%S)
 mkdir -p "$RES"
+GIT_STATE="$(git describe --always --dirty) (at the start; the release build is of this working tree)"
 t0=$(date +%s)
 phase() { printf '\n=== %s (t+%ss)\n' "$*" "$(( $(date +%s) - t0 ))"; }
 
@@ -73,7 +74,7 @@ import json, sys, platform, subprocess
 json.dump({
   "command": "scripts/bench.sh" + (" (BENCH_SET=fixtures)" if "${BENCH_SET:-}" == "fixtures" else ""),
   "date": subprocess.run(["date", "-u", "+%Y-%m-%d %H:%M UTC"], capture_output=True, text=True).stdout.strip(),
-  "git": subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip(),
+  "git": """$GIT_STATE""",
   "nproc": "$(nproc)", "cpu": """$cpu""", "mem": "$(free -h | awk '/^Mem:/{print $2}')",
   "kernel": platform.release(), "python": platform.python_implementation() + " " + platform.python_version(),
   "quiet": """Before: $q_before. After: $q_after.""",
