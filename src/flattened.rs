@@ -96,13 +96,21 @@ struct Window<'a> {
     buf: Vec<u8>,
 }
 
+/// After a record at least this long, the next header is read with a small read instead of a
+/// full window: reading a long record's data through the window costs more than one more read.
+/// (makedumpfile -F writes 64 KiB page-data records between small ones; QEMU 16 KiB records.)
+const LONG_SPAN: u64 = 32 * 1024;
+const SMALL_READ: u64 = 4096;
+
 impl Window<'_> {
-    /// The 16 bytes at `off`, or fewer if the file ends first.
-    fn header_at(&mut self, off: u64) -> Result<&[u8]> {
+    /// The 16 bytes at `off`, or fewer if the file ends first. After a long record (`after_long`)
+    /// a refill reads [`SMALL_READ`] bytes, else a whole window.
+    fn header_at(&mut self, off: u64, after_long: bool) -> Result<&[u8]> {
         let len = self.src.len();
         let in_window = off >= self.base && off + RECORD_HEADER_SIZE <= self.base + self.buf.len() as u64;
         if !in_window {
-            let want = (len.saturating_sub(off)).min(WINDOW as u64) as usize;
+            let cap = if after_long { SMALL_READ } else { WINDOW as u64 };
+            let want = (len.saturating_sub(off)).min(cap) as usize;
             self.buf.resize(want, 0);
             self.src.read_exact_at(&mut self.buf, off)?;
             self.base = off;
@@ -165,8 +173,9 @@ impl Flattened {
         let mut records = 0u64;
         let mut end_marker = false;
         let mut logical_len = 0u64;
+        let mut last_span = 0u64;
         while pos < len {
-            let h = win.header_at(pos)?;
+            let h = win.header_at(pos, last_span >= LONG_SPAN)?;
             if h.len() < RECORD_HEADER_SIZE as usize {
                 return Err(Error::truncated(
                     pos,
@@ -201,6 +210,7 @@ impl Flattened {
             }
             insert(&mut map, Segment { start: off as u64, end, src: data });
             logical_len = logical_len.max(end);
+            last_span = next - pos;
             pos = next;
         }
         let segs: Vec<Segment> = map.into_iter().map(|(start, (end, src))| Segment { start, end, src }).collect();
