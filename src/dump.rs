@@ -537,7 +537,7 @@ impl Dump {
         }
     }
 
-    pub fn memory_ranges(&self) -> Vec<PhysRange> {
+    pub fn memory_ranges(&self) -> Result<Vec<PhysRange>> {
         match &self.backend {
             Backend::Elf(e) => e.ranges(),
             Backend::Kdump { file, .. } => file.ranges(),
@@ -651,7 +651,7 @@ impl PhysMemory for Dump {
     fn read_phys(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
         Dump::read_phys(self, addr, buf)
     }
-    fn ranges(&self) -> Vec<PhysRange> {
+    fn ranges(&self) -> Result<Vec<PhysRange>> {
         self.memory_ranges()
     }
 }

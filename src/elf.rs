@@ -319,9 +319,9 @@ impl PhysMemory for ElfDump {
         Ok(())
     }
 
-    fn ranges(&self) -> Vec<PhysRange> {
+    fn ranges(&self) -> Result<Vec<PhysRange>> {
         let end = |m: &MapEntry| if self.tails_absent { m.start + m.file_len.min(m.end - m.start) } else { m.end };
-        normalize(self.map.iter().map(|m| PhysRange { start: m.start, end: end(m) }).collect())
+        Ok(normalize(self.map.iter().map(|m| PhysRange { start: m.start, end: end(m) }).collect()))
     }
 }
 
@@ -385,13 +385,13 @@ pub(crate) mod tests {
         let e = d.read_phys(0x11ff8, &mut b).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Absent);
         assert_eq!(e.offset, Some(0x12000));
-        assert_eq!(d.ranges(), vec![PhysRange { start: 0x10000, end: 0x12000 }, PhysRange { start: 0x40000, end: 0x41000 }]);
+        assert_eq!(d.ranges().unwrap(), vec![PhysRange { start: 0x10000, end: 0x12000 }, PhysRange { start: 0x40000, end: 0x41000 }]);
         assert_eq!(d.tail_bytes(), 0x1000);
         let mut d = d;
         d.set_tails_absent(true);
         let e = d.read_phys(0x10000 + 0xff8, &mut b).unwrap_err();
         assert_eq!((e.kind, e.offset), (ErrorKind::Absent, Some(0x11000)));
-        assert_eq!(d.ranges(), vec![PhysRange { start: 0x10000, end: 0x11000 }, PhysRange { start: 0x40000, end: 0x41000 }]);
+        assert_eq!(d.ranges().unwrap(), vec![PhysRange { start: 0x10000, end: 0x11000 }, PhysRange { start: 0x40000, end: 0x41000 }]);
     }
 
     #[test]
@@ -400,7 +400,7 @@ pub(crate) mod tests {
         let v = build_elf64(62, &[(E::PT_LOAD.0, 0x1000, 0x5000, 0x1000, 0x1000, 0), (E::PT_LOAD.0, 0x1000, 0x5000, 0x1000, 0x1000, 0)], &[(0x1000, &data)]);
         let d = open(v).unwrap();
         assert_eq!(d.conflicting_overlap_bytes, 0);
-        assert_eq!(d.ranges().len(), 1);
+        assert_eq!(d.ranges().unwrap().len(), 1);
     }
 
     #[test]

@@ -178,8 +178,8 @@ impl PhysMemory for LimeImage {
         Ok(())
     }
 
-    fn ranges(&self) -> Vec<PhysRange> {
-        normalize(self.ranges.iter().map(|r| PhysRange { start: r.start, end: r.end }).collect())
+    fn ranges(&self) -> Result<Vec<PhysRange>> {
+        Ok(normalize(self.ranges.iter().map(|r| PhysRange { start: r.start, end: r.end }).collect()))
     }
 }
 
@@ -218,7 +218,7 @@ pub(crate) mod tests {
         let a = [1u8; 16];
         let b = [2u8; 8];
         let img = open(build(&[(0x1000, &a), (0x2000, &b)])).unwrap();
-        assert_eq!(img.ranges(), vec![PhysRange { start: 0x1000, end: 0x1010 }, PhysRange { start: 0x2000, end: 0x2008 }]);
+        assert_eq!(img.ranges().unwrap(), vec![PhysRange { start: 0x1000, end: 0x1010 }, PhysRange { start: 0x2000, end: 0x2008 }]);
         let mut buf = [0u8; 4];
         img.read_phys(0x100c, &mut buf).unwrap();
         assert_eq!(buf, [1; 4]);
@@ -234,7 +234,7 @@ pub(crate) mod tests {
     #[test]
     fn adjacent_ranges_read_across_and_merge() {
         let img = open(build(&[(0x10, &[7u8; 16]), (0x0, &[6u8; 16])])).unwrap();
-        assert_eq!(img.ranges(), vec![PhysRange { start: 0, end: 0x20 }]);
+        assert_eq!(img.ranges().unwrap(), vec![PhysRange { start: 0, end: 0x20 }]);
         let mut buf = [0u8; 4];
         img.read_phys(0xe, &mut buf).unwrap();
         assert_eq!(buf, [6, 6, 7, 7]);

@@ -17,8 +17,9 @@ pub struct PhysRange {
 /// segment's `p_filesz < p_memsz` tail or a kdump zero page, are real data and are returned.)
 pub trait PhysMemory: Send + Sync {
     fn read_phys(&self, addr: u64, buf: &mut [u8]) -> Result<()>;
-    /// The ranges held, sorted, non-overlapping, adjacent ranges merged.
-    fn ranges(&self) -> Vec<PhysRange>;
+    /// The ranges held, sorted, non-overlapping, adjacent ranges merged. (Fallible: a kdump
+    /// file reads its bitmaps on first use.)
+    fn ranges(&self) -> Result<Vec<PhysRange>>;
 }
 
 /// Sort and merge ranges (helper for implementations of [`PhysMemory::ranges`]).

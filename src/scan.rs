@@ -136,7 +136,7 @@ pub fn scan<M: PhysMemory + ?Sized>(
     limit: u64,
     progress: &mut dyn FnMut(u64, u64) -> bool,
 ) -> Result<ScanReport> {
-    let ranges = mem.ranges();
+    let ranges = mem.ranges()?;
     let mut rep = ScanReport { total: ranges.iter().map(|r| r.end - r.start).sum(), ..ScanReport::default() };
     let mut buf = vec![0u8; CHUNK];
     let found = |rep: &mut ScanReport, paddr: u64, descsz: u32, big: bool| {
@@ -231,8 +231,8 @@ mod tests {
             }
             Ok(())
         }
-        fn ranges(&self) -> Vec<PhysRange> {
-            self.ranges.clone()
+        fn ranges(&self) -> Result<Vec<PhysRange>> {
+            Ok(self.ranges.clone())
         }
     }
 
@@ -415,8 +415,8 @@ mod tests {
             fn read_phys(&self, _: u64, _: &mut [u8]) -> Result<()> {
                 Err(Error::io(&std::io::Error::from_raw_os_error(5), Some(0), "read failed"))
             }
-            fn ranges(&self) -> Vec<PhysRange> {
-                vec![PhysRange { start: 0, end: 4096 }]
+            fn ranges(&self) -> Result<Vec<PhysRange>> {
+                Ok(vec![PhysRange { start: 0, end: 4096 }])
             }
         }
         assert!(matches!(scan(&Broken, ByteOrder::Any, 1 << 20, &mut |_, _| true).unwrap_err().kind, ErrorKind::Io { .. }));

@@ -75,7 +75,7 @@ fn compare_with_elf(kd: &KdumpFile, elf: &Path, step: usize) -> (usize, usize) {
     let mut b = vec![0u8; bs];
     let (mut n, mut diff) = (0, 0);
     let pages: Vec<u64> = kd
-        .ranges()
+        .ranges().unwrap()
         .iter()
         .flat_map(|r| (r.start / bs as u64)..(r.end / bs as u64))
         .collect();
@@ -173,7 +173,7 @@ fn real_absent_pages_are_errors() {
     let Some(root) = root() else { return };
     let (kd, _) = open_any(&root.join("x86_64/md-zlib-d31.kdump"));
     // Find a valid-but-excluded page (dump level 31 excludes free/cache/user/zero pages).
-    let pfn = (0..kd.max_mapnr()).find(|&p| kd.pfn_valid(p) && !kd.pfn_present(p)).unwrap();
+    let pfn = (0..kd.max_mapnr()).find(|&p| kd.pfn_valid(p).unwrap() && !kd.pfn_present(p).unwrap()).unwrap();
     let mut b = [0u8; 16];
     let e = kd.read_phys(pfn * 4096 + 8, &mut b).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Absent);

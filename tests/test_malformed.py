@@ -103,7 +103,9 @@ def exercise(path: pathlib.Path, **open_kw: object) -> Outcome:
             _ = (vi.page_size, vi.kernel_offset, vi.phys_base, vi.symbol("init_uts_ns"), vi.offset("uts_namespace", "name"))
         with step("details"):
             d.details(pages=True)
-        ranges = d.memory_ranges()
+        ranges: list[tuple[int, int]] = []
+        with step("ranges"):
+            ranges = d.memory_ranges()
         for i, (start, end) in enumerate(ranges[:8]):
             assert start < end
             with step(f"read{i}"):
@@ -247,10 +249,16 @@ def test_kdump_truncated_at_every_boundary(tmp_path: pathlib.Path, name: str, cu
     p, o = run_case(tmp_path, data[:cut], name)
     if cut < 8:
         assert o["open"] == "FormatError"  # no signature: not a dump
-    elif cut < lay.desc_end:
-        # The header, sub-header, bitmaps and descriptor table must all be in the file.
+    elif cut < lay.desc_off:
+        # Opening reads the header blocks and checks that the bitmaps are in the file.
         assert o["open"] == "TruncatedError", o.steps
         assert o.errors["open"].offset <= max(cut, lay.desc_off)  # type: ignore[operator]
+    elif cut < lay.desc_end:
+        # The bitmaps are read on first use of the pages: the text reads, the page index
+        # reports the cut descriptor table.
+        assert o.opened and o["vmcoreinfo"] == "ok", o.steps
+        assert o["ranges"] == "TruncatedError", o.steps
+        assert o.errors["ranges"].offset == lay.desc_off, o.steps
     else:
         # Headers intact: the text (in the sub-header) reads; pages cut off are TruncatedError.
         assert o.opened and o["vmcoreinfo"] == "ok", o.steps

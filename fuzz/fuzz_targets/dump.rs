@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = e.to_string();
         }
     }
-    let ranges = d.memory_ranges();
+    let ranges = d.memory_ranges().unwrap_or_default();
     let mut buf = vec![0u8; 4096];
     let mut entries = Vec::new();
     for r in ranges.iter().take(4) {

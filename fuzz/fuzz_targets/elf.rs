@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     let head = &data[..data.len().min(HEAD_READ)];
     let Ok(d) = ElfDump::parse(Arc::new(data.to_vec()), head) else { return };
     let _ = d.max_phys_end();
-    let ranges = d.ranges();
+    let ranges = d.ranges().expect("ELF ranges never fail");
     for w in ranges.windows(2) {
         assert!(w[0].end < w[1].start, "ranges not sorted and merged: {ranges:?}");
     }

@@ -62,7 +62,7 @@ fuzz_target!(|data: &[u8]| {
     let src: Arc<dyn ReadAt> = Arc::new(f);
     if let Ok(kd) = KdumpFile::open(src) {
         let mut page = vec![0u8; kd.block_size() as usize];
-        for r in kd.ranges().iter().take(4) {
+        for r in kd.ranges().unwrap_or_default().iter().take(4) {
             let _ = kd.read_phys(r.start, &mut page);
         }
         let _ = kd.page_counts();

@@ -269,7 +269,9 @@ impl Dump {
 
     /// Guest-physical ranges the dump holds: sorted, merged ``(start, end)`` pairs, end exclusive.
     fn memory_ranges(&self) -> PyResult<Vec<(u64, u64)>> {
-        Ok(self.get()?.memory_ranges().into_iter().map(|r| (r.start, r.end)).collect())
+        let d = self.get()?;
+        let ranges = d.memory_ranges().map_err(|e| e.in_file(d.path()))?;
+        Ok(ranges.into_iter().map(|r| (r.start, r.end)).collect())
     }
 
     /// Read the guest note that ``entry`` (the fw_cfg ``etc/vmcoreinfo`` contents) points at,
