@@ -97,9 +97,11 @@ struct Window<'a> {
 }
 
 /// After a record at least this long, the next header is read with a small read instead of a
-/// full window: reading a long record's data through the window costs more than one more read.
-/// (makedumpfile -F writes 64 KiB page-data records between small ones; QEMU 16 KiB records.)
-const LONG_SPAN: u64 = 32 * 1024;
+/// full window: copying a long record's data through the window costs more than one more read
+/// (here a pread costs about as much as copying 25 KiB). makedumpfile -F writes 64 KiB
+/// page-data records between small ones; QEMU writes 16 KiB records. Measured on 8 GiB guests'
+/// files, open + identify: makedumpfile's 3.3 ms -> 0.38 ms, QEMU's 12.4 ms -> 6.6 ms.
+const LONG_SPAN: u64 = 8 * 1024;
 const SMALL_READ: u64 = 4096;
 
 impl Window<'_> {
