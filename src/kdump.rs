@@ -931,6 +931,17 @@ impl KdumpFile {
 
     /// Decompress one page into `out` (exactly block_size bytes).
     fn decode(&self, d: &PageDesc, desc_off: u64, pfn: u64, out: &mut [u8]) -> Result<()> {
+        let (off, size) = self.check_desc(d, desc_off, pfn)?;
+        if d.flags & CODEC_BITS == 0 {
+            return self.src.read_exact_at(out, off);
+        }
+        let mut data = vec![0u8; size];
+        self.src.read_exact_at(&mut data, off)?;
+        self.decompress(d, desc_off, pfn, &data, out)
+    }
+
+    /// Check a descriptor before its data is read; gives the data's file offset and size.
+    fn check_desc(&self, d: &PageDesc, desc_off: u64, pfn: u64) -> Result<(u64, usize)> {
         let bs = self.hdr.block_size;
         let pfn_s = if pfn == u64::MAX { String::new() } else { format!("pfn {pfn}: ") };
         if d.size == 0 || d.offset <= 0 {
@@ -958,31 +969,39 @@ impl KdumpFile {
                 format!("{pfn_s}page data {:#x}+{} runs past the end of the file", off, d.size),
             ));
         }
+        if d.flags & CODEC_BITS == 0 && d.size != bs {
+            return Err(Error::decompress(
+                desc_off,
+                format!("{pfn_s}uncompressed page has size {} instead of the block size {bs}", d.size),
+            ));
+        }
+        Ok((off, d.size as usize))
+    }
+
+    /// Turn a page's stored bytes (`data`, as [`check_desc`](Self::check_desc) located them)
+    /// into the page (`out`, block_size bytes).
+    fn decompress(&self, d: &PageDesc, desc_off: u64, pfn: u64, data: &[u8], out: &mut [u8]) -> Result<()> {
+        let bs = self.hdr.block_size;
+        let pfn_s = if pfn == u64::MAX { String::new() } else { format!("pfn {pfn}: ") };
+        let off = d.offset as u64;
         let codec = d.flags & CODEC_BITS;
         if codec == 0 {
-            if d.size != bs {
-                return Err(Error::decompress(
-                    desc_off,
-                    format!("{pfn_s}uncompressed page has size {} instead of the block size {bs}", d.size),
-                ));
-            }
-            return self.src.read_exact_at(out, off);
+            out.copy_from_slice(data);
+            return Ok(());
         }
-        let mut data = vec![0u8; d.size as usize];
-        self.src.read_exact_at(&mut data, off)?;
         let fail = |what: &str, detail: String| {
             Error::decompress(desc_off, format!("{pfn_s}{what} page data at {off:#x} ({} bytes): {detail}", d.size))
         };
         match codec {
             DUMP_DH_COMPRESSED_ZLIB => {
                 let mut z = flate2::Decompress::new(true);
-                match z.decompress(&data, out, flate2::FlushDecompress::Finish) {
+                match z.decompress(data, out, flate2::FlushDecompress::Finish) {
                     Ok(flate2::Status::StreamEnd) if z.total_out() == u64::from(bs) => Ok(()),
                     Ok(_) => Err(fail("zlib", format!("does not decompress to exactly {bs} bytes"))),
                     Err(e) => Err(fail("zlib", e.to_string())),
                 }
             }
-            DUMP_DH_COMPRESSED_LZO => decode_lzo(&data, out).map_err(|e| match e {
+            DUMP_DH_COMPRESSED_LZO => decode_lzo(data, out).map_err(|e| match e {
                 LzoError::Unsupported => Error::unsupported(
                     Some(desc_off),
                     format!("{pfn_s}LZO page data: this build has no LZO support (cargo feature `lzo`)"),
@@ -990,18 +1009,18 @@ impl KdumpFile {
                 LzoError::Bad(m) => fail("lzo", m),
             }),
             DUMP_DH_COMPRESSED_SNAPPY => {
-                match snap::raw::decompress_len(&data) {
+                match snap::raw::decompress_len(data) {
                     Ok(n) if n == bs as usize => {}
                     Ok(n) => return Err(fail("snappy", format!("declares {n} bytes, not {bs}"))),
                     Err(e) => return Err(fail("snappy", e.to_string())),
                 }
-                match snap::raw::Decoder::new().decompress(&data, out) {
+                match snap::raw::Decoder::new().decompress(data, out) {
                     Ok(n) if n == bs as usize => Ok(()),
                     Ok(n) => Err(fail("snappy", format!("gave {n} bytes, not {bs}"))),
                     Err(e) => Err(fail("snappy", e.to_string())),
                 }
             }
-            DUMP_DH_COMPRESSED_ZSTD => match zstd::bulk::decompress_to_buffer(&data, out) {
+            DUMP_DH_COMPRESSED_ZSTD => match zstd::bulk::decompress_to_buffer(data, out) {
                 Ok(n) if n == bs as usize => Ok(()),
                 Ok(n) => Err(fail("zstd", format!("gave {n} bytes, not {bs}"))),
                 Err(e) => Err(fail("zstd", e.to_string())),
@@ -1080,19 +1099,47 @@ impl PhysMemory for KdumpFile {
             rest = b;
             pos += n as u64;
         }
-        if pieces.len() >= PARALLEL_PAGES {
-            let results: Vec<Result<()>> = pieces
-                .into_par_iter()
-                .map_init(Vec::new, |scratch, (pfn, in_page, out)| self.read_piece(pfn, in_page, out, scratch))
-                .collect();
-            results.into_iter().collect()
-        } else {
+        if pieces.len() < PARALLEL_PAGES {
             let mut scratch = Vec::new();
             for (pfn, in_page, out) in pieces {
                 self.read_piece(pfn, in_page, out, &mut scratch)?;
             }
-            Ok(())
+            return Ok(());
         }
+        // Many pages: their descriptors are consecutive (every pfn is present), so read them in
+        // one go, then the pages' data in a few large reads, then decompress in parallel.
+        let idx0 = ix.rank_of(first) - ix.rank_base;
+        let mut table = vec![0u8; pieces.len() * DESC_SIZE as usize];
+        let table_off = self.desc_base + idx0 * DESC_SIZE;
+        if self.src.read_exact_at(&mut table, table_off).is_err() {
+            // A cut table (incomplete dump): the per-page path names each missing page.
+            return pieces
+                .into_par_iter()
+                .map_init(Vec::new, |scratch, (pfn, in_page, out)| self.read_piece(pfn, in_page, out, scratch))
+                .collect();
+        }
+        let descs: Vec<(u64, PageDesc)> = table
+            .chunks_exact(DESC_SIZE as usize)
+            .enumerate()
+            .map(|(i, b)| (table_off + i as u64 * DESC_SIZE, PageDesc::parse(b, self.big)))
+            .collect();
+        let runs = self.read_runs(&descs, pieces.iter().map(|p| p.0))?;
+        let results: Vec<Result<()>> = pieces
+            .into_par_iter()
+            .zip(descs.par_iter())
+            .map_init(Vec::new, |scratch: &mut Vec<u8>, ((pfn, in_page, out), (desc_off, d))| {
+                let (off, size) = self.check_desc(d, *desc_off, pfn)?;
+                let data = runs.slice(off, size);
+                if in_page == 0 && out.len() == bs as usize {
+                    return self.decompress(d, *desc_off, pfn, data, out);
+                }
+                scratch.resize(bs as usize, 0);
+                self.decompress(d, *desc_off, pfn, data, scratch)?;
+                out.copy_from_slice(&scratch[in_page..in_page + out.len()]);
+                Ok(())
+            })
+            .collect();
+        results.into_iter().collect()
     }
 
     fn ranges(&self) -> Result<Vec<PhysRange>> {
@@ -1131,6 +1178,52 @@ impl PhysMemory for KdumpFile {
             out.push(PhysRange { start: s * bs, end: hi * bs });
         }
         Ok(normalize(out))
+    }
+}
+
+/// Page data read in a few large reads: `(file offset, bytes)` runs, sorted by offset.
+struct Runs(Vec<(u64, Vec<u8>)>);
+
+impl Runs {
+    /// The `size` bytes at file offset `off` (which a run holds: see `read_runs`).
+    fn slice(&self, off: u64, size: usize) -> &[u8] {
+        let i = self.0.partition_point(|(o, _)| *o <= off) - 1;
+        let (o, b) = &self.0[i];
+        let at = (off - o) as usize;
+        &b[at..at + size]
+    }
+}
+
+/// Runs are merged across gaps up to this size, and never grow past `MAX_RUN` bytes.
+const RUN_GAP: u64 = 64 * 1024;
+const MAX_RUN: u64 = 8 << 20;
+
+impl KdumpFile {
+    /// Read the data of every page whose descriptor checks out, merged into large reads.
+    /// Pages whose descriptor is bad are skipped here; their error comes when they are decoded.
+    fn read_runs(&self, descs: &[(u64, PageDesc)], pfns: impl Iterator<Item = u64>) -> Result<Runs> {
+        let mut spans: Vec<(u64, u64)> = descs
+            .iter()
+            .zip(pfns)
+            .filter_map(|((desc_off, d), pfn)| self.check_desc(d, *desc_off, pfn).ok())
+            .map(|(off, size)| (off, off + size as u64))
+            .collect();
+        spans.sort_unstable();
+        spans.dedup();
+        let mut merged: Vec<(u64, u64)> = Vec::new();
+        for (s, e) in spans {
+            match merged.last_mut() {
+                Some(last) if s <= last.1 + RUN_GAP && e.max(last.1) - last.0 <= MAX_RUN => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        let mut runs = Vec::with_capacity(merged.len());
+        for (s, e) in merged {
+            let mut b = vec![0u8; (e - s) as usize];
+            self.src.read_exact_at(&mut b, s)?;
+            runs.push((s, b));
+        }
+        Ok(Runs(runs))
     }
 }
 
