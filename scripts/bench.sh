@@ -55,6 +55,12 @@ phase "quiet check"
 q_before="CPU busy $(busy) over 5 s before the run; $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg); busy processes: $(top_procs)"
 echo "$q_before"
 
+# Sample other processes' CPU use every 5 s for the whole run (anything not started by this script
+# above 20% CPU): the report names them, so a noisy run is visible.
+( while :; do ps -eo pid,ppid,pcpu,comm --no-headers | awk -v me=$$ '$3>20 && $2!=me {print $4}'; sleep 5; done ) \
+  > "$RES/foreign-cpu.txt" 2>/dev/null &
+SAMPLER=$!
+trap 'kill $SAMPLER 2>/dev/null || true' EXIT
 export BENCH_RESULTS=$RES
 phase "benches (pytest-benchmark; groups: identify/full per file, bulk per file)"
 "$V/bin/python" -m pytest benches -p no:cacheprovider -q -rxs \
@@ -67,7 +73,9 @@ phase "peak RSS per reader and file (benches/rss.py)"
 phase "syscalls and instructions per identify (benches/syscalls.py)"
 "$V/bin/python" benches/syscalls.py "$RES/syscalls.json" || true
 
-q_after="CPU busy $(busy) over 5 s after; load $(cut -d' ' -f1-3 /proc/loadavg); busy processes: $(top_procs)"
+kill $SAMPLER 2>/dev/null || true
+foreign=$(grep -v -x -E 'python3?|strace|valgrind|callgrind-amd64|memcheck-amd64|ps|awk|maturin' "$RES/foreign-cpu.txt" | sort | uniq -c | sort -rn | awk '{printf "%s (%d samples) ", $2, $1}')
+q_after="CPU busy $(busy) over 5 s after; load $(cut -d' ' -f1-3 /proc/loadavg); busy processes: $(top_procs). Other processes above 20% CPU during the run (5 s samples): ${foreign:-none}"
 cpu=$(awk -F: '/model name/{sub(/^ /,"",$2); print $2; exit}' /proc/cpuinfo)
 "$V/bin/python" - "$RES/env.json" <<PYEOF
 import json, sys, platform, subprocess
