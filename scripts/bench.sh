@@ -74,7 +74,8 @@ phase "syscalls and instructions per identify (benches/syscalls.py)"
 "$V/bin/python" benches/syscalls.py "$RES/syscalls.json" || true
 
 kill $SAMPLER 2>/dev/null || true
-foreign=$(grep -v -x -E 'python3?|strace|valgrind|callgrind-amd64|memcheck-amd64|ps|awk|maturin' "$RES/foreign-cpu.txt" | sort | uniq -c | sort -rn | awk '{printf "%s (%d samples) ", $2, $1}')
+foreign=$( { grep -v -x -E 'python3?|strace|valgrind|callgrind-amd64|memcheck-amd64|ps|awk|maturin' "$RES/foreign-cpu.txt" || true; } \
+  | sort | uniq -c | sort -rn | awk '{printf "%s (%d samples) ", $2, $1}')
 q_after="CPU busy $(busy) over 5 s after; load $(cut -d' ' -f1-3 /proc/loadavg); busy processes: $(top_procs). Other processes above 20% CPU during the run (5 s samples): ${foreign:-none}"
 cpu=$(awk -F: '/model name/{sub(/^ /,"",$2); print $2; exit}' /proc/cpuinfo)
 "$V/bin/python" - "$RES/env.json" <<PYEOF
