@@ -1124,10 +1124,34 @@ impl PhysMemory for KdumpFile {
             .map(|(i, b)| (table_off + i as u64 * DESC_SIZE, PageDesc::parse(b, self.big)))
             .collect();
         let runs = self.read_runs(&descs, pieces.iter().map(|p| p.0))?;
+        // Pages that share their stored data (QEMU and makedumpfile point every zero page at one
+        // block) are decompressed once per call, then copied.
+        let mut uses: std::collections::HashMap<(i64, u32, u32), u32> = std::collections::HashMap::new();
+        for (_, d) in &descs {
+            *uses.entry((d.offset, d.size, d.flags)).or_default() += 1;
+        }
+        let shared: std::collections::HashMap<(i64, u32, u32), Vec<u8>> = descs
+            .iter()
+            .zip(pieces.iter().map(|p| p.0))
+            .filter(|((_, d), _)| uses[&(d.offset, d.size, d.flags)] > 1)
+            .map(|((desc_off, d), pfn)| ((d.offset, d.size, d.flags), (*desc_off, *d, pfn)))
+            .collect::<std::collections::HashMap<_, _>>()
+            .into_iter()
+            .filter_map(|(key, (desc_off, d, pfn))| {
+                let (off, size) = self.check_desc(&d, desc_off, pfn).ok()?;
+                let mut page = vec![0u8; bs as usize];
+                self.decompress(&d, desc_off, pfn, runs.slice(off, size), &mut page).ok()?;
+                Some((key, page))
+            })
+            .collect();
         let results: Vec<Result<()>> = pieces
             .into_par_iter()
             .zip(descs.par_iter())
             .map_init(Vec::new, |scratch: &mut Vec<u8>, ((pfn, in_page, out), (desc_off, d))| {
+                if let Some(page) = shared.get(&(d.offset, d.size, d.flags)) {
+                    out.copy_from_slice(&page[in_page..in_page + out.len()]);
+                    return Ok(());
+                }
                 let (off, size) = self.check_desc(d, *desc_off, pfn)?;
                 let data = runs.slice(off, size);
                 if in_page == 0 && out.len() == bs as usize {

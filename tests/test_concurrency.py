@@ -99,7 +99,8 @@ def test_many_dumps_opened_in_parallel(expected: dict[pathlib.Path, dict[str, ob
 
 def big_kdump(tmp_path: pathlib.Path, npages: int) -> pathlib.Path:
     """The real qemu-x86_64 kdump's headers and notes with `npages` present pfns 0..npages-1,
-    every descriptor pointing at one real zlib page of the fixture (a fast way to a long read)."""
+    each with its own copy of one real zlib page of the fixture (distinct data offsets, so
+    reads decompress every page rather than one shared block)."""
     real = (KD / "qemu-x86_64-zlib.kdump").read_bytes()
     _, bs, sub, bmb = struct.unpack_from("<IIII", real, 424)
     bm_off = bs * (1 + sub)
@@ -122,8 +123,8 @@ def big_kdump(tmp_path: pathlib.Path, npages: int) -> pathlib.Path:
         bm[p >> 3] |= 1 << (p & 7)
     out += bm + bm
     data_off = len(out) + 24 * npages
-    out += struct.pack("<qIIQ", data_off, len(page), 1, 0) * npages
-    out += page
+    out += b"".join(struct.pack("<qIIQ", data_off + i * len(page), len(page), 1, 0) for i in range(npages))
+    out += page * npages
     p = tmp_path / "big.kdump"
     p.write_bytes(out)
     return p

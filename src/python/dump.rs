@@ -226,9 +226,25 @@ impl Dump {
             return Err(PyValueError::new_err("read_phys_into needs a writable buffer"));
         }
         let d = self.get()?;
-        let mut tmp = vec![0u8; buffer.len_bytes()];
-        py.detach(|| d.read_phys(addr, &mut tmp)).map_err(|e| e.in_file(d.path()))?;
-        buffer.copy_from_slice(py, &tmp)
+        let len = buffer.len_bytes();
+        if len == 0 {
+            return Ok(());
+        }
+        if !buffer.is_c_contiguous() {
+            let mut tmp = vec![0u8; len];
+            py.detach(|| d.read_phys(addr, &mut tmp)).map_err(|e| e.in_file(d.path()))?;
+            return buffer.copy_from_slice(py, &tmp);
+        }
+        let ptr = buffer.buf_ptr() as usize;
+        py.detach(|| {
+            // SAFETY: the buffer is writable and C-contiguous with `len` bytes at `ptr`, and
+            // `buffer` (held until this function returns) keeps the exporter's memory alive and
+            // unresizable. As with `io.RawIOBase.readinto`, we write into it with the GIL released;
+            // Python code touching the same buffer meanwhile sees bytes, never unsafety in Rust.
+            let out = unsafe { std::slice::from_raw_parts_mut(ptr as *mut u8, len) };
+            d.read_phys(addr, out)
+        })
+        .map_err(|e| e.in_file(d.path()).into())
     }
 
     /// Scan guest-physical memory for VMCOREINFO notes at page starts (4 KiB steps: the kernel's
