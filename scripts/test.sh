@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need, builds the extension, runs every test.
-#   scripts/test.sh            everything (Rust, Python, stub check, real-guest stage, benches as tests)
+#   scripts/test.sh            everything (Rust, Python, type checks, real-guest stage, benches as tests, fuzz smoke)
 #   SKIP_REALGUEST=1 scripts/test.sh   without the real-guest stage (it boots QEMU guests; needs root for apt-get)
 #   SKIP_FUZZ=1 scripts/test.sh        without the fuzz smoke run (builds cargo-fuzz targets)
 set -euo pipefail
@@ -9,8 +9,9 @@ PY=${PYTHON:-python3}
 t0=$(date +%s)
 phase() { printf '\n=== %s (t+%ss)\n' "$*" "$(( $(date +%s) - t0 ))"; }
 
-phase "install test requirements and build the extension (pip install -e '.[test]')"
+phase "install test requirements and build the extension (pip install -e '.[test]'), and the peers the benches compare with"
 $PY -m pip install --quiet --disable-pip-version-check -e '.[test]'
+$PY -m pip install --quiet --disable-pip-version-check -r benches/requirements.txt
 
 phase "cargo test (pyo3-free core)"
 cargo test --locked --quiet
@@ -31,9 +32,9 @@ else
   export VMCOREINFO_REALGUEST_DIR=$rg_out
 fi
 
-phase "pytest (the real-guest tests list every dump they checked at the end)"
+phase "pytest: tests/, and benches/ as plain tests on the committed fixtures (the real-guest tests list every dump they checked at the end)"
 # pytest exits 5 when it collects nothing; `set -e` turns that (like any failure) into a failed run.
-$PY -m pytest "${markers[@]}" --benchmark-disable -p no:cacheprovider
+$PY -m pytest tests benches "${markers[@]}" --benchmark-disable -p no:cacheprovider
 
 if [ "${SKIP_FUZZ:-0}" != 1 ]; then
   phase "fuzz smoke run (every cargo-fuzz target, a few seconds each, over the committed corpus)"
