@@ -34,7 +34,9 @@ fi
 
 phase "pytest: tests/, and benches/ as plain tests on the committed fixtures (the real-guest tests list every dump they checked at the end)"
 # pytest exits 5 when it collects nothing; `set -e` turns that (like any failure) into a failed run.
-$PY -m pytest tests benches "${markers[@]}" --benchmark-disable -p no:cacheprovider
+# (Two runs: each directory's conftest.py is imported as `conftest`.)
+$PY -m pytest tests "${markers[@]}" -p no:cacheprovider
+$PY -m pytest benches --benchmark-disable -p no:cacheprovider
 
 if [ "${SKIP_FUZZ:-0}" != 1 ]; then
   phase "fuzz smoke run (every cargo-fuzz target, a few seconds each, over the committed corpus)"
