@@ -14,7 +14,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::fwcfg::{self, FwCfgEntry};
 use crate::notes::{self, RawNote};
 use crate::phys::{PhysMemory, PhysRange};
-use crate::source::{FileSource, ReadAt};
+use crate::source::{FileSource, ReadAt, WithHead};
 use crate::text;
 
 /// Options for [`Dump::open`].
@@ -239,9 +239,10 @@ impl Dump {
         if format == Format::FlattenedKdump {
             let f = Flattened::open(src)?;
             let info = FlattenedInfo { records: f.record_count(), logical_len: f.logical_len(), has_end_marker: f.has_end_marker() };
-            return Self::open_kdump(Arc::new(f), name, options, Some(info));
+            // The head read above is the flattened file's, not the reassembled view's.
+            return Self::open_kdump(Arc::new(f), &[], name, options, Some(info));
         }
-        Self::open_kdump(src, name, options, None)
+        Self::open_kdump(src, &head, name, options, None)
     }
 
     /// LiME and raw: no notes; machine and byte order come from the scan when first needed.
@@ -259,8 +260,14 @@ impl Dump {
         }
     }
 
-    fn open_kdump(src: Arc<dyn ReadAt>, name: Arc<str>, options: OpenOptions, flattened: Option<FlattenedInfo>) -> Result<Dump> {
-        let file = KdumpFile::open(src.clone())?;
+    fn open_kdump(
+        src: Arc<dyn ReadAt>,
+        head: &[u8],
+        name: Arc<str>,
+        options: OpenOptions,
+        flattened: Option<FlattenedInfo>,
+    ) -> Result<Dump> {
+        let file = KdumpFile::open_with_head(src.clone(), head)?;
         let big_endian = file.byteorder_big();
         let mut notes = Vec::new();
         if let Some((off, size)) = file.notes_location() {
@@ -271,7 +278,7 @@ impl Dump {
             if size > src.stored_len() {
                 return Err(Error::limit(off, format!("kdump note area of {size} bytes is more than the {} bytes the file stores", src.stored_len())));
             }
-            let data = src.read_vec(off, size, "kdump note area")?;
+            let data = WithHead { src: &*src, head }.read_vec(off, size, "kdump note area")?;
             notes.push(NoteSegment { file_offset: off, align: 4, data: Arc::from(data) });
         }
         let mut d = Dump {

@@ -42,7 +42,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::phys::{normalize, PhysMemory, PhysRange};
-use crate::source::ReadAt;
+use crate::source::{ReadAt, WithHead};
 
 /// Compression flags, in the header's `status` and in each page descriptor's `flags`.
 pub const DUMP_DH_COMPRESSED_ZLIB: u32 = 0x1;
@@ -440,8 +440,15 @@ fn bit(words: &[u64], n: u64) -> bool {
 impl KdumpFile {
     /// Open a kdump-compressed file (a plain file, or a reassembled [`Flattened`](crate::flattened::Flattened) view).
     pub fn open(src: Arc<dyn ReadAt>) -> Result<KdumpFile> {
+        Self::open_with_head(src, &[])
+    }
+
+    /// [`open`](Self::open), given the file's first bytes as already read (the headers inside
+    /// them are not read again).
+    pub fn open_with_head(src: Arc<dyn ReadAt>, head: &[u8]) -> Result<KdumpFile> {
         let file_len = src.len();
-        let head = src.read_prefix(0, HDR64_LEN)?;
+        let hsrc = WithHead { src: &*src, head };
+        let head = hsrc.read_prefix(0, HDR64_LEN)?;
         if !is_kdump(&head) {
             return Err(Error::format(0, "not a kdump-compressed file (no \"KDUMP   \" signature)"));
         }
@@ -479,7 +486,7 @@ impl KdumpFile {
                     let layouts: &[SubLayout] =
                         if is32 { &[SubLayout::Packed32, SubLayout::Aligned32] } else { &[SubLayout::L64] };
                     let bs = u64::from(h.block_size);
-                    let Ok(b) = src.read_prefix(bs, 104) else { return false };
+                    let Ok(b) = hsrc.read_prefix(bs, 104) else { return false };
                     layouts.iter().any(|&l| {
                         b.len() >= l.offsets().1 && {
                             let s = SubHeader::read(Rd { b: &b, big }, l, header_version);
@@ -502,7 +509,7 @@ impl KdumpFile {
             std::array::from_fn(|i| uts_string(&head[UTS_OFF + i * UTS_LEN..UTS_OFF + (i + 1) * UTS_LEN]));
 
         // Sub-header.
-        let sub_bytes = src.read_prefix(bs, 104)?;
+        let sub_bytes = hsrc.read_prefix(bs, 104)?;
         let mut anomalies = Vec::new();
         let candidates: &[SubLayout] =
             if is32 { &[SubLayout::Packed32, SubLayout::Aligned32] } else { &[SubLayout::L64] };

@@ -60,6 +60,32 @@ pub trait ReadAt: Send + Sync {
     }
 }
 
+/// A source whose first bytes were already read: reads that fall inside `head` are served from
+/// it, others go to `src`. Lets a format reader re-read its headers without more syscalls.
+pub struct WithHead<'a> {
+    pub src: &'a dyn ReadAt,
+    pub head: &'a [u8],
+}
+
+impl ReadAt for WithHead<'_> {
+    fn len(&self) -> u64 {
+        self.src.len()
+    }
+    fn stored_len(&self) -> u64 {
+        self.src.stored_len()
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        let end = offset.checked_add(buf.len() as u64);
+        match end {
+            Some(end) if end <= self.head.len() as u64 => {
+                buf.copy_from_slice(&self.head[offset as usize..end as usize]);
+                Ok(())
+            }
+            _ => self.src.read_exact_at(buf, offset),
+        }
+    }
+}
+
 /// A regular file read with `pread`.
 #[derive(Debug)]
 pub struct FileSource {
