@@ -247,11 +247,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
+    except BrokenPipeError:  # the reader went away (`| head`): not an error
+        sys.stderr.close()
+        return 0
     except (Error, OSError) as e:
         print(f"vmcoreinfo: error: {e}", file=sys.stderr)
         return 1
-    except BrokenPipeError:  # pragma: no cover
-        return 0
     except KeyboardInterrupt:  # Ctrl-C during a scan reaches us through its progress callback
         print(file=sys.stderr)
         return 130
