@@ -221,9 +221,8 @@ impl Dump {
         if format == Format::Elf {
             let mut e = ElfDump::parse(src, &head)?;
             e.set_tails_absent(options.elf_tails_absent);
-            let class_field = Some(elf_machine_offset());
             bitness::check_class_for_machine(e.e_machine, e.class64, e.max_phys_end())
-                .map_err(|err| Error { offset: err.offset.or(class_field), ..err })?;
+                .map_err(|err| Error { offset: err.offset.or(Some(E_MACHINE_OFFSET)), ..err })?;
             return Ok(Dump {
                 path: name,
                 format: Format::Elf,
@@ -311,17 +310,18 @@ impl Dump {
     /// phys_base from the VMCOREINFO text and from the kdump header, side by side.
     pub fn phys_base_sources(&self) -> Result<PhysBaseSources> {
         let header = self.kdump().and_then(KdumpFile::phys_base_header);
-        let text_key = match self.e_machine() {
-            bitness::EM_AARCH64 => Some("NUMBER(PHYS_OFFSET)"),
-            bitness::EM_X86_64 => Some("NUMBER(phys_base)"),
+        // (key as reported, NUMBER name to read)
+        let source = match self.e_machine() {
+            bitness::EM_AARCH64 => Some(("NUMBER(PHYS_OFFSET)", "PHYS_OFFSET")),
+            bitness::EM_X86_64 => Some(("NUMBER(phys_base)", "phys_base")),
             _ => None,
         };
+        let text_key = source.map(|(key, _)| key);
         let mut text = None;
-        if let Some(key) = text_key {
+        if let Some((_, name)) = source {
             match self.vmcoreinfo() {
                 Ok(blob) => {
                     let idx = text::Index::build(blob.bytes());
-                    let name = &key["NUMBER(".len()..key.len() - 1];
                     text = idx.view(blob.bytes()).number(name).map_err(|e| e.shifted(blob.file_offset.unwrap_or(0)))?;
                 }
                 Err(e) if e.kind == ErrorKind::NoVmcoreinfo => {}
@@ -689,9 +689,8 @@ pub fn machine_from_vmcoreinfo(text_bytes: &[u8]) -> Option<(u16, bool)> {
         .map(|(_, m)| m)
 }
 
-fn elf_machine_offset() -> u64 {
-    18
-}
+/// File offset of `e_machine` in an ELF header (both classes).
+const E_MACHINE_OFFSET: u64 = 18;
 
 /// `utsname.machine` as kdump producers write it → (e_machine, 64-bit).
 fn machine_from_uname(m: &str) -> Option<(u16, bool)> {

@@ -230,7 +230,7 @@ impl VmcoreInfo {
     }
 
     fn __contains__(&self, key: &Bound<'_, PyAny>) -> bool {
-        key.cast::<PyString>().ok().and_then(|k| key_bytes(k).map(|b| b.into_owned())).is_some_and(|b| self.view().item_bytes(&b).map(|i| i.value).is_some())
+        key.cast::<PyString>().ok().and_then(key_bytes).is_some_and(|b| self.view().item_bytes(&b).map(|i| i.value).is_some())
     }
 
     fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -260,7 +260,7 @@ impl VmcoreInfo {
 
     #[pyo3(signature = (key, default=None))]
     fn get<'py>(&self, key: &Bound<'py, PyAny>, default: Option<Bound<'py, PyAny>>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        if let Some(b) = key.cast::<PyString>().ok().and_then(|k| key_bytes(k).map(|b| b.into_owned())) {
+        if let Some(b) = key.cast::<PyString>().ok().and_then(key_bytes) {
             if let Some(v) = self.view().item_bytes(&b).map(|i| i.value) {
                 return Ok(Some(PyString::new(key.py(), &String::from_utf8_lossy(v)).into_any()));
             }
