@@ -104,16 +104,18 @@ pub fn check_class_for_machine(e_machine: u16, elf_class_64: bool, max_phys_end:
     match required64 {
         Some(want) if want != elf_class_64 => {
             let why = if e_machine == EM_386 {
-                format!(
-                    "i386 dumps are ELFCLASS32 unless guest memory reaches 4 GiB; memory ends at {max_phys_end:#x}"
-                )
+                format!("i386 dumps are ELFCLASS32 unless guest memory reaches 4 GiB; memory ends at {max_phys_end:#x}")
             } else {
                 format!("{} dumps are {}", machine_name(e_machine, want), class_name(want))
             };
             Err(Error::bitness(
                 Rule::ClassForMachine,
                 Some(EI_CLASS_OFFSET),
-                format!("e_machine {e_machine} ({}) with {}: {why}", machine_name(e_machine, elf_class_64), class_name(elf_class_64)),
+                format!(
+                    "e_machine {e_machine} ({}) with {}: {why}",
+                    machine_name(e_machine, elf_class_64),
+                    class_name(elf_class_64)
+                ),
             ))
         }
         _ => Ok(()),

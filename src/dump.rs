@@ -5,15 +5,15 @@ use std::sync::{Arc, OnceLock};
 
 use crate::bitness;
 use crate::elf::{self, ElfDump, NoteSegment};
+use crate::error::{Error, ErrorKind, Result};
 use crate::flattened::{self, Flattened};
+use crate::fwcfg::{self, FwCfgEntry};
 use crate::kdump::{self, KdumpFile};
 use crate::lime::{self, LimeImage};
-use crate::raw::RawImage;
-use crate::scan::{self, ByteOrder, Candidate, ScanReport};
-use crate::error::{Error, ErrorKind, Result};
-use crate::fwcfg::{self, FwCfgEntry};
 use crate::notes::{self, RawNote};
 use crate::phys::{PhysMemory, PhysRange};
+use crate::raw::RawImage;
+use crate::scan::{self, ByteOrder, Candidate, ScanReport};
 use crate::source::{FileSource, ReadAt, WithHead};
 use crate::text;
 
@@ -208,7 +208,10 @@ impl Dump {
                     format!(
                         "format {:?} was asked for, but the file does not start with its signature ({})",
                         want.name(),
-                        got.map_or_else(|| "no known signature at offset 0".to_owned(), |g| format!("it looks like {}", g.name()))
+                        got.map_or_else(
+                            || "no known signature at offset 0".to_owned(),
+                            |g| format!("it looks like {}", g.name())
+                        )
                     ),
                 ))
             }
@@ -237,7 +240,8 @@ impl Dump {
         }
         if format == Format::FlattenedKdump {
             let f = Flattened::open(src)?;
-            let info = FlattenedInfo { records: f.record_count(), logical_len: f.logical_len(), has_end_marker: f.has_end_marker() };
+            let info =
+                FlattenedInfo { records: f.record_count(), logical_len: f.logical_len(), has_end_marker: f.has_end_marker() };
             // The head read above is the flattened file's, not the reassembled view's.
             return Self::open_kdump(Arc::new(f), &[], name, options, Some(info));
         }
@@ -271,11 +275,17 @@ impl Dump {
         let mut notes = Vec::new();
         if let Some((off, size)) = file.notes_location() {
             if size > elf::MAX_TABLE_BYTES {
-                return Err(Error::limit(off, format!("kdump note area of {size} bytes exceeds the {} byte limit", elf::MAX_TABLE_BYTES)));
+                return Err(Error::limit(
+                    off,
+                    format!("kdump note area of {size} bytes exceeds the {} byte limit", elf::MAX_TABLE_BYTES),
+                ));
             }
             // A flattened file's holes read as zeros: never allocate for what the file does not store.
             if size > src.stored_len() {
-                return Err(Error::limit(off, format!("kdump note area of {size} bytes is more than the {} bytes the file stores", src.stored_len())));
+                return Err(Error::limit(
+                    off,
+                    format!("kdump note area of {size} bytes is more than the {} bytes the file stores", src.stored_len()),
+                ));
             }
             let data = WithHead { src: &*src, head }.read_vec(off, size, "kdump note area")?;
             notes.push(NoteSegment { file_offset: off, align: 4, data: Arc::from(data) });
@@ -411,9 +421,7 @@ impl Dump {
     /// Every note of every note segment, in file order, with its segment.
     pub fn notes(&self) -> impl Iterator<Item = (&NoteSegment, Result<RawNote<'_>>)> {
         let big = self.big_endian;
-        self.notes.iter().flat_map(move |seg| {
-            notes::notes(&seg.data, big, seg.align, seg.file_offset).map(move |n| (seg, n))
-        })
+        self.notes.iter().flat_map(move |seg| notes::notes(&seg.data, big, seg.align, seg.file_offset).map(move |n| (seg, n)))
     }
 
     /// The VMCOREINFO text. For ELF: the desc of the last note named exactly "VMCOREINFO"
@@ -434,7 +442,11 @@ impl Dump {
                          (a page-aligned note header with namesz 11, type 0, name VMCOREINFO, text starting OSRELEASE=){}",
                         self.format.name(),
                         s.report.total,
-                        if s.report.unreadable_pages > 0 { format!("; {} pages could not be read", s.report.unreadable_pages) } else { String::new() }
+                        if s.report.unreadable_pages > 0 {
+                            format!("; {} pages could not be read", s.report.unreadable_pages)
+                        } else {
+                            String::new()
+                        }
                     ),
                 )),
             };
@@ -454,7 +466,11 @@ impl Dump {
         let Some((seg, n)) = found else {
             // The offset names where we looked: the (first) note segment, or 0 when there is none.
             let at = self.notes.first().map_or(0, |s| s.file_offset);
-            return Err(Error::new(ErrorKind::NoVmcoreinfo, Some(at), format!("the dump has no VMCOREINFO note. {NO_VMCOREINFO_HELP}")));
+            return Err(Error::new(
+                ErrorKind::NoVmcoreinfo,
+                Some(at),
+                format!("the dump has no VMCOREINFO note. {NO_VMCOREINFO_HELP}"),
+            ));
         };
         let note_off = seg.file_offset + n.offset as u64;
         fwcfg::check_dump_note(n.namesz, n.desc.len() as u32, note_off, u64::from(self.options.max_note_size))?;
@@ -489,7 +505,13 @@ impl Dump {
             let seg_end = seg.file_offset + seg.data.len() as u64;
             if off >= seg.file_offset && off + size <= seg_end {
                 let start = (off - seg.file_offset) as usize;
-                let blob = TextBlob { data: seg.data.clone(), start, end: start + size as usize, file_offset: Some(off), phys_addr: None };
+                let blob = TextBlob {
+                    data: seg.data.clone(),
+                    start,
+                    end: start + size as usize,
+                    file_offset: Some(off),
+                    phys_addr: None,
+                };
                 return self.check_text(blob);
             }
         }
@@ -525,8 +547,13 @@ impl Dump {
         }
         let mut header = [0u8; fwcfg::NOTE_HEADER_SIZE];
         self.read_phys(entry.paddr, &mut header)?;
-        let sizes = fwcfg::check_guest_note(entry.size, entry.guest_format, &header, self.big_endian(), limit)
-            .map_err(|e| if e.offset.is_some() { e.shifted(entry.paddr) } else { e })?;
+        let sizes = fwcfg::check_guest_note(entry.size, entry.guest_format, &header, self.big_endian(), limit).map_err(|e| {
+            if e.offset.is_some() {
+                e.shifted(entry.paddr)
+            } else {
+                e
+            }
+        })?;
         // padded_size <= entry.size <= limit, checked above: a bounded allocation.
         let mut buf = vec![0u8; sizes.padded_size as usize];
         self.read_phys(entry.paddr, &mut buf)?;

@@ -197,8 +197,8 @@ where
         ));
     }
     let phdrs_raw = table(&*src, head, phoff, ph_bytes, "program header table")?;
-    let phdrs: &[Elf::ProgramHeader] = object::pod::slice_from_all_bytes(&phdrs_raw)
-        .map_err(|_| Error::format(phoff, "program header table is misaligned"))?;
+    let phdrs: &[Elf::ProgramHeader] =
+        object::pod::slice_from_all_bytes(&phdrs_raw).map_err(|_| Error::format(phoff, "program header table is misaligned"))?;
 
     let mut notes = Vec::new();
     let mut loads = Vec::new();
@@ -374,7 +374,11 @@ pub(crate) mod tests {
     #[test]
     fn reads_loads_zero_tail_and_absent() {
         let data: Vec<u8> = (0..=255u8).cycle().take(0x2000).collect();
-        let v = build_elf64(62, &[(E::PT_LOAD.0, 0x1000, 0x10000, 0x1000, 0x2000, 0), (E::PT_LOAD.0, 0x2000, 0x40000, 0x1000, 0x1000, 0)], &[(0x1000, &data)]);
+        let v = build_elf64(
+            62,
+            &[(E::PT_LOAD.0, 0x1000, 0x10000, 0x1000, 0x2000, 0), (E::PT_LOAD.0, 0x2000, 0x40000, 0x1000, 0x1000, 0)],
+            &[(0x1000, &data)],
+        );
         let d = open(v).unwrap();
         assert!(d.class64 && !d.big_endian);
         assert_eq!(d.e_machine, 62);
@@ -385,19 +389,29 @@ pub(crate) mod tests {
         let e = d.read_phys(0x11ff8, &mut b).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Absent);
         assert_eq!(e.offset, Some(0x12000));
-        assert_eq!(d.ranges().unwrap(), vec![PhysRange { start: 0x10000, end: 0x12000 }, PhysRange { start: 0x40000, end: 0x41000 }]);
+        assert_eq!(
+            d.ranges().unwrap(),
+            vec![PhysRange { start: 0x10000, end: 0x12000 }, PhysRange { start: 0x40000, end: 0x41000 }]
+        );
         assert_eq!(d.tail_bytes(), 0x1000);
         let mut d = d;
         d.set_tails_absent(true);
         let e = d.read_phys(0x10000 + 0xff8, &mut b).unwrap_err();
         assert_eq!((e.kind, e.offset), (ErrorKind::Absent, Some(0x11000)));
-        assert_eq!(d.ranges().unwrap(), vec![PhysRange { start: 0x10000, end: 0x11000 }, PhysRange { start: 0x40000, end: 0x41000 }]);
+        assert_eq!(
+            d.ranges().unwrap(),
+            vec![PhysRange { start: 0x10000, end: 0x11000 }, PhysRange { start: 0x40000, end: 0x41000 }]
+        );
     }
 
     #[test]
     fn overlapping_paging_style_loads_are_deduplicated() {
         let data = vec![7u8; 0x1000];
-        let v = build_elf64(62, &[(E::PT_LOAD.0, 0x1000, 0x5000, 0x1000, 0x1000, 0), (E::PT_LOAD.0, 0x1000, 0x5000, 0x1000, 0x1000, 0)], &[(0x1000, &data)]);
+        let v = build_elf64(
+            62,
+            &[(E::PT_LOAD.0, 0x1000, 0x5000, 0x1000, 0x1000, 0), (E::PT_LOAD.0, 0x1000, 0x5000, 0x1000, 0x1000, 0)],
+            &[(0x1000, &data)],
+        );
         let d = open(v).unwrap();
         assert_eq!(d.conflicting_overlap_bytes, 0);
         assert_eq!(d.ranges().unwrap().len(), 1);

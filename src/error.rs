@@ -168,10 +168,7 @@ mod tests {
     fn display_names_file_offset_and_rule() {
         let p: Arc<str> = Arc::from("dump.core");
         let e = Error::note_rule(Rule::DescTooLarge, Some(0x40), "descsz 2097152 > 1048576").in_file(&p);
-        assert_eq!(
-            e.to_string(),
-            "dump.core: offset 64 (0x40): descsz 2097152 > 1048576 [rule descsz-too-large]"
-        );
+        assert_eq!(e.to_string(), "dump.core: offset 64 (0x40): descsz 2097152 > 1048576 [rule descsz-too-large]");
         assert_eq!(e.rule(), Some(Rule::DescTooLarge));
     }
 

@@ -253,9 +253,7 @@ impl ReadAt for Flattened {
     }
 
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        let want_end = offset.checked_add(buf.len() as u64).ok_or_else(|| {
-            Error::truncated(offset, "read range overflows")
-        })?;
+        let want_end = offset.checked_add(buf.len() as u64).ok_or_else(|| Error::truncated(offset, "read range overflows"))?;
         if want_end > self.logical_len {
             return Err(Error::truncated(
                 offset.max(self.logical_len).min(want_end),
@@ -363,13 +361,13 @@ mod tests {
         let d = vec![0xddu8; 3];
         let e = vec![0xeeu8; 5];
         let recs: Vec<(u64, &[u8])> = vec![
-            (100, &a),   // 100..140
-            (10, &b),    // backwards: 10..20, hole 0..10 and 20..100
-            (120, &c),   // overlaps the tail of a, extends to 150
-            (105, &d),   // inside a: splits it
-            (0, &e),     // fills part of the first hole
-            (130, &b),   // inside c
-            (150, &d),   // adjacent
+            (100, &a), // 100..140
+            (10, &b),  // backwards: 10..20, hole 0..10 and 20..100
+            (120, &c), // overlaps the tail of a, extends to 150
+            (105, &d), // inside a: splits it
+            (0, &e),   // fills part of the first hole
+            (130, &b), // inside c
+            (150, &d), // adjacent
         ];
         let f = open(flatten(&recs, true)).unwrap();
         assert_eq!(f.record_count(), 7);

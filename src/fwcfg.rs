@@ -45,10 +45,7 @@ impl FwCfgEntry {
     pub fn from_bytes(b: &[u8]) -> Result<Self> {
         let Ok(b) = <&[u8; FW_CFG_ENTRY_SIZE]>::try_from(b) else {
             let at = if b.len() < FW_CFG_ENTRY_SIZE { b.len() as u64 } else { FW_CFG_ENTRY_SIZE as u64 };
-            return Err(Error::format(
-                at,
-                format!("etc/vmcoreinfo is {FW_CFG_ENTRY_SIZE} bytes, got {}", b.len()),
-            ));
+            return Err(Error::format(at, format!("etc/vmcoreinfo is {FW_CFG_ENTRY_SIZE} bytes, got {}", b.len())));
         };
         Ok(FwCfgEntry {
             host_format: u16::from_le_bytes([b[0], b[1]]),
@@ -266,13 +263,7 @@ fn read_u32(b: &[u8], at: usize, big_endian: bool) -> Option<u32> {
 /// `Truncated` error); its header is read in the dump's byte order. Error offsets are relative to
 /// the note start (0 for `n_namesz`, 4 for `n_descsz`); errors about the fw_cfg fields carry no
 /// offset.
-pub fn check_guest_note(
-    entry_size: u32,
-    guest_format: u16,
-    note: &[u8],
-    big_endian: bool,
-    limit: u32,
-) -> Result<NoteSizes> {
+pub fn check_guest_note(entry_size: u32, guest_format: u16, note: &[u8], big_endian: bool, limit: u32) -> Result<NoteSizes> {
     if entry_size < HEADER_U32 {
         return Err(Error::note_rule(
             Rule::SizeBelowHeader,
@@ -294,11 +285,9 @@ pub fn check_guest_note(
             format!("guest note format {guest_format} is not ELF ({FORMAT_ELF})"),
         ));
     }
-    let (Some(namesz), Some(descsz), Some(n_type)) = (
-        read_u32(note, 0, big_endian),
-        read_u32(note, 4, big_endian),
-        read_u32(note, 8, big_endian),
-    ) else {
+    let (Some(namesz), Some(descsz), Some(n_type)) =
+        (read_u32(note, 0, big_endian), read_u32(note, 4, big_endian), read_u32(note, 8, big_endian))
+    else {
         return Err(Error::truncated(
             note.len() as u64,
             format!("guest note header needs {NOTE_HEADER_SIZE} bytes, only {} available", note.len()),
@@ -437,8 +426,10 @@ mod tests {
         assert_eq!(out.name(), "accepted-unsupported-format");
         assert!(d.has_vmcoreinfo());
         let e = d.entry();
-        assert_eq!(rule(check_guest_note(e.size, e.guest_format, &note(11, 4100, false), false, MAX_GUEST_NOTE_SIZE)),
-                   Some(Rule::FormatNotElf));
+        assert_eq!(
+            rule(check_guest_note(e.size, e.guest_format, &note(11, 4100, false), false, MAX_GUEST_NOTE_SIZE)),
+            Some(Rule::FormatNotElf)
+        );
     }
 
     #[test]
@@ -486,8 +477,10 @@ mod tests {
         let s = check_guest_note(4132, FORMAT_ELF, &note(11, 4096, true), true, MAX_GUEST_NOTE_SIZE).unwrap();
         assert_eq!(s.descsz, 4096);
         // Wrong byte order: sizes are huge.
-        assert_eq!(rule(check_guest_note(4132, FORMAT_ELF, &note(11, 4096, true), false, MAX_GUEST_NOTE_SIZE)),
-                   Some(Rule::NameTooLarge));
+        assert_eq!(
+            rule(check_guest_note(4132, FORMAT_ELF, &note(11, 4096, true), false, MAX_GUEST_NOTE_SIZE)),
+            Some(Rule::NameTooLarge)
+        );
     }
 
     #[test]
@@ -496,8 +489,10 @@ mod tests {
         assert_eq!(rule(check_guest_note(11, FORMAT_ELF, &n, false, MAX_GUEST_NOTE_SIZE)), Some(Rule::SizeBelowHeader));
         assert_eq!(check_guest_note(12, FORMAT_ELF, &n, false, MAX_GUEST_NOTE_SIZE).unwrap().padded_size, 12);
         assert!(check_guest_note(MAX_GUEST_NOTE_SIZE, FORMAT_ELF, &n, false, MAX_GUEST_NOTE_SIZE).is_ok());
-        assert_eq!(rule(check_guest_note(MAX_GUEST_NOTE_SIZE + 1, FORMAT_ELF, &n, false, MAX_GUEST_NOTE_SIZE)),
-                   Some(Rule::SizeAboveLimit));
+        assert_eq!(
+            rule(check_guest_note(MAX_GUEST_NOTE_SIZE + 1, FORMAT_ELF, &n, false, MAX_GUEST_NOTE_SIZE)),
+            Some(Rule::SizeAboveLimit)
+        );
         // A raised limit.
         assert!(check_guest_note(MAX_GUEST_NOTE_SIZE + 1, FORMAT_ELF, &n, false, 2 << 20).is_ok());
         assert_eq!(rule(check_guest_note(u32::MAX, FORMAT_ELF, &n, false, u32::MAX - 1)), Some(Rule::SizeAboveLimit));
@@ -521,8 +516,10 @@ mod tests {
         let e = check_guest_note(big, FORMAT_ELF, &note(0, MAX_GUEST_NOTE_SIZE + 1, false), false, big).unwrap_err();
         assert_eq!((e.rule(), e.offset), (Some(Rule::DescTooLarge), Some(4)));
         // Name checked before desc.
-        assert_eq!(rule(check_guest_note(big, FORMAT_ELF, &note(u32::MAX, u32::MAX, false), false, big)),
-                   Some(Rule::NameTooLarge));
+        assert_eq!(
+            rule(check_guest_note(big, FORMAT_ELF, &note(u32::MAX, u32::MAX, false), false, big)),
+            Some(Rule::NameTooLarge)
+        );
         // Both at the maximum: no overflow, padded 12 + 2 MiB.
         let s = check_guest_note(big, FORMAT_ELF, &note(MAX_GUEST_NOTE_SIZE, MAX_GUEST_NOTE_SIZE, false), false, big);
         assert_eq!(s.unwrap().padded_size, 12 + (2 << 20));
@@ -538,8 +535,10 @@ mod tests {
         assert!(e.message.contains("28") && e.message.contains("27"), "{}", e.message);
         // Exactly-aligned sizes need no padding.
         assert!(check_guest_note(12 + 12 + 4096, FORMAT_ELF, &note(12, 4096, false), false, MAX_GUEST_NOTE_SIZE).is_ok());
-        assert_eq!(rule(check_guest_note(12 + 12 + 4095, FORMAT_ELF, &note(12, 4096, false), false, MAX_GUEST_NOTE_SIZE)),
-                   Some(Rule::NoteExceedsSize));
+        assert_eq!(
+            rule(check_guest_note(12 + 12 + 4095, FORMAT_ELF, &note(12, 4096, false), false, MAX_GUEST_NOTE_SIZE)),
+            Some(Rule::NoteExceedsSize)
+        );
         assert_eq!(padded_note_size(u32::MAX, u32::MAX), 12 + 2 * (u64::from(u32::MAX) + 1));
     }
 

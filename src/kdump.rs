@@ -51,8 +51,7 @@ pub const DUMP_DH_COMPRESSED_SNAPPY: u32 = 0x4;
 pub const DUMP_DH_COMPRESSED_INCOMPLETE: u32 = 0x8;
 pub const DUMP_DH_EXCLUDED_VMEMMAP: u32 = 0x10;
 pub const DUMP_DH_COMPRESSED_ZSTD: u32 = 0x20;
-const CODEC_BITS: u32 =
-    DUMP_DH_COMPRESSED_ZLIB | DUMP_DH_COMPRESSED_LZO | DUMP_DH_COMPRESSED_SNAPPY | DUMP_DH_COMPRESSED_ZSTD;
+const CODEC_BITS: u32 = DUMP_DH_COMPRESSED_ZLIB | DUMP_DH_COMPRESSED_LZO | DUMP_DH_COMPRESSED_SNAPPY | DUMP_DH_COMPRESSED_ZSTD;
 
 pub const SIGNATURE: &[u8; 8] = b"KDUMP   ";
 /// Largest block size accepted (a `Limit` error above it).
@@ -88,18 +87,30 @@ struct Rd<'a> {
 impl Rd<'_> {
     fn u32(&self, o: usize) -> u32 {
         let a: [u8; 4] = self.b[o..o + 4].try_into().unwrap();
-        if self.big { u32::from_be_bytes(a) } else { u32::from_le_bytes(a) }
+        if self.big {
+            u32::from_be_bytes(a)
+        } else {
+            u32::from_le_bytes(a)
+        }
     }
     fn u64(&self, o: usize) -> u64 {
         let a: [u8; 8] = self.b[o..o + 8].try_into().unwrap();
-        if self.big { u64::from_be_bytes(a) } else { u64::from_le_bytes(a) }
+        if self.big {
+            u64::from_be_bytes(a)
+        } else {
+            u64::from_le_bytes(a)
+        }
     }
     fn i32(&self, o: usize) -> i32 {
         self.u32(o) as i32
     }
     /// An unsigned long of the producer's width.
     fn ulong(&self, o: usize, wide: bool) -> u64 {
-        if wide { self.u64(o) } else { u64::from(self.u32(o)) }
+        if wide {
+            self.u64(o)
+        } else {
+            u64::from(self.u32(o))
+        }
     }
 }
 
@@ -152,11 +163,8 @@ struct HdrFields {
 impl HdrFields {
     fn read(r: Rd, is32: bool) -> HdrFields {
         let base = if is32 { HDR32_STATUS } else { HDR64_STATUS };
-        let (tv_sec, tv_usec) = if is32 {
-            (i64::from(r.i32(404)), i64::from(r.i32(408)))
-        } else {
-            (r.u64(408) as i64, r.u64(416) as i64)
-        };
+        let (tv_sec, tv_usec) =
+            if is32 { (i64::from(r.i32(404)), i64::from(r.i32(408))) } else { (r.u64(408) as i64, r.u64(416) as i64) };
         HdrFields {
             status: r.u32(base),
             block_size: r.u32(base + 4),
@@ -505,14 +513,12 @@ impl KdumpFile {
         let hdr = if is32 { h32 } else { h64 };
         let bs = u64::from(hdr.block_size);
 
-        let uts: [String; 6] =
-            std::array::from_fn(|i| uts_string(&head[UTS_OFF + i * UTS_LEN..UTS_OFF + (i + 1) * UTS_LEN]));
+        let uts: [String; 6] = std::array::from_fn(|i| uts_string(&head[UTS_OFF + i * UTS_LEN..UTS_OFF + (i + 1) * UTS_LEN]));
 
         // Sub-header.
         let sub_bytes = hsrc.read_prefix(bs, 104)?;
         let mut anomalies = Vec::new();
-        let candidates: &[SubLayout] =
-            if is32 { &[SubLayout::Packed32, SubLayout::Aligned32] } else { &[SubLayout::L64] };
+        let candidates: &[SubLayout] = if is32 { &[SubLayout::Packed32, SubLayout::Aligned32] } else { &[SubLayout::L64] };
         let mut chosen: Option<(SubLayout, SubHeader)> = None;
         for &l in candidates {
             if sub_bytes.len() < l.offsets().1 {
@@ -808,11 +814,14 @@ impl KdumpFile {
         let full = (lim / 64) as usize;
         let mask_last = |words: &[u64]| -> u64 {
             let rem = lim % 64;
-            if rem == 0 { 0 } else { words.get(full).map_or(0, |w| w & ((1u64 << rem) - 1)) }
+            if rem == 0 {
+                0
+            } else {
+                words.get(full).map_or(0, |w| w & ((1u64 << rem) - 1))
+            }
         };
         let count = |a: &[u64]| -> u64 {
-            a[..full.min(a.len())].iter().map(|w| u64::from(w.count_ones())).sum::<u64>()
-                + u64::from(mask_last(a).count_ones())
+            a[..full.min(a.len())].iter().map(|w| u64::from(w.count_ones())).sum::<u64>() + u64::from(mask_last(a).count_ones())
         };
         let valid = count(&ix.bitmap1);
         let dumped = match ix.split_range {
@@ -958,16 +967,10 @@ impl KdumpFile {
                     format!("pfn {pfn}: page was never written (incomplete dump; descriptor at {desc_off:#x})"),
                 ));
             }
-            return Err(Error::format(
-                desc_off,
-                format!("{pfn_s}page descriptor has offset {} and size {}", d.offset, d.size),
-            ));
+            return Err(Error::format(desc_off, format!("{pfn_s}page descriptor has offset {} and size {}", d.offset, d.size)));
         }
         if d.size > bs {
-            return Err(Error::format(
-                desc_off,
-                format!("{pfn_s}compressed size {} exceeds the block size {bs}", d.size),
-            ));
+            return Err(Error::format(desc_off, format!("{pfn_s}compressed size {} exceeds the block size {bs}", d.size)));
         }
         let off = d.offset as u64;
         if off.checked_add(u64::from(d.size)).map_or(true, |e| e > self.src.len()) {
@@ -1081,9 +1084,8 @@ impl PhysMemory for KdumpFile {
             return Ok(());
         }
         let bs = u64::from(self.hdr.block_size);
-        let end = addr
-            .checked_add(buf.len() as u64)
-            .ok_or_else(|| Error::absent(addr, "read range overflows the address space"))?;
+        let end =
+            addr.checked_add(buf.len() as u64).ok_or_else(|| Error::absent(addr, "read range overflows the address space"))?;
         // Every page must be present; name the first absent address.
         let first = addr / bs;
         let last = (end - 1) / bs;

@@ -3,20 +3,20 @@
 //! The core is pyo3-free and split by concern; `python` (behind the `python` feature) is the
 //! thin binding layer that maturin builds into `vmcoreinfo._native`.
 
-pub mod error;
-pub mod source;
-pub mod phys;
-pub mod elf;
-pub mod notes;
-pub mod text;
-pub mod fwcfg;
 pub mod bitness;
-pub mod kdump;
+pub mod dump;
+pub mod elf;
+pub mod error;
 pub mod flattened;
+pub mod fwcfg;
+pub mod kdump;
 pub mod lime;
+pub mod notes;
+pub mod phys;
 pub mod raw;
 pub mod scan;
-pub mod dump;
+pub mod source;
+pub mod text;
 
 #[cfg(feature = "python")]
 mod python;

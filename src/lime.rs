@@ -94,20 +94,32 @@ impl LimeImage {
             if file_len - off < HEADER_SIZE {
                 return Err(Error::truncated(
                     off,
-                    format!("LiME range header at {off:#x} is cut short: {} of {HEADER_SIZE} bytes before the end of the file", file_len - off),
+                    format!(
+                        "LiME range header at {off:#x} is cut short: {} of {HEADER_SIZE} bytes before the end of the file",
+                        file_len - off
+                    ),
                 ));
             }
             let mut h = [0u8; HEADER_SIZE as usize];
             src.read_exact_at(&mut h, off)?;
             let (magic, version, s_addr, e_addr) = (u32_at(&h, 0), u32_at(&h, 4), u64_at(&h, 8), u64_at(&h, 16));
             if magic == AVML_MAGIC {
-                return Err(Error::unsupported(Some(off), "AVML compressed range (magic \"AVML\"): only uncompressed LiME is supported"));
+                return Err(Error::unsupported(
+                    Some(off),
+                    "AVML compressed range (magic \"AVML\"): only uncompressed LiME is supported",
+                ));
             }
             if magic != LIME_MAGIC {
-                return Err(Error::format(off, format!("LiME range header at {off:#x}: bad magic {magic:#010x} (expected {LIME_MAGIC:#010x})")));
+                return Err(Error::format(
+                    off,
+                    format!("LiME range header at {off:#x}: bad magic {magic:#010x} (expected {LIME_MAGIC:#010x})"),
+                ));
             }
             if version != 1 {
-                return Err(Error::unsupported(Some(off), format!("LiME range header at {off:#x}: version {version} (only 1 is defined)")));
+                return Err(Error::unsupported(
+                    Some(off),
+                    format!("LiME range header at {off:#x}: version {version} (only 1 is defined)"),
+                ));
             }
             if e_addr < s_addr {
                 return Err(Error::format(
@@ -116,7 +128,10 @@ impl LimeImage {
                 ));
             }
             let Some(end) = e_addr.checked_add(1) else {
-                return Err(Error::format(off, format!("LiME range header at {off:#x}: inclusive end {e_addr:#x} wraps past 2^64")));
+                return Err(Error::format(
+                    off,
+                    format!("LiME range header at {off:#x}: inclusive end {e_addr:#x} wraps past 2^64"),
+                ));
             };
             let size = end - s_addr;
             let data_offset = off + HEADER_SIZE;
@@ -218,7 +233,10 @@ pub(crate) mod tests {
         let a = [1u8; 16];
         let b = [2u8; 8];
         let img = open(build(&[(0x1000, &a), (0x2000, &b)])).unwrap();
-        assert_eq!(img.ranges().unwrap(), vec![PhysRange { start: 0x1000, end: 0x1010 }, PhysRange { start: 0x2000, end: 0x2008 }]);
+        assert_eq!(
+            img.ranges().unwrap(),
+            vec![PhysRange { start: 0x1000, end: 0x1010 }, PhysRange { start: 0x2000, end: 0x2008 }]
+        );
         let mut buf = [0u8; 4];
         img.read_phys(0x100c, &mut buf).unwrap();
         assert_eq!(buf, [1; 4]);

@@ -259,7 +259,14 @@ mod tests {
     fn finds_every_candidate_at_page_starts_only() {
         let mut off_page = vec![0u8; PAGE as usize];
         off_page[8..8 + 34].copy_from_slice(&note_page(100, false, b"OSRELEASE=6.1")[..34]);
-        let m = all_present(&[(0x3000, note_page(100, false, b"OSRELEASE=6.1\n")), (0x5000, off_page), (0x9000, note_page(7, false, b"OSRELEASE="))], 0x10000);
+        let m = all_present(
+            &[
+                (0x3000, note_page(100, false, b"OSRELEASE=6.1\n")),
+                (0x5000, off_page),
+                (0x9000, note_page(7, false, b"OSRELEASE=")),
+            ],
+            0x10000,
+        );
         let rep = scan(&m, ByteOrder::Little, 1 << 20, &mut |_, _| true).unwrap();
         let at: Vec<u64> = rep.candidates.iter().map(|c| c.paddr).collect();
         assert_eq!(at, vec![0x3000, 0x9000]);
@@ -269,7 +276,8 @@ mod tests {
 
     #[test]
     fn candidates_are_capped() {
-        let pages: Vec<(u64, Vec<u8>)> = (0..MAX_CANDIDATES as u64 + 5).map(|i| (i * PAGE, note_page(4, false, b"OSRELEASE="))).collect();
+        let pages: Vec<(u64, Vec<u8>)> =
+            (0..MAX_CANDIDATES as u64 + 5).map(|i| (i * PAGE, note_page(4, false, b"OSRELEASE="))).collect();
         let m = all_present(&pages, pages.len() as u64 * PAGE);
         let rep = scan(&m, ByteOrder::Little, 1 << 20, &mut |_, _| true).unwrap();
         assert_eq!((rep.candidates.len(), rep.candidates_dropped), (MAX_CANDIDATES, 5));
@@ -288,7 +296,11 @@ mod tests {
     fn header_filter_and_intake_rules() {
         // descsz 0 and > 1 MiB are not candidates; a note over the caller's limit is rejected.
         let m = all_present(
-            &[(0x0, note_page(0, false, b"OSRELEASE=")), (0x1000, note_page((1 << 20) + 1, false, b"OSRELEASE=")), (0x2000, note_page(5000, false, b"OSRELEASE="))],
+            &[
+                (0x0, note_page(0, false, b"OSRELEASE=")),
+                (0x1000, note_page((1 << 20) + 1, false, b"OSRELEASE=")),
+                (0x2000, note_page(5000, false, b"OSRELEASE=")),
+            ],
             0x3000,
         );
         let rep = scan(&m, ByteOrder::Little, 4096, &mut |_, _| true).unwrap();
@@ -348,7 +360,8 @@ mod tests {
         crate::dump::Dump::from_source(std::sync::Arc::new(bytes), std::sync::Arc::from("mem"), opts)
     }
 
-    const X86_TEXT: &[u8] = b"OSRELEASE=6.1.0-test-amd64\nPAGESIZE=4096\nSYMBOL(init_top_pgt)=ffffffff8e00a000\nNUMBER(phys_base)=0\n";
+    const X86_TEXT: &[u8] =
+        b"OSRELEASE=6.1.0-test-amd64\nPAGESIZE=4096\nSYMBOL(init_top_pgt)=ffffffff8e00a000\nNUMBER(phys_base)=0\n";
 
     fn image_with_notes(at: &[u64], len: usize) -> Vec<u8> {
         let mut v = vec![0u8; len];

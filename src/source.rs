@@ -37,9 +37,9 @@ pub trait ReadAt: Send + Sync {
     /// Read `len` bytes at `offset` into a new buffer, after checking `len` against the source
     /// length (so a lying header cannot make us allocate more than the file holds).
     fn read_vec(&self, offset: u64, len: u64, what: &str) -> Result<Vec<u8>> {
-        let end = offset.checked_add(len).ok_or_else(|| {
-            Error::format(offset, format!("{what}: offset {offset:#x} + size {len:#x} overflows"))
-        })?;
+        let end = offset
+            .checked_add(len)
+            .ok_or_else(|| Error::format(offset, format!("{what}: offset {offset:#x} + size {len:#x} overflows")))?;
         if end > self.len() {
             return Err(Error::truncated(
                 offset,

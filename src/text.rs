@@ -234,37 +234,51 @@ impl Builder<'_> {
         let mut content_end = line_end;
         if content_end > start && text[content_end - 1] == b'\r' {
             content_end -= 1;
-            self.diag(content_end, line_no, DiagKind::CarriageReturn, format!(
-                "line {line_no} ends with a carriage return; stripped"
-            ));
+            self.diag(
+                content_end,
+                line_no,
+                DiagKind::CarriageReturn,
+                format!("line {line_no} ends with a carriage return; stripped"),
+            );
         }
         if content_end == start {
             return;
         }
         if raw_len > MAX_KERNEL_LINE {
-            self.diag(start, line_no, DiagKind::LongLine, format!(
-                "line {line_no} is {raw_len} bytes long; the kernel writes at most {MAX_KERNEL_LINE}: {}",
-                self.excerpt(start..content_end)
-            ));
+            self.diag(
+                start,
+                line_no,
+                DiagKind::LongLine,
+                format!(
+                    "line {line_no} is {raw_len} bytes long; the kernel writes at most {MAX_KERNEL_LINE}: {}",
+                    self.excerpt(start..content_end)
+                ),
+            );
         }
         if !all_ascii && std::str::from_utf8(&text[start..content_end]).is_err() {
-            self.diag(start, line_no, DiagKind::NonUtf8, format!(
-                "line {line_no} is not valid UTF-8: {}", self.excerpt(start..content_end)
-            ));
+            self.diag(
+                start,
+                line_no,
+                DiagKind::NonUtf8,
+                format!("line {line_no} is not valid UTF-8: {}", self.excerpt(start..content_end)),
+            );
         }
         match eq {
-            None => self.diag(start, line_no, DiagKind::NoEquals, format!(
-                "line {line_no} has no '=': {}", self.excerpt(start..content_end)
-            )),
-            Some(e) if e == start => self.diag(start, line_no, DiagKind::EmptyKey, format!(
-                "line {line_no} has an empty key: {}", self.excerpt(start..content_end)
-            )),
-            Some(e) => entries.push(Entry {
-                key_start: start as u32,
-                eq: e as u32,
-                value_end: content_end as u32,
-                line: line_no,
-            }),
+            None => self.diag(
+                start,
+                line_no,
+                DiagKind::NoEquals,
+                format!("line {line_no} has no '=': {}", self.excerpt(start..content_end)),
+            ),
+            Some(e) if e == start => self.diag(
+                start,
+                line_no,
+                DiagKind::EmptyKey,
+                format!("line {line_no} has an empty key: {}", self.excerpt(start..content_end)),
+            ),
+            Some(e) => {
+                entries.push(Entry { key_start: start as u32, eq: e as u32, value_end: content_end as u32, line: line_no })
+            }
         }
     }
 
@@ -294,17 +308,22 @@ impl Index {
         let mut end = text.len();
         if end > MAX_TEXT_LEN {
             end = MAX_TEXT_LEN;
-            b.diag(0, 0, DiagKind::TextTooLong, format!(
-                "text of {} bytes is longer than {MAX_TEXT_LEN}; only the first {MAX_TEXT_LEN} are indexed",
-                text.len()
-            ));
+            b.diag(
+                0,
+                0,
+                DiagKind::TextTooLong,
+                format!("text of {} bytes is longer than {MAX_TEXT_LEN}; only the first {MAX_TEXT_LEN} are indexed", text.len()),
+            );
         }
         if let Some(nul) = memchr::memchr(0, &text[..end]) {
             if text[nul..].iter().any(|&c| c != 0) {
                 let line = 1 + memchr::memchr_iter(b'\n', &text[..nul]).count() as u32;
-                b.diag(nul, line, DiagKind::NulInText, format!(
-                    "NUL byte at offset {nul} followed by more data; the text ends there"
-                ));
+                b.diag(
+                    nul,
+                    line,
+                    DiagKind::NulInText,
+                    format!("NUL byte at offset {nul} followed by more data; the text ends there"),
+                );
             }
             end = nul;
         }
@@ -362,10 +381,17 @@ impl Index {
                 }
                 Some(first) => {
                     had_duplicates = true;
-                    b.diag(e.key_start as usize, e.line, DiagKind::DuplicateKey, format!(
-                        "key {} on line {} repeats line {}; the first value is used",
-                        b.excerpt(e.key_range()), e.line, first.line
-                    ));
+                    b.diag(
+                        e.key_start as usize,
+                        e.line,
+                        DiagKind::DuplicateKey,
+                        format!(
+                            "key {} on line {} repeats line {}; the first value is used",
+                            b.excerpt(e.key_range()),
+                            e.line,
+                            first.line
+                        ),
+                    );
                 }
             }
         }
@@ -548,11 +574,7 @@ impl<'a> View<'a> {
             Ok(v) => Ok(Some(v)),
             Err(why) => Err(Error::format(
                 u64::from(item.value_offset),
-                format!(
-                    "{}={}: {why}",
-                    String::from_utf8_lossy(item.key).escape_debug(),
-                    excerpt(item.value)
-                ),
+                format!("{}={}: {why}", String::from_utf8_lossy(item.key).escape_debug(), excerpt(item.value)),
             )),
         }
     }
@@ -669,15 +691,8 @@ fn digits_u64(v: &[u8], radix: u32) -> std::result::Result<u64, &'static str> {
     }
     let mut n: u64 = 0;
     for &c in v {
-        let d = (c as char).to_digit(radix).ok_or(if radix == 16 {
-            "not a hexadecimal digit"
-        } else {
-            "not a decimal digit"
-        })?;
-        n = n
-            .checked_mul(u64::from(radix))
-            .and_then(|n| n.checked_add(u64::from(d)))
-            .ok_or("number too large")?;
+        let d = (c as char).to_digit(radix).ok_or(if radix == 16 { "not a hexadecimal digit" } else { "not a decimal digit" })?;
+        n = n.checked_mul(u64::from(radix)).and_then(|n| n.checked_add(u64::from(d))).ok_or("number too large")?;
     }
     Ok(n)
 }

@@ -430,7 +430,14 @@ fn bad_page_descriptors_and_data() {
     case(&|w| put32(w, zoff + 8, 0), ErrorKind::Format, "size 0");
     case(&|w| put64(w, zoff, (-5i64) as u64), ErrorKind::Format, "negative offset");
     case(&|w| put64(w, zoff, u64::MAX / 2), ErrorKind::Truncated, "offset past EOF");
-    case(&|w| { let n = w.len() as u64; put64(w, zoff, n - 10) }, ErrorKind::Truncated, "data past EOF");
+    case(
+        &|w| {
+            let n = w.len() as u64;
+            put64(w, zoff, n - 10)
+        },
+        ErrorKind::Truncated,
+        "data past EOF",
+    );
     case(&|w| put32(w, zoff + 12, 0x3), ErrorKind::Format, "two codecs");
     case(&|w| put32(w, zoff + 12, 0), ErrorKind::Decompress, "raw with short size");
     case(
@@ -521,12 +528,10 @@ fn relayout(v: &[u8], big: bool, sub32: Option<SubLayout>) -> Vec<u8> {
     let kd = open_bytes(v.to_vec()).unwrap();
     let bs = kd.block_size() as usize;
     let mut w = v.to_vec();
-    let p32 = |w: &mut Vec<u8>, o: usize, x: u32| {
-        w[o..o + 4].copy_from_slice(&if big { x.to_be_bytes() } else { x.to_le_bytes() })
-    };
-    let p64 = |w: &mut Vec<u8>, o: usize, x: u64| {
-        w[o..o + 8].copy_from_slice(&if big { x.to_be_bytes() } else { x.to_le_bytes() })
-    };
+    let p32 =
+        |w: &mut Vec<u8>, o: usize, x: u32| w[o..o + 4].copy_from_slice(&if big { x.to_be_bytes() } else { x.to_le_bytes() });
+    let p64 =
+        |w: &mut Vec<u8>, o: usize, x: u64| w[o..o + 8].copy_from_slice(&if big { x.to_be_bytes() } else { x.to_le_bytes() });
     let g32 = |o: usize| u32::from_le_bytes(v[o..o + 4].try_into().unwrap());
     let g64 = |o: usize| u64::from_le_bytes(v[o..o + 8].try_into().unwrap());
     p32(&mut w, 8, g32(8));
@@ -556,9 +561,54 @@ fn relayout(v: &[u8], big: bool, sub32: Option<SubLayout>) -> Vec<u8> {
     ];
     // (offset, width) per field.
     let layout: [(usize, usize); 14] = match sub32 {
-        None => [(0, 8), (8, 4), (12, 4), (16, 8), (24, 8), (32, 8), (40, 8), (48, 8), (56, 8), (64, 8), (72, 8), (80, 8), (88, 8), (96, 8)],
-        Some(SubLayout::Packed32) => [(0, 4), (4, 4), (8, 4), (12, 4), (16, 4), (20, 8), (28, 4), (32, 8), (40, 4), (44, 8), (52, 4), (56, 8), (64, 8), (72, 8)],
-        Some(_) => [(0, 4), (4, 4), (8, 4), (12, 4), (16, 4), (24, 8), (32, 4), (40, 8), (48, 4), (56, 8), (64, 4), (72, 8), (80, 8), (88, 8)],
+        None => [
+            (0, 8),
+            (8, 4),
+            (12, 4),
+            (16, 8),
+            (24, 8),
+            (32, 8),
+            (40, 8),
+            (48, 8),
+            (56, 8),
+            (64, 8),
+            (72, 8),
+            (80, 8),
+            (88, 8),
+            (96, 8),
+        ],
+        Some(SubLayout::Packed32) => [
+            (0, 4),
+            (4, 4),
+            (8, 4),
+            (12, 4),
+            (16, 4),
+            (20, 8),
+            (28, 4),
+            (32, 8),
+            (40, 4),
+            (44, 8),
+            (52, 4),
+            (56, 8),
+            (64, 8),
+            (72, 8),
+        ],
+        Some(_) => [
+            (0, 4),
+            (4, 4),
+            (8, 4),
+            (12, 4),
+            (16, 4),
+            (24, 8),
+            (32, 4),
+            (40, 8),
+            (48, 4),
+            (56, 8),
+            (64, 4),
+            (72, 8),
+            (80, 8),
+            (88, 8),
+        ],
     };
     for ((o, width), x) in layout.iter().zip(vals) {
         if *width == 4 {

@@ -74,11 +74,7 @@ fn compare_with_elf(kd: &KdumpFile, elf: &Path, step: usize) -> (usize, usize) {
     let mut a = vec![0u8; bs];
     let mut b = vec![0u8; bs];
     let (mut n, mut diff) = (0, 0);
-    let pages: Vec<u64> = kd
-        .ranges().unwrap()
-        .iter()
-        .flat_map(|r| (r.start / bs as u64)..(r.end / bs as u64))
-        .collect();
+    let pages: Vec<u64> = kd.ranges().unwrap().iter().flat_map(|r| (r.start / bs as u64)..(r.end / bs as u64)).collect();
     for &pfn in pages.iter().step_by(step) {
         let addr = pfn * bs as u64;
         if !elf_read(&*es, &loads, addr, &mut b) {

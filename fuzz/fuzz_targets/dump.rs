@@ -18,7 +18,9 @@ fuzz_target!(|data: &[u8]| {
         Some(b) if b % 4 == 2 => u32::MAX,
         _ => OpenOptions::default().max_note_size,
     };
-    let Ok(d) = Dump::from_source(Arc::new(data.to_vec()), name, OpenOptions { max_note_size, ..OpenOptions::default() }) else { return };
+    let Ok(d) = Dump::from_source(Arc::new(data.to_vec()), name, OpenOptions { max_note_size, ..OpenOptions::default() }) else {
+        return;
+    };
     let _ = (d.format().name(), d.machine(), d.class64(), d.big_endian(), d.path(), d.flattened());
     for (seg, n) in d.notes().take(1000) {
         let Ok(n) = n else { break };

@@ -32,7 +32,8 @@ fuzz_target!(|data: &[u8]| {
                 last_end = n.desc_offset + n.desc.len();
                 let _ = n.padded_len();
                 let _ = n.is_vmcoreinfo();
-                let _ = fwcfg::check_dump_note(n.namesz, n.desc.len() as u32, n.offset as u64, u64::from(fwcfg::MAX_GUEST_NOTE_SIZE));
+                let _ =
+                    fwcfg::check_dump_note(n.namesz, n.desc.len() as u32, n.offset as u64, u64::from(fwcfg::MAX_GUEST_NOTE_SIZE));
             }
         }
     }

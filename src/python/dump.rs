@@ -50,7 +50,13 @@ impl Note {
     }
 
     fn __repr__(&self) -> String {
-        format!("Note(name={:?}, type={}, offset={}, descsz={})", self.name, self.r#type, self.offset, self.desc_end - self.desc_start)
+        format!(
+            "Note(name={:?}, type={}, offset={}, descsz={})",
+            self.name,
+            self.r#type,
+            self.offset,
+            self.desc_end - self.desc_start
+        )
     }
 }
 
@@ -147,7 +153,8 @@ impl Dump {
         let mut out = Vec::new();
         for (seg, n) in d.notes() {
             if out.len() >= MAX_NOTES {
-                let mut e = Error::limit(seg.file_offset, format!("more than {MAX_NOTES} notes; the note area is not a real one"));
+                let mut e =
+                    Error::limit(seg.file_offset, format!("more than {MAX_NOTES} notes; the note area is not a real one"));
                 e.path = Some(d.path().clone());
                 return Err(e.into());
             }
@@ -354,7 +361,14 @@ impl Dump {
             out.set_item("max_mapnr", k.max_mapnr())?;
             out.set_item("nr_cpus", k.nr_cpus())?;
             let uts = PyDict::new(py);
-            for (key, v) in [("sysname", k.sysname()), ("nodename", k.nodename()), ("release", k.release()), ("version", k.version()), ("machine", k.machine()), ("domainname", k.domainname())] {
+            for (key, v) in [
+                ("sysname", k.sysname()),
+                ("nodename", k.nodename()),
+                ("release", k.release()),
+                ("version", k.version()),
+                ("machine", k.machine()),
+                ("domainname", k.domainname()),
+            ] {
                 uts.set_item(key, v)?;
             }
             out.set_item("utsname", uts)?;
@@ -368,7 +382,14 @@ impl Dump {
                 pc.set_item("zero", c.zero)?;
                 out.set_item("pages", pc)?;
                 let cs = PyDict::new(py);
-                for (key, v) in [("zlib", s.zlib), ("lzo", s.lzo), ("snappy", s.snappy), ("zstd", s.zstd), ("raw", s.raw), ("invalid", s.invalid)] {
+                for (key, v) in [
+                    ("zlib", s.zlib),
+                    ("lzo", s.lzo),
+                    ("snappy", s.snappy),
+                    ("zstd", s.zstd),
+                    ("raw", s.raw),
+                    ("invalid", s.invalid),
+                ] {
                     cs.set_item(key, v)?;
                 }
                 out.set_item("page_codecs", cs)?;
@@ -403,7 +424,12 @@ impl Dump {
 
     fn __repr__(&self) -> String {
         match self.get() {
-            Ok(d) => format!("<vmcoreinfo.Dump {:?} format={} machine={}>", self.path, d.format().name(), d.machine_if_known().unwrap_or("(not scanned yet)")),
+            Ok(d) => format!(
+                "<vmcoreinfo.Dump {:?} format={} machine={}>",
+                self.path,
+                d.format().name(),
+                d.machine_if_known().unwrap_or("(not scanned yet)")
+            ),
             Err(_) => format!("<vmcoreinfo.Dump {:?} closed>", self.path),
         }
     }

@@ -94,7 +94,10 @@ impl VmcoreInfo {
 fn key_str<'py>(py: Python<'py>, key: &[u8]) -> PyResult<Bound<'py, PyString>> {
     match std::str::from_utf8(key) {
         Ok(k) => Ok(PyString::new(py, k)),
-        Err(_) => PyBytes::new(py, key).call_method1("decode", ("utf-8", "surrogateescape"))?.cast_into::<PyString>().map_err(Into::into),
+        Err(_) => PyBytes::new(py, key)
+            .call_method1("decode", ("utf-8", "surrogateescape"))?
+            .cast_into::<PyString>()
+            .map_err(Into::into),
     }
 }
 
@@ -206,8 +209,18 @@ impl VmcoreInfo {
         self.index
             .diagnostics()
             .iter()
-            .map(|d| Diagnostic { kind: d.kind.name(), offset: base + u64::from(d.offset), line: d.line, message: d.message.clone() })
-            .chain(self.extra.iter().map(|(kind, offset, message)| Diagnostic { kind, offset: *offset, line: 0, message: message.clone() }))
+            .map(|d| Diagnostic {
+                kind: d.kind.name(),
+                offset: base + u64::from(d.offset),
+                line: d.line,
+                message: d.message.clone(),
+            })
+            .chain(self.extra.iter().map(|(kind, offset, message)| Diagnostic {
+                kind,
+                offset: *offset,
+                line: 0,
+                message: message.clone(),
+            }))
             .collect()
     }
 
@@ -223,7 +236,9 @@ impl VmcoreInfo {
 
     fn __getitem__(&self, key: &Bound<'_, PyAny>) -> PyResult<String> {
         let k = key.cast::<PyString>().map_err(|_| PyTypeError::new_err("VmcoreInfo keys are str"))?;
-        match key_bytes(k).and_then(|b| self.view().item_bytes(&b).map(|i| i.value).map(|v| String::from_utf8_lossy(v).into_owned())) {
+        match key_bytes(k)
+            .and_then(|b| self.view().item_bytes(&b).map(|i| i.value).map(|v| String::from_utf8_lossy(v).into_owned()))
+        {
             Some(v) => Ok(v),
             None => Err(PyKeyError::new_err(k.clone().unbind())),
         }
@@ -253,7 +268,12 @@ impl VmcoreInfo {
         let v: Vec<Bound<'py, PyTuple>> = self
             .view()
             .items()
-            .map(|i| PyTuple::new(py, [key_str(py, i.key)?.into_any(), PyString::new(py, &String::from_utf8_lossy(i.value)).into_any()]))
+            .map(|i| {
+                PyTuple::new(
+                    py,
+                    [key_str(py, i.key)?.into_any(), PyString::new(py, &String::from_utf8_lossy(i.value)).into_any()],
+                )
+            })
             .collect::<PyResult<_>>()?;
         PyList::new(py, v)
     }
