@@ -154,7 +154,7 @@ pub fn check_text_address_width(view: &View<'_>, address_bits: u32) -> Result<()
         }
         let Ok(value) = parse_hex(item.value) else { continue };
         let what = String::from_utf8_lossy(item.key);
-        check_address_width(value, address_bits, &what, u64::from(item.value_offset))?;
+        check_address_width(value, address_bits, &what, u64::from(item.value_offset)).map_err(Error::in_text)?;
     }
     Ok(())
 }
@@ -178,7 +178,7 @@ mod tests {
             assert!(check_class_for_machine(m, true, 0).is_ok());
             let e = check_class_for_machine(m, false, 0).unwrap_err();
             assert_eq!(e.kind, ErrorKind::Bitness(Rule::ClassForMachine));
-            assert_eq!(e.offset, Some(EI_CLASS_OFFSET));
+            assert_eq!(e.offset(), Some(EI_CLASS_OFFSET));
             assert!(e.message.contains("ELFCLASS32"), "{}", e.message);
         }
         let e = check_class_for_machine(EM_X86_64, false, 0).unwrap_err();
@@ -237,7 +237,7 @@ mod tests {
         assert!(check_address_width(0xffff_ffff, 32, "SYMBOL(x)", 0).is_ok());
         let e = check_address_width(0x1_0000_0000, 32, "SYMBOL(x)", 77).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Bitness(Rule::AddressWidth));
-        assert_eq!(e.offset, Some(77));
+        assert_eq!(e.offset(), Some(77));
         assert!(e.message.contains("SYMBOL(x) = 0x100000000"), "{}", e.message);
         assert!(check_address_width(u64::MAX, 64, "x", 0).is_ok());
         assert!(check_address_width(u64::MAX, 200, "x", 0).is_ok());
@@ -256,7 +256,7 @@ mod tests {
         let e = check_text_address_width(&v, 32).unwrap_err();
         assert_eq!(e.rule(), Some(Rule::AddressWidth));
         let it = v.item_for("SYMBOL(init_uts_ns)").unwrap();
-        assert_eq!(e.offset, Some(u64::from(it.value_offset)));
+        assert_eq!(e.offset(), Some(u64::from(it.value_offset)));
         assert!(e.message.contains("SYMBOL(init_uts_ns)"), "{}", e.message);
 
         let t = b"OSRELEASE=5.10.0-686-pae\nSYMBOL(swapper_pg_dir)=c1a7c000\nSIZE(page)=32\nNUMBER(x)=0xffffffffff\nSYMBOL(bad)=zz\nKERNELOFFSET=0\n";
@@ -266,6 +266,6 @@ mod tests {
         let ix = Index::build(t);
         let e = check_text_address_width(&ix.view(t), 32).unwrap_err();
         assert!(e.message.starts_with("KERNELOFFSET"), "{}", e.message);
-        assert_eq!(e.offset, Some(32));
+        assert_eq!(e.offset(), Some(32));
     }
 }

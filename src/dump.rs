@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::bitness;
 use crate::elf::{self, ElfDump, NoteSegment};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Location, Result};
 use crate::flattened::{self, Flattened};
 use crate::fwcfg::{self, FwCfgEntry};
 use crate::kdump::{self, KdumpFile};
@@ -137,6 +137,8 @@ pub struct TextBlob {
     /// Physical address of the note header, when the text was read from guest memory (a scan,
     /// `read_guest_note`).
     pub phys_addr: Option<u64>,
+    /// Physical address of the first byte of the text, when it was read from guest memory.
+    pub text_paddr: Option<u64>,
 }
 
 impl TextBlob {
@@ -225,7 +227,7 @@ impl Dump {
             let mut e = ElfDump::parse(src, &head)?;
             e.set_tails_absent(options.elf_tails_absent);
             bitness::check_class_for_machine(e.e_machine, e.class64, e.max_phys_end())
-                .map_err(|err| Error { offset: err.offset.or(Some(E_MACHINE_OFFSET)), ..err })?;
+                .map_err(|err| Error { location: err.location.or(Some(Location::File(E_MACHINE_OFFSET))), ..err })?;
             return Ok(Dump {
                 path: name,
                 format: Format::Elf,
@@ -487,6 +489,7 @@ impl Dump {
             end: n.desc_offset + n.desc.len(),
             file_offset: Some(seg.file_offset + n.desc_offset as u64),
             phys_addr: None,
+            text_paddr: None,
         })
     }
 
@@ -511,12 +514,20 @@ impl Dump {
                     end: start + size as usize,
                     file_offset: Some(off),
                     phys_addr: None,
+                    text_paddr: None,
                 };
                 return self.check_text(blob);
             }
         }
         let data = file.source().read_vec(off, size, "kdump VMCOREINFO")?;
-        self.check_text(TextBlob { data: Arc::from(data), start: 0, end: size as usize, file_offset: Some(off), phys_addr: None })
+        self.check_text(TextBlob {
+            data: Arc::from(data),
+            start: 0,
+            end: size as usize,
+            file_offset: Some(off),
+            phys_addr: None,
+            text_paddr: None,
+        })
     }
 
     fn check_text(&self, blob: TextBlob) -> Result<TextBlob> {
@@ -547,19 +558,21 @@ impl Dump {
         }
         let mut header = [0u8; fwcfg::NOTE_HEADER_SIZE];
         self.read_phys(entry.paddr, &mut header)?;
-        let sizes = fwcfg::check_guest_note(entry.size, entry.guest_format, &header, self.big_endian(), limit).map_err(|e| {
-            if e.offset.is_some() {
-                e.shifted(entry.paddr)
-            } else {
-                e
-            }
-        })?;
+        let sizes = fwcfg::check_guest_note(entry.size, entry.guest_format, &header, self.big_endian(), limit)
+            .map_err(|e| e.in_text().shifted_phys(entry.paddr))?;
         // padded_size <= entry.size <= limit, checked above: a bounded allocation.
         let mut buf = vec![0u8; sizes.padded_size as usize];
         self.read_phys(entry.paddr, &mut buf)?;
         let range = sizes.desc_range();
         let file_offset = self.phys_file_offset(entry.paddr + range.start as u64, (range.end - range.start) as u64);
-        Ok(TextBlob { data: Arc::from(buf), start: range.start, end: range.end, file_offset, phys_addr: Some(entry.paddr) })
+        Ok(TextBlob {
+            data: Arc::from(buf),
+            start: range.start,
+            end: range.end,
+            file_offset,
+            phys_addr: Some(entry.paddr),
+            text_paddr: entry.paddr.checked_add(range.start as u64),
+        })
     }
 
     pub fn read_phys(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
@@ -623,6 +636,7 @@ impl Dump {
             end: c.descsz as usize,
             file_offset: self.phys_file_offset(c.desc_addr(), u64::from(c.descsz)),
             phys_addr: Some(c.paddr),
+            text_paddr: Some(c.desc_addr()),
         })
     }
 
@@ -751,6 +765,6 @@ mod tests {
         let flat = flattened::flatten(&[(0, &v), (1 << 40, &[])], true);
         let name: Arc<str> = Arc::from("t.flat");
         let err = Dump::from_source(Arc::new(flat), name, OpenOptions::default()).err().expect("must be refused");
-        assert_eq!((err.kind, err.offset), (ErrorKind::Limit, Some(1 << 39)), "{err}");
+        assert_eq!((err.kind, err.offset()), (ErrorKind::Limit, Some(1 << 39)), "{err}");
     }
 }

@@ -388,7 +388,7 @@ pub(crate) mod tests {
         assert_eq!(&b[8..], &[0u8; 8]); // p_filesz < p_memsz
         let e = d.read_phys(0x11ff8, &mut b).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Absent);
-        assert_eq!(e.offset, Some(0x12000));
+        assert_eq!(e.address(), Some(0x12000));
         assert_eq!(
             d.ranges().unwrap(),
             vec![PhysRange { start: 0x10000, end: 0x12000 }, PhysRange { start: 0x40000, end: 0x41000 }]
@@ -397,7 +397,7 @@ pub(crate) mod tests {
         let mut d = d;
         d.set_tails_absent(true);
         let e = d.read_phys(0x10000 + 0xff8, &mut b).unwrap_err();
-        assert_eq!((e.kind, e.offset), (ErrorKind::Absent, Some(0x11000)));
+        assert_eq!((e.kind, e.address()), (ErrorKind::Absent, Some(0x11000)));
         assert_eq!(
             d.ranges().unwrap(),
             vec![PhysRange { start: 0x10000, end: 0x11000 }, PhysRange { start: 0x40000, end: 0x41000 }]

@@ -68,14 +68,50 @@ pub enum ErrorKind {
     Io { errno: Option<i32> },
     /// The dump was closed.
     Closed,
+    /// A kernel virtual address that the kernel's page tables (or the kernel-view layout)
+    /// do not map.
+    Unmapped,
 }
 
-/// An error with the byte offset it concerns and, once known, the file it concerns.
+/// Where an error is: what kind of position its number is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    /// A byte offset in the file (for flattened files: in the file as written, records included,
+    /// unless the message says "reassembled").
+    File(u64),
+    /// A byte offset in a text or buffer given on its own (`parse`, a note read from memory
+    /// before it is placed).
+    Text(u64),
+    /// A guest-physical address.
+    Phys(u64),
+    /// A kernel virtual address.
+    Virt(u64),
+}
+
+impl Location {
+    /// The number, whatever its kind.
+    pub fn value(self) -> u64 {
+        match self {
+            Location::File(v) | Location::Text(v) | Location::Phys(v) | Location::Virt(v) => v,
+        }
+    }
+    /// A stable name for the kind (exposed to Python as `exc.location`).
+    pub fn kind_name(self) -> &'static str {
+        match self {
+            Location::File(_) => "file",
+            Location::Text(_) => "text",
+            Location::Phys(_) => "physical",
+            Location::Virt(_) => "virtual",
+        }
+    }
+}
+
+/// An error with the place it concerns (a typed [`Location`]) and, once known, the file.
 #[derive(Debug, Clone)]
 pub struct Error {
     pub kind: ErrorKind,
-    /// Byte offset in the file (or in the text given to `parse`) that the error concerns.
-    pub offset: Option<u64>,
+    /// Where: a file offset, a text offset, or a physical or virtual address.
+    pub location: Option<Location>,
     pub message: String,
     /// The file, filled in by the layer that opened it.
     pub path: Option<Arc<str>>,
@@ -84,8 +120,13 @@ pub struct Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// An error at a file offset (`None`: no particular place).
     pub fn new(kind: ErrorKind, offset: Option<u64>, message: impl Into<String>) -> Self {
-        Error { kind, offset, message: message.into(), path: None }
+        Self::at(kind, offset.map(Location::File), message)
+    }
+    /// An error at any kind of location.
+    pub fn at(kind: ErrorKind, location: Option<Location>, message: impl Into<String>) -> Self {
+        Error { kind, location, message: message.into(), path: None }
     }
     pub fn format(offset: u64, message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Format, Some(offset), message)
@@ -102,9 +143,13 @@ impl Error {
     pub fn bitness(rule: Rule, offset: Option<u64>, message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Bitness(rule), offset, message)
     }
+    /// Physical memory at `addr` is not in the dump.
     pub fn absent(addr: u64, message: impl Into<String>) -> Self {
-        // `offset` here is the physical address that is absent, not a file offset.
-        Self::new(ErrorKind::Absent, Some(addr), message)
+        Self::at(ErrorKind::Absent, Some(Location::Phys(addr)), message)
+    }
+    /// The kernel does not map virtual address `vaddr`.
+    pub fn unmapped(vaddr: u64, message: impl Into<String>) -> Self {
+        Self::at(ErrorKind::Unmapped, Some(Location::Virt(vaddr)), message)
     }
     pub fn decompress(offset: u64, message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Decompress, Some(offset), message)
@@ -124,10 +169,43 @@ impl Error {
         self
     }
 
-    /// Shift a text-relative offset by `base` (used when a text error surfaces from a file).
-    pub fn shifted(mut self, base: u64) -> Self {
-        if self.kind != ErrorKind::Absent {
-            self.offset = self.offset.map(|o| o.saturating_add(base));
+    /// File or text offset (`None` for addresses).
+    pub fn offset(&self) -> Option<u64> {
+        match self.location? {
+            Location::File(o) | Location::Text(o) => Some(o),
+            _ => None,
+        }
+    }
+    /// Physical or virtual address (`None` for offsets).
+    pub fn address(&self) -> Option<u64> {
+        match self.location? {
+            Location::Phys(a) | Location::Virt(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Mark a file-offset location as an offset in a text or buffer given on its own.
+    pub fn in_text(mut self) -> Self {
+        if let Some(Location::File(o)) = self.location {
+            self.location = Some(Location::Text(o));
+        }
+        self
+    }
+
+    /// Place a text-relative offset in the file: `Text(o)` becomes `File(base + o)` (used when a
+    /// text error surfaces from a file). Other locations are left as they are.
+    pub fn shifted(self, base: u64) -> Self {
+        self.placed(|o| Location::File(o.saturating_add(base)))
+    }
+
+    /// Place a text-relative offset in guest memory: `Text(o)` becomes `Phys(base + o)`.
+    pub fn shifted_phys(self, base: u64) -> Self {
+        self.placed(|o| Location::Phys(o.saturating_add(base)))
+    }
+
+    fn placed(mut self, f: impl FnOnce(u64) -> Location) -> Self {
+        if let Some(Location::Text(o)) = self.location {
+            self.location = Some(f(o));
         }
         self
     }
@@ -145,10 +223,12 @@ impl fmt::Display for Error {
         if let Some(p) = &self.path {
             write!(f, "{p}: ")?;
         }
-        match (self.kind, self.offset) {
-            (ErrorKind::Absent, Some(a)) => write!(f, "physical address {a:#x}: ")?,
-            (_, Some(o)) => write!(f, "offset {o} ({o:#x}): ")?,
-            _ => {}
+        match self.location {
+            Some(Location::File(o)) => write!(f, "offset {o} ({o:#x}): ")?,
+            Some(Location::Text(o)) => write!(f, "text offset {o}: ")?,
+            Some(Location::Phys(a)) => write!(f, "physical address {a:#x}: ")?,
+            Some(Location::Virt(a)) => write!(f, "virtual address {a:#x}: ")?,
+            None => {}
         }
         f.write_str(&self.message)?;
         if let Some(r) = self.rule() {
@@ -173,9 +253,20 @@ mod tests {
     }
 
     #[test]
-    fn shifted_moves_offsets_but_not_addresses() {
-        assert_eq!(Error::format(5, "x").shifted(100).offset, Some(105));
-        assert_eq!(Error::absent(0x1000, "x").shifted(100).offset, Some(0x1000));
-        assert_eq!(Error::format(u64::MAX, "x").shifted(100).offset, Some(u64::MAX));
+    fn shifted_places_text_offsets_and_leaves_the_rest() {
+        assert_eq!(Error::format(5, "x").in_text().shifted(100).location, Some(Location::File(105)));
+        assert_eq!(Error::format(5, "x").in_text().shifted_phys(0x1000).location, Some(Location::Phys(0x1005)));
+        assert_eq!(Error::format(5, "x").shifted(100).location, Some(Location::File(5)), "a file offset stays");
+        assert_eq!(Error::absent(0x1000, "x").shifted(100).location, Some(Location::Phys(0x1000)));
+        assert_eq!(Error::format(u64::MAX, "x").in_text().shifted(100).offset(), Some(u64::MAX));
+        assert_eq!(Error::absent(7, "x").offset(), None);
+        assert_eq!(Error::unmapped(0xffff_8880_0000_0000, "x").address(), Some(0xffff_8880_0000_0000));
+    }
+
+    #[test]
+    fn display_says_what_the_location_is() {
+        assert!(Error::format(5, "x").in_text().to_string().starts_with("text offset 5: "));
+        assert!(Error::absent(0x10, "x").to_string().starts_with("physical address 0x10: "));
+        assert!(Error::unmapped(0x10, "x").to_string().starts_with("virtual address 0x10: "));
     }
 }

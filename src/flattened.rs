@@ -379,7 +379,7 @@ mod tests {
         let mut x = [0u8; 4];
         let e = f.read_exact_at(&mut x, 152).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Truncated);
-        assert_eq!(e.offset, Some(153));
+        assert_eq!(e.offset(), Some(153));
     }
 
     #[test]
@@ -438,22 +438,22 @@ mod tests {
             open(v).unwrap_err()
         };
         let e = with(-5, 8, &d);
-        assert_eq!((e.kind, e.offset), (ErrorKind::Format, Some(second)));
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Format, Some(second)));
         let e = with(0, -2, &[]);
-        assert_eq!((e.kind, e.offset), (ErrorKind::Format, Some(second)));
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Format, Some(second)));
         let e = with(-1, 0, &[]);
-        assert_eq!((e.kind, e.offset), (ErrorKind::Format, Some(second)));
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Format, Some(second)));
         let e = with(i64::MAX - 3, 8, &d);
-        assert_eq!((e.kind, e.offset), (ErrorKind::Format, Some(second)));
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Format, Some(second)));
         let e = with(0, 9, &d); // runs past EOF by one byte
-        assert_eq!((e.kind, e.offset), (ErrorKind::Truncated, Some(second)));
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Truncated, Some(second)));
         let e = with(0, i64::MAX, &d);
-        assert_eq!((e.kind, e.offset), (ErrorKind::Truncated, Some(second)));
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Truncated, Some(second)));
         // Torn record header.
         let mut v = good.clone();
         v.extend_from_slice(&[0u8; 9]);
         let e = open(v).unwrap_err();
-        assert_eq!((e.kind, e.offset), (ErrorKind::Truncated, Some(second)));
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Truncated, Some(second)));
         // Torn file header.
         let e = open(flatten(&[], true)[..100].to_vec()).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Truncated);

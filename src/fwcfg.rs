@@ -383,9 +383,9 @@ mod tests {
     #[test]
     fn entry_length_must_be_16() {
         let e = FwCfgEntry::from_bytes(&REAL[..15]).unwrap_err();
-        assert_eq!((e.kind, e.offset), (ErrorKind::Format, Some(15)));
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Format, Some(15)));
         let e = FwCfgEntry::from_bytes(&[0u8; 17]).unwrap_err();
-        assert_eq!((e.kind, e.offset), (ErrorKind::Format, Some(16)));
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Format, Some(16)));
         assert!(FwCfgEntry::from_bytes(&[]).is_err());
     }
 
@@ -510,11 +510,11 @@ mod tests {
         let ok = check_guest_note(big, FORMAT_ELF, &note(MAX_GUEST_NOTE_SIZE, 0, false), false, big);
         assert_eq!(ok.unwrap().padded_size, 12 + (1 << 20));
         let e = check_guest_note(big, FORMAT_ELF, &note(MAX_GUEST_NOTE_SIZE + 1, 0, false), false, big).unwrap_err();
-        assert_eq!((e.rule(), e.offset), (Some(Rule::NameTooLarge), Some(0)));
+        assert_eq!((e.rule(), e.offset()), (Some(Rule::NameTooLarge), Some(0)));
         assert!(e.message.contains("1048577"));
         assert!(check_guest_note(big, FORMAT_ELF, &note(0, MAX_GUEST_NOTE_SIZE, false), false, big).is_ok());
         let e = check_guest_note(big, FORMAT_ELF, &note(0, MAX_GUEST_NOTE_SIZE + 1, false), false, big).unwrap_err();
-        assert_eq!((e.rule(), e.offset), (Some(Rule::DescTooLarge), Some(4)));
+        assert_eq!((e.rule(), e.offset()), (Some(Rule::DescTooLarge), Some(4)));
         // Name checked before desc.
         assert_eq!(
             rule(check_guest_note(big, FORMAT_ELF, &note(u32::MAX, u32::MAX, false), false, big)),
@@ -545,16 +545,16 @@ mod tests {
     #[test]
     fn short_note_header_is_truncated() {
         let e = check_guest_note(100, FORMAT_ELF, &[0u8; 11], false, MAX_GUEST_NOTE_SIZE).unwrap_err();
-        assert_eq!((e.kind, e.offset), (ErrorKind::Truncated, Some(11)));
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Truncated, Some(11)));
     }
 
     #[test]
     fn dump_note_rules() {
         assert!(check_dump_note(11, 4096, 0x1000, u64::from(MAX_GUEST_NOTE_SIZE)).is_ok());
         let e = check_dump_note(MAX_GUEST_NOTE_SIZE + 1, 0, 0x1000, u64::MAX).unwrap_err();
-        assert_eq!((e.rule(), e.offset), (Some(Rule::NameTooLarge), Some(0x1000)));
+        assert_eq!((e.rule(), e.offset()), (Some(Rule::NameTooLarge), Some(0x1000)));
         let e = check_dump_note(11, MAX_GUEST_NOTE_SIZE + 1, 0x1000, u64::MAX).unwrap_err();
-        assert_eq!((e.rule(), e.offset), (Some(Rule::DescTooLarge), Some(0x1004)));
+        assert_eq!((e.rule(), e.offset()), (Some(Rule::DescTooLarge), Some(0x1004)));
         assert!(check_dump_note(MAX_GUEST_NOTE_SIZE, MAX_GUEST_NOTE_SIZE, 0, u64::MAX).is_ok());
         // Padded size against the limit: 12 + 12 + 4096 = 4120.
         assert!(check_dump_note(11, 4096, 0, 4120).is_ok());
@@ -564,7 +564,7 @@ mod tests {
         assert!(check_dump_note(11, 4092, 0, 4119).is_ok());
         // Offsets near the top do not overflow.
         let e = check_dump_note(0, u32::MAX, u64::MAX, u64::MAX).unwrap_err();
-        assert_eq!(e.offset, Some(u64::MAX));
+        assert_eq!(e.offset(), Some(u64::MAX));
         assert!(check_dump_note(u32::MAX, u32::MAX, 0, 0).is_err());
     }
 }

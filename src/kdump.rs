@@ -1348,7 +1348,7 @@ mod tests {
         assert_eq!(kd.read_phys(70 * 512, &mut b).unwrap_err().kind, ErrorKind::Absent);
         let kd = KdumpFile::open(Arc::new(synth(70, &[]))).unwrap();
         assert!(kd.ranges().unwrap().is_empty());
-        assert_eq!(kd.read_phys(0, &mut b).unwrap_err().offset, Some(0));
+        assert_eq!(kd.read_phys(0, &mut b).unwrap_err().address(), Some(0));
         assert_eq!(kd.page_counts().unwrap().zero, 0);
     }
 
@@ -1366,7 +1366,7 @@ mod tests {
         let mut b = vec![0u8; 64 * 512];
         let e = kd.read_phys(0, &mut b).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Format);
-        assert_eq!(e.offset, Some(kd.descriptors_offset() + 24 * 20));
+        assert_eq!(e.offset(), Some(kd.descriptors_offset() + 24 * 20));
     }
 
     #[test]
@@ -1378,7 +1378,7 @@ mod tests {
         let flat = crate::flattened::flatten(&[(0, &head), (1 << 40, &[])], true);
         let f = crate::flattened::Flattened::open(Arc::new(flat)).unwrap();
         let e = KdumpFile::open(Arc::new(f)).unwrap_err();
-        assert_eq!((e.kind, e.offset), (ErrorKind::Limit, Some(436)), "{e}");
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Limit, Some(436)), "{e}");
         // The same bitmaps really stored open fine.
         let v = synth(64, &[0]);
         let flat = crate::flattened::flatten(&[(0, &v)], true);

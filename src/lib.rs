@@ -10,6 +10,7 @@ pub mod error;
 pub mod flattened;
 pub mod fwcfg;
 pub mod kdump;
+pub mod kview;
 pub mod lime;
 pub mod notes;
 pub mod phys;
@@ -21,4 +22,4 @@ pub mod text;
 #[cfg(feature = "python")]
 mod python;
 
-pub use error::{Error, ErrorKind, Result, Rule};
+pub use error::{Error, ErrorKind, Location, Result, Rule};

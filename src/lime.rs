@@ -243,8 +243,8 @@ pub(crate) mod tests {
         img.read_phys(0x2004, &mut buf).unwrap();
         assert_eq!(buf, [2; 4]);
         let e = img.read_phys(0x100e, &mut buf).unwrap_err();
-        assert_eq!((e.kind, e.offset), (ErrorKind::Absent, Some(0x1010)));
-        assert_eq!(img.read_phys(0x0, &mut buf).unwrap_err().offset, Some(0));
+        assert_eq!((e.kind, e.address()), (ErrorKind::Absent, Some(0x1010)));
+        assert_eq!(img.read_phys(0x0, &mut buf).unwrap_err().address(), Some(0));
         assert_eq!(img.file_offset(0x2000, 8), Some(32 + 16 + 32));
         assert_eq!(img.file_offset(0x2000, 9), None);
     }
@@ -268,15 +268,15 @@ pub(crate) mod tests {
             open(v).unwrap_err()
         };
         let e = with(header(0xdeadbeef, 1, 0x100, 0x10f), 16);
-        assert_eq!((e.kind, e.offset), (ErrorKind::Format, Some(48)));
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Format, Some(48)));
         let e = with(header(LIME_MAGIC, 2, 0x100, 0x10f), 16);
-        assert_eq!((e.kind, e.offset), (ErrorKind::Unsupported, Some(48)));
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Unsupported, Some(48)));
         let e = with(header(LIME_MAGIC, 1, 0x200, 0x1ff), 0);
-        assert_eq!((e.kind, e.offset), (ErrorKind::Format, Some(48)));
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Format, Some(48)));
         let e = with(header(LIME_MAGIC, 1, 0, u64::MAX), 0);
-        assert_eq!((e.kind, e.offset), (ErrorKind::Format, Some(48)));
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Format, Some(48)));
         let e = with(header(LIME_MAGIC, 1, 0x100, 0x100 + (1 << 40)), 16);
-        assert_eq!((e.kind, e.offset), (ErrorKind::Truncated, Some(48)));
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Truncated, Some(48)));
         let mut top = good.clone();
         top.extend(header(LIME_MAGIC, 1, u64::MAX - 1, u64::MAX - 1));
         top.push(9);
@@ -285,11 +285,11 @@ pub(crate) mod tests {
         img.read_phys(u64::MAX - 1, &mut b).unwrap();
         assert_eq!(b, [9], "the last byte below 2^64 - 1 is addressable");
         let e = with(vec![0x45, 0x4d, 0x69], 0);
-        assert_eq!((e.kind, e.offset), (ErrorKind::Truncated, Some(48)));
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Truncated, Some(48)));
         let e = with(header(AVML_MAGIC, 2, 0x100, 0x10f), 16);
-        assert_eq!((e.kind, e.offset), (ErrorKind::Unsupported, Some(48)));
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Unsupported, Some(48)));
         let e = with(header(LIME_MAGIC, 1, 0x8, 0x17), 16);
-        assert_eq!((e.kind, e.offset), (ErrorKind::Format, Some(48)), "overlap names the later header");
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Format, Some(48)), "overlap names the later header");
         assert_eq!(open(Vec::new()).unwrap_err().kind, ErrorKind::Truncated);
     }
 
@@ -301,7 +301,7 @@ pub(crate) mod tests {
             v.push(0);
         }
         let e = open(v).unwrap_err();
-        assert_eq!((e.kind, e.offset), (ErrorKind::Limit, Some(MAX_RANGES as u64 * 33)));
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Limit, Some(MAX_RANGES as u64 * 33)));
     }
 
     #[test]

@@ -143,7 +143,7 @@ pub(crate) mod tests {
         let r: Vec<_> = notes(&seg, false, 4, 1000).collect();
         assert_eq!(r.len(), 2);
         let e = r[1].as_ref().unwrap_err();
-        assert_eq!(e.offset, Some(1000 + good as u64));
+        assert_eq!(e.offset(), Some(1000 + good as u64));
         let r: Vec<_> = notes(&seg[..good + 5], false, 4, 0).collect();
         assert!(r[1].is_err());
         assert!(notes(&[], false, 0, 0).next().is_none());

@@ -87,9 +87,9 @@ mod tests {
         let r = img(100);
         let mut b = [0u8; 8];
         let e = r.read_phys(96, &mut b).unwrap_err();
-        assert_eq!((e.kind, e.offset), (ErrorKind::Absent, Some(100)));
+        assert_eq!((e.kind, e.address()), (ErrorKind::Absent, Some(100)));
         let e = r.read_phys(200, &mut b).unwrap_err();
-        assert_eq!((e.kind, e.offset), (ErrorKind::Absent, Some(200)));
+        assert_eq!((e.kind, e.address()), (ErrorKind::Absent, Some(200)));
         let e = img(0).read_phys(u64::MAX - 2, &mut b).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Absent);
         assert!(img(0).ranges().unwrap().is_empty());

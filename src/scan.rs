@@ -13,7 +13,7 @@
 //! pages, a truncated file, a page that fails to decompress) is probed page by page, and pages
 //! that still cannot be read are counted, not fatal; an operating-system error stops the scan.
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Location, Result};
 use crate::fwcfg;
 use crate::phys::PhysMemory;
 
@@ -145,7 +145,7 @@ pub fn scan<M: PhysMemory + ?Sized>(
             return;
         }
         let rejected = fwcfg::check_dump_note(NAMESZ, descsz, 0, limit).err().map(|e| Error {
-            offset: None,
+            location: Some(Location::Phys(paddr)),
             message: format!("note at physical {paddr:#x}: {}", e.message),
             ..e
         });
@@ -317,7 +317,7 @@ mod tests {
         let rep = scan(&m, ByteOrder::Little, 1 << 20, &mut |_, _| true).unwrap();
         assert_eq!(rep.candidates.len(), 1);
         assert_eq!(rep.unreadable_pages, 1);
-        assert_eq!(rep.first_unreadable.unwrap().offset, Some(0x1000));
+        assert_eq!(rep.first_unreadable.unwrap().address(), Some(0x1000));
     }
 
     #[test]

@@ -191,7 +191,7 @@ mod tests {
         assert_eq!(b, [7, 8, 9]);
         let e = data.read_exact_at(&mut b, 8).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Truncated);
-        assert_eq!(e.offset, Some(10));
+        assert_eq!(e.offset(), Some(10));
         assert_eq!(data.read_prefix(8, 100).unwrap(), vec![8, 9]);
     }
 
@@ -210,7 +210,7 @@ mod tests {
         let mut b = [0u8; 8];
         for off in [1u64 << 63, u64::MAX - 3, (1u64 << 63) - 4] {
             let e = src.read_exact_at(&mut b, off).unwrap_err();
-            assert_eq!((e.kind, e.offset), (ErrorKind::Truncated, Some(off)), "{e}");
+            assert_eq!((e.kind, e.offset()), (ErrorKind::Truncated, Some(off)), "{e}");
         }
         std::fs::remove_file(&path).unwrap();
     }
@@ -224,7 +224,7 @@ mod tests {
         let mut b = vec![0u8; 4096];
         let e = src.read_exact_at(&mut b, 0).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Truncated);
-        assert_eq!(e.offset, Some(100));
+        assert_eq!(e.offset(), Some(100));
         std::fs::remove_file(&dir).unwrap();
     }
 }

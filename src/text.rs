@@ -575,7 +575,8 @@ impl<'a> View<'a> {
             Err(why) => Err(Error::format(
                 u64::from(item.value_offset),
                 format!("{}={}: {why}", String::from_utf8_lossy(item.key).escape_debug(), excerpt(item.value)),
-            )),
+            )
+            .in_text()),
         }
     }
 
@@ -977,7 +978,7 @@ mod tests {
         let ix = Index::build(t);
         let e = ix.view(t).phys_base().unwrap_err();
         assert_eq!(e.kind, ErrorKind::Format);
-        assert_eq!(e.offset, Some(18));
+        assert_eq!(e.offset(), Some(18));
     }
 
     #[test]
@@ -986,9 +987,9 @@ mod tests {
         let ix = Index::build(t);
         let e = ix.view(t).symbol("x").unwrap_err();
         assert_eq!(e.kind, ErrorKind::Format);
-        assert_eq!(e.offset, Some(24));
+        assert_eq!(e.offset(), Some(24));
         assert!(e.message.contains("SYMBOL(x)=zz"), "{}", e.message);
-        assert_eq!(e.shifted(1000).offset, Some(1024));
+        assert_eq!(e.shifted(1000).offset(), Some(1024));
     }
 
     #[test]

@@ -201,14 +201,14 @@ fn absent_pages_are_errors_naming_the_first_absent_address() {
     assert!(kd.pfn_valid(4).unwrap() && !kd.pfn_present(4).unwrap());
     let mut b = [0u8; 32];
     let e = kd.read_phys(0x3ff0, &mut b).unwrap_err();
-    assert_eq!((e.kind, e.offset), (ErrorKind::Absent, Some(0x4000)));
+    assert_eq!((e.kind, e.address()), (ErrorKind::Absent, Some(0x4000)));
     assert!(e.message.contains("excluded"), "{e}");
     let e = kd.read_phys(0x4008, &mut b).unwrap_err();
-    assert_eq!(e.offset, Some(0x4008));
+    assert_eq!(e.address(), Some(0x4008));
     // Beyond max_mapnr.
     let end = kd.max_mapnr() * 4096;
     let e = kd.read_phys(end + 5, &mut b).unwrap_err();
-    assert_eq!((e.kind, e.offset), (ErrorKind::Absent, Some(end + 5)));
+    assert_eq!((e.kind, e.address()), (ErrorKind::Absent, Some(end + 5)));
     let e = kd.read_phys(u64::MAX - 3, &mut b).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Absent);
     // An arm64 64 KiB block boundary.
@@ -216,7 +216,7 @@ fn absent_pages_are_errors_naming_the_first_absent_address() {
     let mut b = vec![0u8; 65536 * 2];
     let last = a.ranges().unwrap().last().unwrap().end;
     let e = a.read_phys(last - 65536, &mut b).unwrap_err();
-    assert_eq!((e.kind, e.offset), (ErrorKind::Absent, Some(last)));
+    assert_eq!((e.kind, e.address()), (ErrorKind::Absent, Some(last)));
 }
 
 #[test]
@@ -324,30 +324,30 @@ fn lying_header_fields_are_typed_errors_at_the_field() {
     };
     for bs in [0u32, 3, 4095, 6000, u32::MAX] {
         let e = with(428, bs);
-        assert_eq!((e.kind, e.offset), (ErrorKind::Format, Some(428)), "block_size {bs}: {e}");
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Format, Some(428)), "block_size {bs}: {e}");
     }
     for bs in [1u32 << 21, 1 << 31] {
         let e = with(428, bs);
-        assert_eq!((e.kind, e.offset), (ErrorKind::Limit, Some(428)));
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Limit, Some(428)));
     }
     let e = with(428, 256);
-    assert_eq!((e.kind, e.offset), (ErrorKind::Format, Some(428)));
+    assert_eq!((e.kind, e.offset()), (ErrorKind::Format, Some(428)));
     let e = with(432, 0);
-    assert_eq!((e.kind, e.offset), (ErrorKind::Format, Some(432)));
+    assert_eq!((e.kind, e.offset()), (ErrorKind::Format, Some(432)));
     let e = with(432, u32::MAX);
-    assert_eq!((e.kind, e.offset), (ErrorKind::Truncated, Some(436)));
+    assert_eq!((e.kind, e.offset()), (ErrorKind::Truncated, Some(436)));
     for bb in [0u32, 3, u32::MAX] {
         let e = with(436, bb);
-        assert_eq!((e.kind, e.offset), (ErrorKind::Format, Some(436)), "bitmap_blocks {bb}");
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Format, Some(436)), "bitmap_blocks {bb}");
     }
     for bb in [0xFFFF_FFFEu32, 1 << 31] {
         let e = with(436, bb);
-        assert_eq!((e.kind, e.offset), (ErrorKind::Limit, Some(436)), "bitmap_blocks {bb}");
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Limit, Some(436)), "bitmap_blocks {bb}");
     }
     let e = with(436, 0x10000);
-    assert_eq!((e.kind, e.offset), (ErrorKind::Truncated, Some(436)));
+    assert_eq!((e.kind, e.offset()), (ErrorKind::Truncated, Some(436)));
     let e = with(8, 0x7fff_ffff);
-    assert_eq!((e.kind, e.offset), (ErrorKind::Format, Some(8)));
+    assert_eq!((e.kind, e.offset()), (ErrorKind::Format, Some(8)));
     let mut w = v.clone();
     w[0] = b'X';
     assert_eq!(open_bytes(w).unwrap_err().kind, ErrorKind::Format);
@@ -375,7 +375,7 @@ fn lying_sub_header_values_are_contained() {
             put64(&mut w, size_field, s);
             let kd = open_bytes(w).unwrap();
             assert_eq!(kd.anomalies().len(), 1, "{o:#x}+{s:#x}");
-            assert_eq!(kd.anomalies()[0].offset, Some(field as u64));
+            assert_eq!(kd.anomalies()[0].offset(), Some(field as u64));
             if field == 4096 + 32 {
                 assert!(kd.vmcoreinfo_location().is_none());
             } else {
@@ -424,7 +424,7 @@ fn bad_page_descriptors_and_data() {
         let mut w = v.clone();
         f(&mut w);
         let e = read(w);
-        assert_eq!((e.kind, e.offset), (kind, Some(zoff as u64)), "{what}: {e}");
+        assert_eq!((e.kind, e.offset()), (kind, Some(zoff as u64)), "{what}: {e}");
     };
     case(&|w| put32(w, zoff + 8, 4097), ErrorKind::Format, "size > block size");
     case(&|w| put32(w, zoff + 8, 0), ErrorKind::Format, "size 0");

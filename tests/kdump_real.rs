@@ -173,7 +173,7 @@ fn real_absent_pages_are_errors() {
     let mut b = [0u8; 16];
     let e = kd.read_phys(pfn * 4096 + 8, &mut b).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Absent);
-    assert_eq!(e.offset, Some(pfn * 4096 + 8));
+    assert_eq!(e.offset(), Some(pfn * 4096 + 8));
     let e = kd.read_phys(kd.max_mapnr() * 4096, &mut b).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Absent);
 }

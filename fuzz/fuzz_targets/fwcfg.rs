@@ -9,7 +9,7 @@ fuzz_target!(|data: &[u8]| {
     // The entry as given, of any length.
     match FwCfgEntry::from_bytes(data) {
         Ok(e) => assert_eq!(e.to_bytes().as_slice(), data),
-        Err(e) => assert!(data.len() != 16 && e.offset.is_some()),
+        Err(e) => assert!(data.len() != 16 && e.offset().is_some()),
     }
     if data.len() < 16 {
         return;

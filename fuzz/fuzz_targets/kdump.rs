@@ -63,7 +63,7 @@ pub fn exercise(kd: &KdumpFile) {
     for addr in [0u64, u64::MAX - 7, kd.max_mapnr().saturating_mul(bs)] {
         let mut b = [0u8; 8];
         if let Err(e) = kd.read_phys(addr, &mut b) {
-            assert!(e.offset.is_some());
+            assert!(e.offset().is_some());
         }
     }
 }

@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
                 let n = match n {
                     Ok(n) => n,
                     Err(e) => {
-                        assert!(e.offset.is_some_and(|o| o >= 0x1000 && o <= 0x1000 + data.len() as u64));
+                        assert!(e.offset().is_some_and(|o| o >= 0x1000 && o <= 0x1000 + data.len() as u64));
                         break;
                     }
                 };

@@ -28,6 +28,7 @@ from ._errors import (
     NoteRuleError,
     NoVmcoreinfoError,
     TruncatedError,
+    UnmappedError,
     UnsupportedFormatError,
 )
 from ._native import (
@@ -73,6 +74,7 @@ __all__ = [
     "LimitError",
     "NoVmcoreinfoError",
     "AbsentMemoryError",
+    "UnmappedError",
     "ClosedError",
     "sample_path",
 ]

@@ -1,6 +1,11 @@
-"""The exception hierarchy. Every error names the file (``path``) and byte offset (``offset``)."""
+"""The exception hierarchy. Every error names the file (``path``) and where in it: a byte offset
+(``offset``) or an address (``address``), with ``location`` saying which kind."""
 
 from __future__ import annotations
+
+from typing import Literal
+
+LocationKind = Literal["file", "text", "physical", "virtual"]
 
 __all__ = [
     "Error",
@@ -14,6 +19,7 @@ __all__ = [
     "NoVmcoreinfoError",
     "AbsentMemoryError",
     "ClosedError",
+    "UnmappedError",
 ]
 
 
@@ -22,17 +28,32 @@ class Error(Exception):
 
     Attributes:
         path: the file concerned, or None (for example, for :func:`vmcoreinfo.parse`).
-        offset: the byte offset concerned (in the file, or in the text given to ``parse``);
-            for :class:`AbsentMemoryError`, the physical address that is absent.
+        location: what kind of place the error concerns: ``"file"`` (``offset`` is a byte offset
+            in the file), ``"text"`` (a byte offset in a text or buffer given on its own),
+            ``"physical"`` or ``"virtual"`` (``address`` is a guest address); None when no
+            particular place.
+        offset: the byte offset concerned (file or text), else None.
+        address: the guest-physical or kernel-virtual address concerned, else None (for
+            :class:`AbsentMemoryError`, the first absent physical address).
         rule: for rule violations, the rule's stable name (for example ``"descsz-too-large"``).
     """
 
-    def __init__(self, message: str, path: str | None = None, offset: int | None = None, rule: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        path: str | None = None,
+        offset: int | None = None,
+        rule: str | None = None,
+        address: int | None = None,
+        location: LocationKind | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.path = path
         self.offset = offset
         self.rule = rule
+        self.address = address
+        self.location: LocationKind | None = location
 
 
 class FormatError(Error, ValueError):
@@ -68,7 +89,11 @@ class NoVmcoreinfoError(Error, LookupError):
 
 
 class AbsentMemoryError(Error, LookupError):
-    """The dump does not hold the requested physical memory; ``offset`` is the first absent address."""
+    """The dump does not hold the requested physical memory; ``address`` is the first absent address."""
+
+
+class UnmappedError(Error, LookupError):
+    """The kernel does not map the requested virtual address; ``address`` is that address."""
 
 
 class ClosedError(Error, ValueError):

@@ -16,13 +16,15 @@ import_exception!(vmcoreinfo._errors, LimitError);
 import_exception!(vmcoreinfo._errors, NoVmcoreinfoError);
 import_exception!(vmcoreinfo._errors, AbsentMemoryError);
 import_exception!(vmcoreinfo._errors, ClosedError);
+import_exception!(vmcoreinfo._errors, UnmappedError);
 
 impl From<Error> for PyErr {
     fn from(e: Error) -> PyErr {
         let msg = e.to_string();
         let path = e.path.as_deref().map(str::to_owned);
         let rule = e.rule().map(|r| r.name());
-        let args = (msg.clone(), path.clone(), e.offset, rule);
+        let location = e.location.map(|l| l.kind_name());
+        let args = (msg.clone(), path.clone(), e.offset(), rule, e.address(), location);
         match e.kind {
             ErrorKind::Format => FormatError::new_err(args),
             ErrorKind::Truncated => TruncatedError::new_err(args),
@@ -34,6 +36,7 @@ impl From<Error> for PyErr {
             ErrorKind::NoVmcoreinfo => NoVmcoreinfoError::new_err(args),
             ErrorKind::Absent => AbsentMemoryError::new_err(args),
             ErrorKind::Closed => ClosedError::new_err(args),
+            ErrorKind::Unmapped => UnmappedError::new_err(args),
             // OSError(errno, strerror, filename) becomes the matching built-in subclass
             // (FileNotFoundError, PermissionError, ...).
             ErrorKind::Io { errno: Some(errno) } => PyOSError::new_err((errno, e.message, path)),

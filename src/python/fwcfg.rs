@@ -6,6 +6,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use crate::error::Error;
 use crate::fwcfg as core;
 
 /// The 16-byte little-endian fw_cfg file ``etc/vmcoreinfo``:
@@ -117,6 +118,6 @@ pub fn check_guest_note(entry: &FwCfgEntry, note: &[u8], byteorder: &str, max_no
         "big" => true,
         _ => return Err(PyValueError::new_err("byteorder must be 'little' or 'big'")),
     };
-    let s = core::check_guest_note(entry.size, entry.guest_format, note, big, max_note_size)?;
+    let s = core::check_guest_note(entry.size, entry.guest_format, note, big, max_note_size).map_err(Error::in_text)?;
     Ok((s.namesz, s.descsz))
 }

@@ -76,9 +76,14 @@ impl VmcoreInfo {
         self.blob.file_offset.unwrap_or(0)
     }
 
-    /// Attach the file and turn a text offset into a file offset.
+    /// Attach the file and place a text offset: in the file when the text came from the file,
+    /// in guest memory when it was read from there, else it stays a text offset.
     fn err(&self, e: Error) -> PyErr {
-        let e = e.shifted(self.base());
+        let e = match (self.blob.file_offset, self.blob.text_paddr) {
+            (Some(base), _) => e.shifted(base),
+            (None, Some(paddr)) => e.shifted_phys(paddr),
+            (None, None) => e,
+        };
         match &self.path {
             Some(p) => e.in_file(p).into(),
             None => e.into(),
@@ -323,5 +328,5 @@ pub fn parse(data: &Bound<'_, PyAny>) -> PyResult<VmcoreInfo> {
         return Err(PyTypeError::new_err("parse() takes bytes, bytearray, memoryview or str"));
     };
     let end = bytes.len();
-    Ok(VmcoreInfo::new(TextBlob { data: bytes, start: 0, end, file_offset: None, phys_addr: None }, None))
+    Ok(VmcoreInfo::new(TextBlob { data: bytes, start: 0, end, file_offset: None, phys_addr: None, text_paddr: None }, None))
 }
