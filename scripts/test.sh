@@ -13,6 +13,13 @@ phase "install test requirements and build the extension (pip install -e '.[test
 $PY -m pip install --quiet --disable-pip-version-check -e '.[test]'
 $PY -m pip install --quiet --disable-pip-version-check -r benches/requirements.txt
 
+phase "lint: cargo fmt --check, cargo clippy -D warnings (core alone and with the python feature), ruff check + ruff format --check"
+cargo fmt --all --check
+cargo clippy --locked --quiet --all-targets -- -D warnings
+cargo clippy --locked --quiet --all-targets --features python -- -D warnings
+$PY -m ruff check python tests benches tools
+$PY -m ruff format --check python tests benches tools
+
 phase "cargo test (pyo3-free core)"
 cargo test --locked --quiet
 

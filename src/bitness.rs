@@ -81,6 +81,18 @@ pub fn machine_name(e_machine: u16, class64: bool) -> &'static str {
     }
 }
 
+/// Width of a kernel virtual address for `e_machine`: 32 for machines whose kernels are 32-bit
+/// whatever the dump's ELF class (QEMU writes i386 guests as ELFCLASS64 when guest memory reaches
+/// 4 GiB), else from the class.
+pub fn address_bits(e_machine: u16, class64: bool) -> u32 {
+    match e_machine {
+        EM_386 | EM_ARM | EM_PPC | EM_SPARC | EM_SH | EM_68K | EM_OPENRISC | EM_XTENSA | EM_MICROBLAZE => 32,
+        EM_X86_64 | EM_AARCH64 | EM_PPC64 | EM_SPARCV9 | EM_IA_64 | EM_ALPHA => 64,
+        _ if class64 => 64,
+        _ => 32,
+    }
+}
+
 fn class_name(class64: bool) -> &'static str {
     if class64 {
         "ELFCLASS64"

@@ -98,6 +98,32 @@ pub struct ImageScan {
     pub big_endian: bool,
 }
 
+impl ImageScan {
+    /// When the scan found several valid notes: a diagnostic saying so, whether their texts
+    /// agree, and which one `blob` (the text in use) is. `None` for one note or none.
+    pub fn multiple_candidates(&self, blob: &TextBlob) -> Option<String> {
+        let valid: Vec<u64> = self.report.valid().map(|c| c.paddr).collect();
+        if valid.len() < 2 {
+            return None;
+        }
+        let mut list = valid.iter().take(8).map(|a| format!("{a:#x}")).collect::<Vec<_>>().join(", ");
+        if valid.len() > 8 {
+            list.push_str(", ...");
+        }
+        let agree = match self.distinct_texts {
+            1 if self.compared == valid.len() => "all with the same text".to_owned(),
+            1 => format!("the first {} with the same text", self.compared),
+            n => format!("with {n} DIFFERENT texts among the first {}", self.compared),
+        };
+        let chosen = blob.phys_addr.map_or_else(|| "?".to_owned(), |a| format!("{a:#x}"));
+        Some(format!(
+            "the scan found {} VMCOREINFO notes (at physical {list}), {agree}; this text is the first, at {chosen}; \
+             Dump.scan_vmcoreinfo() returns them all",
+            valid.len() as u64 + self.report.candidates_dropped
+        ))
+    }
+}
+
 /// What the flattened layer found.
 #[derive(Debug, Clone, Copy)]
 pub struct FlattenedInfo {
@@ -431,6 +457,12 @@ impl Dump {
     /// For LiME and raw images: the text of the first valid candidate of the scan (which runs once,
     /// on first need; see [`Dump::image_scan`]).
     pub fn vmcoreinfo(&self) -> Result<TextBlob> {
+        let blob = self.find_vmcoreinfo()?;
+        let (m, c64, _) = self.identity();
+        check_text_width(blob, bitness::address_bits(m, c64))
+    }
+
+    fn find_vmcoreinfo(&self) -> Result<TextBlob> {
         if self.format.is_memory_image() {
             let s = self.image_scan()?;
             return match (&s.chosen, &s.failure) {
@@ -565,14 +597,16 @@ impl Dump {
         self.read_phys(entry.paddr, &mut buf)?;
         let range = sizes.desc_range();
         let file_offset = self.phys_file_offset(entry.paddr + range.start as u64, (range.end - range.start) as u64);
-        Ok(TextBlob {
+        let blob = TextBlob {
             data: Arc::from(buf),
             start: range.start,
             end: range.end,
             file_offset,
             phys_addr: Some(entry.paddr),
             text_paddr: entry.paddr.checked_add(range.start as u64),
-        })
+        };
+        let (m, c64, _) = self.identity();
+        check_text_width(blob, bitness::address_bits(m, c64))
     }
 
     pub fn read_phys(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
@@ -582,6 +616,36 @@ impl Dump {
             Backend::Lime(l) => l.read_phys(addr, buf),
             Backend::Raw(r) => r.read_phys(addr, buf),
         }
+    }
+
+    /// Check that the dump holds all of `[addr, addr + len)`, without reading it: the error
+    /// names the first absent address. Lets a caller refuse a read before allocating for it.
+    pub fn check_backed(&self, addr: u64, len: u64) -> Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        let ranges = self.memory_ranges()?;
+        let mut at = addr;
+        let end = addr.checked_add(len);
+        // The ranges are sorted and merged: one pass from the range holding `addr`.
+        let first = ranges.partition_point(|r| r.end <= addr);
+        for r in &ranges[first..] {
+            if r.start > at {
+                break;
+            }
+            at = r.end;
+            if end.is_some_and(|e| at >= e) {
+                return Ok(());
+            }
+        }
+        Err(Error::absent(
+            at,
+            if end.is_none() {
+                "the range runs past the top of the physical address space"
+            } else {
+                "the dump does not hold this memory"
+            },
+        ))
     }
 
     pub fn memory_ranges(&self) -> Result<Vec<PhysRange>> {
@@ -622,8 +686,21 @@ impl Dump {
         Ok(report)
     }
 
-    /// The text of one scan candidate (its rules already checked by the scan).
+    /// The text of one scan candidate (its rules already checked by the scan), with its SYMBOL
+    /// and KERNELOFFSET values checked against the address width of the machine the text itself
+    /// implies (a memory image names no machine; a dump's own machine is used otherwise).
     pub fn read_candidate(&self, c: &Candidate) -> Result<TextBlob> {
+        let blob = self.read_candidate_text(c)?;
+        let (m, c64) = if self.format.is_memory_image() {
+            machine_from_vmcoreinfo(blob.bytes()).unwrap_or((0, true))
+        } else {
+            let (m, c64, _) = self.identity();
+            (m, c64)
+        };
+        check_text_width(blob, bitness::address_bits(m, c64))
+    }
+
+    fn read_candidate_text(&self, c: &Candidate) -> Result<TextBlob> {
         if let Some(e) = &c.rejected {
             return Err(e.clone());
         }
@@ -728,6 +805,21 @@ pub fn machine_from_vmcoreinfo(text_bytes: &[u8]) -> Option<(u16, bool)> {
         .into_iter()
         .find(|(suffix, _)| rel.ends_with(suffix))
         .map(|(_, m)| m)
+}
+
+/// Check a text's SYMBOL and KERNELOFFSET values against `bits`, placing a violation where the
+/// text is (in the file, or in guest memory).
+fn check_text_width(blob: TextBlob, bits: u32) -> Result<TextBlob> {
+    if bits >= 64 {
+        return Ok(blob);
+    }
+    let idx = text::Index::build(blob.bytes());
+    bitness::check_text_address_width(&idx.view(blob.bytes()), bits).map_err(|e| match (blob.file_offset, blob.text_paddr) {
+        (Some(base), _) => e.shifted(base),
+        (None, Some(paddr)) => e.shifted_phys(paddr),
+        (None, None) => e,
+    })?;
+    Ok(blob)
 }
 
 /// File offset of `e_machine` in an ELF header (both classes).

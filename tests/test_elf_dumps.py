@@ -97,7 +97,7 @@ def test_memory_ranges_and_absent_memory() -> None:
         assert ranges == [(0, 0x1000), (0x1000000, 0x1001000), (0x18DC000, 0x18DE000)]
         with pytest.raises(vmcoreinfo.AbsentMemoryError) as ei:
             d.read_phys(0x18DDFF0, 0x20)
-        assert ei.value.offset == 0x18DE000
+        assert (ei.value.address, ei.value.offset, ei.value.location) == (0x18DE000, None, "physical")
         assert ei.value.path == str(X86)
         buf = bytearray(16)
         d.read_phys_into(0x18DC000, buf)

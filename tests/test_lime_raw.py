@@ -75,7 +75,7 @@ def test_lime_memory_equals_the_source_dump() -> None:
             assert d.read_phys(addr, len(data)) == data
         with pytest.raises(vmcoreinfo.AbsentMemoryError) as ei:
             d.read_phys(0x1000 - 8, 16)
-        assert ei.value.offset == 0x1000
+        assert ei.value.address == 0x1000
         assert d.details()["lime_ranges"] == 3
 
 
@@ -115,7 +115,7 @@ def test_raw_is_never_detected_and_must_be_asked_for(x86_raw: Path) -> None:
         assert d.read_phys(0x1000000, 4096) == dict(real_pages())[0x1000000]
         with pytest.raises(vmcoreinfo.AbsentMemoryError) as ei:
             d.read_phys(X86_NOTE + 0x2000 - 4, 8)
-        assert ei.value.offset == X86_NOTE + 0x2000
+        assert ei.value.address == X86_NOTE + 0x2000
 
 
 def test_forced_formats() -> None:

@@ -51,8 +51,9 @@ def check_error(e: vmcoreinfo.Error, path: pathlib.Path) -> None:
     assert e.path == str(path), f"{type(e).__name__} without the file: {e}"
     if isinstance(e, vmcoreinfo.NoVmcoreinfoError) and e.offset is None:
         return  # "no VMCOREINFO note anywhere" concerns no one byte
-    assert e.offset is not None, f"{type(e).__name__} without an offset: {e}"
-    assert isinstance(e.offset, int) and e.offset >= 0
+    where = e.address if e.location in ("physical", "virtual") else e.offset
+    assert where is not None and e.location is not None, f"{type(e).__name__} without a location: {e}"
+    assert isinstance(where, int) and where >= 0
 
 
 @dataclasses.dataclass

@@ -31,8 +31,10 @@ from ._errors import (
     UnmappedError,
     UnsupportedFormatError,
 )
+from ._types import FormatName
 from ._native import (
     MAX_GUEST_NOTE_SIZE,
+    MAX_READ_PHYS,
     Diagnostic,
     Dump,
     FwCfgDevice,
@@ -54,6 +56,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
+    "MAX_READ_PHYS",
     "open",
     "parse",
     "Dump",
@@ -85,7 +88,7 @@ def open(
     *,
     max_note_size: int = MAX_GUEST_NOTE_SIZE,
     elf_tails: Literal["zeros", "absent"] = "zeros",
-    format: Literal["elf", "kdump", "lime", "raw"] | None = None,
+    format: FormatName | None = None,
 ) -> Dump:
     """Open a dump file and read its headers and notes (never the whole file).
 
@@ -94,7 +97,8 @@ def open(
     ``p_filesz``: ``"zeros"`` as the ELF format defines it (and crash and gdb read it), or
     ``"absent"``, the forensic view, since producers use these tails for memory they did not save
     (makedumpfile ``-E`` for excluded pages). ``format`` is detected from the file's signature
-    when None (ELF, kdump, flattened kdump, LiME); ``"raw"`` (physical memory from address 0, no
+    when None (ELF, kdump, flattened kdump, LiME); every value ``Dump.format`` reports is accepted
+    (``"kdump"`` and ``"flattened-kdump"`` each accept both kdump forms); ``"raw"`` (physical memory from address 0, no
     header) is never detected and must be asked for; asking for a format whose signature is
     missing raises :class:`FormatError`. LiME and raw images carry no notes: their
     ``vmcoreinfo`` comes from a scan of their memory (run once, on first use). The returned

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-LocationKind = Literal["file", "text", "physical", "virtual"]
+from ._types import LocationKind
 
 __all__ = [
     "Error",

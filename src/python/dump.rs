@@ -10,7 +10,7 @@ use super::buffer::SharedBytes;
 use super::fwcfg::FwCfgEntry;
 use super::info::VmcoreInfo;
 use crate::dump::{Dump as CoreDump, Format, OpenOptions};
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind, Location};
 
 /// `notes()` refuses note areas with more notes than this (a zeroed 256 MiB area would make
 /// twenty million empty notes).
@@ -18,6 +18,10 @@ const MAX_NOTES: usize = 1 << 20;
 
 /// Reads of at least this many bytes release the GIL.
 const DETACH_BYTES: usize = 64 * 1024;
+/// `read_phys` refuses larger sizes (a `bytes` object this large is better a buffer of the caller's).
+pub const MAX_READ_PHYS: u64 = 1 << 30;
+/// `read_phys_into` reads through a private chunk of this size.
+const INTO_CHUNK: usize = 8 << 20;
 /// A scan calls the Python progress callback at most once per this many bytes (and at the end).
 const PROGRESS_EVERY: u64 = 64 << 20;
 
@@ -95,11 +99,13 @@ pub fn open_dump(py: Python<'_>, path: String, max_note_size: u64, elf_tails: &s
         "absent" => true,
         _ => return Err(PyValueError::new_err("elf_tails must be 'zeros' or 'absent'")),
     };
-    let format = match format {
-        None => None,
-        Some(f @ ("elf" | "kdump" | "lime" | "raw")) => Format::from_name(f),
-        Some(_) => return Err(PyValueError::new_err("format must be None, 'elf', 'kdump', 'lime' or 'raw'")),
-    };
+    let format =
+        match format {
+            None => None,
+            Some(f) => Some(Format::from_name(f).ok_or_else(|| {
+                PyValueError::new_err("format must be None, 'elf', 'kdump', 'flattened-kdump', 'lime' or 'raw'")
+            })?),
+        };
     let options = OpenOptions { max_note_size, elf_tails_absent, format };
     let d = py.detach(|| CoreDump::open(std::path::Path::new(&path), options))?;
     Ok(Dump { path, inner: RwLock::new(Some(Arc::new(d))), info: OnceLock::new() })
@@ -183,38 +189,31 @@ impl Dump {
         let blob = py.detach(|| d.vmcoreinfo()).map_err(|e| e.in_file(d.path()))?;
         let mut info = VmcoreInfo::new(blob.clone(), Some(d.path().clone()));
         if let Some(s) = d.format().is_memory_image().then(|| d.image_scan_if_done()).flatten() {
-            let valid: Vec<u64> = s.report.valid().map(|c| c.paddr).collect();
-            if valid.len() > 1 {
-                let mut list = valid.iter().take(8).map(|a| format!("{a:#x}")).collect::<Vec<_>>().join(", ");
-                if valid.len() > 8 {
-                    list.push_str(", ...");
-                }
-                let chosen = blob.phys_addr.unwrap_or(0);
-                let agree = match s.distinct_texts {
-                    1 if s.compared == valid.len() => "all with the same text".to_owned(),
-                    1 => format!("the first {} with the same text", s.compared),
-                    n => format!("with {n} DIFFERENT texts among the first {}", s.compared),
-                };
-                info = info.with_diagnostic(
-                    "multiple-candidates",
-                    blob.file_offset.unwrap_or(0),
-                    format!(
-                        "the scan found {} VMCOREINFO notes (at physical {list}), {agree}; this text is the first, at {chosen:#x}; \
-                         Dump.scan_vmcoreinfo() returns them all",
-                        valid.len() as u64 + s.report.candidates_dropped
-                    ),
-                );
+            if let Some(msg) = s.multiple_candidates(&blob) {
+                info = info.with_diagnostic("multiple-candidates", blob.file_offset.unwrap_or(0), msg);
             }
         }
-        info.check_address_width(if d.class64() { 64 } else { 32 })?;
         let v = Py::new(py, info)?;
         Ok(self.info.get_or_init(|| v).clone_ref(py))
     }
 
     /// Read ``size`` bytes of guest-physical memory at ``addr``. Memory the dump does not hold
-    /// raises ``AbsentMemoryError`` (it is never invented as zeros).
+    /// raises ``AbsentMemoryError`` (it is never invented as zeros), checked before anything is
+    /// allocated; ``size`` above ``MAX_READ_PHYS`` (1 GiB) raises ``LimitError`` (use
+    /// ``read_phys_into`` with a buffer of your own for more).
     fn read_phys<'py>(&self, py: Python<'py>, addr: u64, size: usize) -> PyResult<Bound<'py, PyBytes>> {
         let d = self.get()?;
+        if size as u64 > MAX_READ_PHYS {
+            let e = Error::at(
+                ErrorKind::Limit,
+                Some(Location::Phys(addr)),
+                format!("read_phys of {size} bytes is more than MAX_READ_PHYS ({MAX_READ_PHYS}); use read_phys_into"),
+            );
+            return Err(e.in_file(d.path()).into());
+        }
+        if size >= DETACH_BYTES {
+            py.detach(|| d.check_backed(addr, size as u64)).map_err(|e| e.in_file(d.path()))?;
+        }
         let read = |buf: &mut [u8]| d.read_phys(addr, buf).map_err(|e| e.in_file(d.path()));
         PyBytes::new_with(py, size, |buf| {
             if size >= DETACH_BYTES {
@@ -227,31 +226,49 @@ impl Dump {
     }
 
     /// Fill a writable buffer (``bytearray``, ``memoryview``, numpy array of bytes) from
-    /// guest-physical memory at ``addr``.
-    fn read_phys_into(&self, py: Python<'_>, addr: u64, buffer: pyo3::buffer::PyBuffer<u8>) -> PyResult<()> {
-        if buffer.readonly() {
+    /// guest-physical memory at ``addr``. The buffer must be writable and C-contiguous; its whole
+    /// length in bytes is read. The dump is read with the GIL released into a private chunk of at
+    /// most 8 MiB, which is then copied into ``buffer`` through the buffer protocol with the GIL
+    /// held: the library never writes the caller's memory while other Python threads run, and
+    /// never reads it. Chunks are written front to back; on an error the buffer holds the chunks
+    /// read before it.
+    fn read_phys_into(&self, py: Python<'_>, addr: u64, buffer: &Bound<'_, PyAny>) -> PyResult<()> {
+        // A flat byte view of the caller's buffer (C-contiguous; any item type).
+        let view = pyo3::types::PyMemoryView::from(buffer)?;
+        if view.getattr("readonly")?.is_truthy()? {
             return Err(PyValueError::new_err("read_phys_into needs a writable buffer"));
         }
+        if !view.getattr("c_contiguous")?.is_truthy()? {
+            return Err(PyValueError::new_err("read_phys_into needs a C-contiguous buffer"));
+        }
+        let flat = view.call_method1("cast", ("B",))?;
+        let len: usize = flat.len()?;
         let d = self.get()?;
-        let len = buffer.len_bytes();
         if len == 0 {
             return Ok(());
         }
-        if !buffer.is_c_contiguous() {
-            let mut tmp = vec![0u8; len];
-            py.detach(|| d.read_phys(addr, &mut tmp)).map_err(|e| e.in_file(d.path()))?;
-            return buffer.copy_from_slice(py, &tmp);
+        if len >= DETACH_BYTES {
+            py.detach(|| d.check_backed(addr, len as u64)).map_err(|e| e.in_file(d.path()))?;
         }
-        let ptr = buffer.buf_ptr() as usize;
-        py.detach(|| {
-            // SAFETY: the buffer is writable and C-contiguous with `len` bytes at `ptr`, and
-            // `buffer` (held until this function returns) keeps the exporter's memory alive and
-            // unresizable. As with `io.RawIOBase.readinto`, we write into it with the GIL released;
-            // Python code touching the same buffer meanwhile sees bytes, never unsafety in Rust.
-            let out = unsafe { std::slice::from_raw_parts_mut(ptr as *mut u8, len) };
-            d.read_phys(addr, out)
-        })
-        .map_err(|e| e.in_file(d.path()).into())
+        let mut chunk = vec![0u8; len.min(INTO_CHUNK)];
+        let mut done = 0usize;
+        while done < len {
+            let n = (len - done).min(INTO_CHUNK);
+            let at = addr.checked_add(done as u64).ok_or_else(|| {
+                Error::absent(addr, "the range runs past the top of the physical address space").in_file(d.path())
+            })?;
+            let part = &mut chunk[..n];
+            if n >= DETACH_BYTES { py.detach(|| d.read_phys(at, part)) } else { d.read_phys(at, part) }
+                .map_err(|e| e.in_file(d.path()))?;
+            let target = if n == len {
+                flat.clone()
+            } else {
+                flat.get_item(pyo3::types::PySlice::new(py, done as isize, (done + n) as isize, 1))?
+            };
+            pyo3::buffer::PyBuffer::<u8>::get(&target)?.copy_from_slice(py, part)?;
+            done += n;
+        }
+        Ok(())
     }
 
     /// Scan guest-physical memory for VMCOREINFO notes at page starts (4 KiB steps: the kernel's
@@ -303,9 +320,7 @@ impl Dump {
         let d = self.get()?;
         let e = entry.core();
         let blob = py.detach(|| d.read_guest_note(&e)).map_err(|err| err.in_file(d.path()))?;
-        let info = VmcoreInfo::new(blob, Some(d.path().clone()));
-        info.check_address_width(if d.class64() { 64 } else { 32 })?;
-        Ok(info)
+        Ok(VmcoreInfo::new(blob, Some(d.path().clone())))
     }
 
     /// Format-specific facts as a dict (header fields, compression, phys_base sources, ...).

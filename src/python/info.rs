@@ -60,14 +60,6 @@ impl VmcoreInfo {
         self
     }
 
-    /// SYMBOL and KERNELOFFSET values must fit the target's address width.
-    pub fn check_address_width(&self, bits: u32) -> PyResult<()> {
-        if bits >= 64 {
-            return Ok(());
-        }
-        crate::bitness::check_text_address_width(&self.view(), bits).map_err(|e| self.err(e))
-    }
-
     fn view(&self) -> View<'_> {
         self.index.view(self.blob.bytes())
     }

@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 #[pyo3(name = "_native")]
 fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MAX_GUEST_NOTE_SIZE", crate::fwcfg::MAX_GUEST_NOTE_SIZE)?;
+    m.add("MAX_READ_PHYS", dump::MAX_READ_PHYS)?;
     m.add_class::<dump::Dump>()?;
     m.add_class::<dump::Note>()?;
     m.add_class::<info::VmcoreInfo>()?;

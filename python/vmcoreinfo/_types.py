@@ -1,0 +1,95 @@
+"""Types of the values the API returns that have a fixed set of forms (used by the stub of
+``vmcoreinfo._native`` and by the package)."""
+
+from __future__ import annotations
+
+from typing import Literal, TypedDict
+
+FormatName = Literal["elf", "kdump", "flattened-kdump", "lime", "raw"]
+"""A dump's container format, as ``Dump.format`` reports it and ``open(format=...)`` accepts it."""
+
+ByteOrder = Literal["little", "big"]
+ElfTails = Literal["zeros", "absent"]
+LocationKind = Literal["file", "text", "physical", "virtual"]
+
+
+class PhysBaseDetails(TypedDict):
+    """phys_base from the VMCOREINFO text and from a kdump header, side by side."""
+
+    key: str | None
+    vmcoreinfo: int | None
+    header: int | None
+    agree: bool | None
+
+
+class ScanDetails(TypedDict):
+    """The scan that stands in for notes in a LiME or raw image."""
+
+    bytes: int
+    candidates: list[int]
+    valid: list[int]
+    unreadable_pages: int
+    distinct_texts: int
+    byteorder: ByteOrder
+
+
+class UtsnameDetails(TypedDict):
+    sysname: str
+    nodename: str
+    release: str
+    version: str
+    machine: str
+    domainname: str
+
+
+class PageCountDetails(TypedDict):
+    valid: int
+    dumped: int
+    excluded: int
+    zero: int
+
+
+class PageCodecDetails(TypedDict):
+    zlib: int
+    lzo: int
+    snappy: int
+    zstd: int
+    raw: int
+    invalid: int
+
+
+class Details(TypedDict, total=False):
+    """``Dump.details()``: the keys present depend on the format (ELF, kdump, LiME, ...)."""
+
+    format: FormatName
+    machine: str
+    e_machine: int
+    identity_source: str
+    phys_base: PhysBaseDetails
+    # ELF
+    phnum: int
+    pt_load: int
+    pt_note: int
+    conflicting_overlap_bytes: int
+    tail_bytes: int
+    # LiME
+    lime_ranges: int
+    # LiME and raw (once scanned)
+    scan: ScanDetails
+    # flattened
+    flattened_records: int
+    flattened_logical_size: int
+    flattened_end_marker: bool
+    # kdump
+    header_version: int
+    block_size: int
+    header_layout: Literal["32-bit", "64-bit"]
+    compression: list[Literal["zlib", "lzo", "snappy", "zstd"]]
+    incomplete: bool
+    dump_level: int
+    max_mapnr: int
+    nr_cpus: int
+    utsname: UtsnameDetails
+    anomalies: list[str]
+    pages: PageCountDetails
+    page_codecs: PageCodecDetails
