@@ -48,7 +48,7 @@ pub const EM_ALPHA: u16 = 0x9026;
 /// Offset of `e_ident[EI_CLASS]` in an ELF header: where class errors point.
 pub const EI_CLASS_OFFSET: u64 = 4;
 
-/// Guest memory must reach this (exclusive end) for QEMU to write an i386 dump as ELF64.
+/// QEMU writes an i386 dump as ELF64 when any guest physical block ends above this (`UINT_MAX`).
 pub const I386_ELF64_THRESHOLD: u64 = 1 << 32;
 
 /// A short architecture name for `e_machine` and the ELF class (`"x86_64"`, `"i386"`,
@@ -101,37 +101,52 @@ fn class_name(class64: bool) -> &'static str {
     }
 }
 
-/// Check the ELF class against `e_machine`, as QEMU writes dumps:
-/// x86_64, aarch64, ppc64 and s390 must be ELF64; arm must be ELF32; i386 is ELF32, or ELF64
-/// only when guest memory reaches 4 GiB (`max_phys_end`, an exclusive end, at least 2^32; QEMU
-/// switches when a memory block ends above `UINT_MAX`); riscv and unknown machines may be
-/// either. A violation is a [`Rule::ClassForMachine`] error at `e_ident[EI_CLASS]`.
-pub fn check_class_for_machine(e_machine: u16, elf_class_64: bool, max_phys_end: u64) -> Result<()> {
+/// Check the ELF class against `e_machine`, as QEMU writes dumps: x86_64, aarch64, ppc64 and
+/// s390 must be ELF64; arm must be ELF32; i386, riscv and unknown machines may be either. A
+/// violation is a [`Rule::ClassForMachine`] error at `e_ident[EI_CLASS]`.
+///
+/// i386 is ELF64 in every QEMU dump of a PC guest: QEMU picks ELF64 when any guest physical
+/// block ends above 4 GiB - 1 (`target/i386/arch_dump.c`, `cpu_get_dump_info`), and the BIOS ROM
+/// block ends exactly at 4 GiB whatever the guest's RAM. The PT_LOADs need not show it: with
+/// `paging=true` they are the guest's own mappings (see [`class_diagnostic`]).
+pub fn check_class_for_machine(e_machine: u16, elf_class_64: bool) -> Result<()> {
     let required64 = match e_machine {
         EM_X86_64 | EM_AARCH64 | EM_PPC64 | EM_S390 => Some(true),
         EM_ARM => Some(false),
-        EM_386 => Some(max_phys_end >= I386_ELF64_THRESHOLD && elf_class_64),
         _ => None,
     };
     match required64 {
-        Some(want) if want != elf_class_64 => {
-            let why = if e_machine == EM_386 {
-                format!("i386 dumps are ELFCLASS32 unless guest memory reaches 4 GiB; memory ends at {max_phys_end:#x}")
-            } else {
-                format!("{} dumps are {}", machine_name(e_machine, want), class_name(want))
-            };
-            Err(Error::bitness(
-                Rule::ClassForMachine,
-                Some(EI_CLASS_OFFSET),
-                format!(
-                    "e_machine {e_machine} ({}) with {}: {why}",
-                    machine_name(e_machine, elf_class_64),
-                    class_name(elf_class_64)
-                ),
-            ))
-        }
+        Some(want) if want != elf_class_64 => Err(Error::bitness(
+            Rule::ClassForMachine,
+            Some(EI_CLASS_OFFSET),
+            format!(
+                "e_machine {e_machine} ({}) with {}: {} dumps are {}",
+                machine_name(e_machine, elf_class_64),
+                class_name(elf_class_64),
+                machine_name(e_machine, want),
+                class_name(want)
+            ),
+        )),
         _ => Ok(()),
     }
+}
+
+/// Why a dump has the ELF class it has, when that is not what its machine suggests: an i386
+/// dump written as ELFCLASS64. `max_phys_end` is the exclusive end of the highest physical
+/// address the PT_LOADs cover. `None` when there is nothing to explain.
+pub fn class_diagnostic(e_machine: u16, elf_class_64: bool, max_phys_end: u64) -> Option<String> {
+    if e_machine != EM_386 || !elf_class_64 {
+        return None;
+    }
+    let held = if max_phys_end >= I386_ELF64_THRESHOLD {
+        format!("the PT_LOADs reach {max_phys_end:#x}")
+    } else {
+        format!("the PT_LOADs end at {max_phys_end:#x}, below 4 GiB (a paging=true dump holds the guest's mappings only)")
+    };
+    Some(format!(
+        "i386 dump written as ELFCLASS64: QEMU uses ELF64 when any guest physical block ends above 4 GiB - 1, and \
+         the PC BIOS ROM ends at 4 GiB; {held}; addresses are still 32-bit"
+    ))
 }
 
 /// Check that `value` (a SYMBOL address or KERNELOFFSET, named by `what`) fits in
@@ -180,50 +195,58 @@ mod tests {
     const X86: &[u8] = include_bytes!("../tests/fixtures/x86_64.VMCOREINFO.txt");
     const GIB4: u64 = 1 << 32;
 
-    fn rule(r: Result<()>) -> Option<Rule> {
-        r.err().and_then(|e| e.rule())
-    }
-
     #[test]
     fn sixty_four_bit_only_machines() {
         for m in [EM_X86_64, EM_AARCH64, EM_PPC64, EM_S390] {
-            assert!(check_class_for_machine(m, true, 0).is_ok());
-            let e = check_class_for_machine(m, false, 0).unwrap_err();
+            assert!(check_class_for_machine(m, true).is_ok());
+            let e = check_class_for_machine(m, false).unwrap_err();
             assert_eq!(e.kind, ErrorKind::Bitness(Rule::ClassForMachine));
             assert_eq!(e.offset(), Some(EI_CLASS_OFFSET));
             assert!(e.message.contains("ELFCLASS32"), "{}", e.message);
         }
-        let e = check_class_for_machine(EM_X86_64, false, 0).unwrap_err();
+        let e = check_class_for_machine(EM_X86_64, false).unwrap_err();
         assert!(e.message.contains("x86_64 dumps are ELFCLASS64"), "{}", e.message);
     }
 
     #[test]
     fn arm_is_32_bit() {
-        assert!(check_class_for_machine(EM_ARM, false, 8 * GIB4).is_ok());
-        let e = check_class_for_machine(EM_ARM, true, 0).unwrap_err();
+        assert!(check_class_for_machine(EM_ARM, false).is_ok());
+        let e = check_class_for_machine(EM_ARM, true).unwrap_err();
         assert_eq!(e.rule(), Some(Rule::ClassForMachine));
         assert!(e.message.contains("arm dumps are ELFCLASS32"), "{}", e.message);
     }
 
     #[test]
-    fn i386_elf64_only_with_memory_past_4g() {
-        assert!(check_class_for_machine(EM_386, false, 0x8000_0000).is_ok());
-        assert_eq!(rule(check_class_for_machine(EM_386, true, 0x8000_0000)), Some(Rule::ClassForMachine));
-        assert_eq!(rule(check_class_for_machine(EM_386, true, GIB4 - 1)), Some(Rule::ClassForMachine));
-        assert!(check_class_for_machine(EM_386, true, GIB4).is_ok());
-        assert!(check_class_for_machine(EM_386, true, GIB4 + 0x1000).is_ok());
-        assert!(check_class_for_machine(EM_386, true, u64::MAX).is_ok());
-        // ELF32 stays acceptable whatever the memory (it simply cannot describe it all).
-        assert!(check_class_for_machine(EM_386, false, u64::MAX).is_ok());
-        let e = check_class_for_machine(EM_386, true, 0x1000).unwrap_err();
-        assert!(e.message.contains("0x1000"), "{}", e.message);
+    fn i386_is_either_class_whatever_the_memory() {
+        // QEMU writes every PC guest as ELF64 (its BIOS ROM block ends at 4 GiB); a paging=true
+        // dump of a 256 MiB guest has PT_LOADs far below 4 GiB and is still ELF64.
+        for class64 in [false, true] {
+            assert!(check_class_for_machine(EM_386, class64).is_ok());
+        }
+        let d = class_diagnostic(EM_386, true, 0x1000_0000).unwrap();
+        assert!(d.contains("ELFCLASS64") && d.contains("BIOS ROM") && d.contains("0x10000000, below 4 GiB"), "{d}");
+        let d = class_diagnostic(EM_386, true, GIB4).unwrap();
+        assert!(d.contains("reach 0x100000000"), "{d}");
+        assert_eq!(class_diagnostic(EM_386, false, 0x1000_0000), None);
+        assert_eq!(class_diagnostic(EM_X86_64, true, 0x1000_0000), None);
+    }
+
+    #[test]
+    fn address_bits_follow_the_machine() {
+        assert_eq!(address_bits(EM_386, true), 32);
+        assert_eq!(address_bits(EM_386, false), 32);
+        assert_eq!(address_bits(EM_X86_64, true), 64);
+        assert_eq!(address_bits(EM_ARM, false), 32);
+        assert_eq!(address_bits(EM_RISCV, false), 32);
+        assert_eq!(address_bits(EM_RISCV, true), 64);
+        assert_eq!(address_bits(0, true), 64);
     }
 
     #[test]
     fn riscv_and_unknown_accept_both() {
         for m in [EM_RISCV, 0, 9999, EM_MIPS] {
-            assert!(check_class_for_machine(m, true, 0).is_ok());
-            assert!(check_class_for_machine(m, false, 0).is_ok());
+            assert!(check_class_for_machine(m, true).is_ok());
+            assert!(check_class_for_machine(m, false).is_ok());
         }
     }
 

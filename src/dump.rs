@@ -252,7 +252,7 @@ impl Dump {
         if format == Format::Elf {
             let mut e = ElfDump::parse(src, &head)?;
             e.set_tails_absent(options.elf_tails_absent);
-            bitness::check_class_for_machine(e.e_machine, e.class64, e.max_phys_end())
+            bitness::check_class_for_machine(e.e_machine, e.class64)
                 .map_err(|err| Error { location: err.location.or(Some(Location::File(E_MACHINE_OFFSET))), ..err })?;
             return Ok(Dump {
                 path: name,

@@ -13,6 +13,25 @@ def guest_report(name: str) -> dict[str, object]:
     out: dict[str, object] = {}
     raw = b""
     for ln in lines:
+        # tests/realguest/generate.py reports: "RGUEST key value..."
+        if ln.startswith("RGUEST "):
+            key, _, val = ln[len("RGUEST ") :].partition(" ")
+            if key == "sys-kernel-vmcoreinfo":
+                addr, size = val.split()
+                out["sys_addr"] = int(addr, 16)
+                out["sys_size"] = int(size, 16)
+            elif key == "uname-r":
+                out["release"] = val
+            elif key == "fwcfg-raw" and val != "absent":
+                raw = bytes.fromhex(val)
+            elif key == "kallsyms":
+                name, _, addr = val.partition(" ")
+                syms = out.setdefault("kallsyms", {})
+                assert isinstance(syms, dict)
+                syms[name] = None if addr == "absent" else int(addr, 16)
+            elif key == "marker-written":
+                out["marker"] = val
+            continue
         if ln.startswith("RD: /sys/kernel/vmcoreinfo:"):
             addr, size = ln.split(":", 2)[2].split()
             out["sys_addr"] = int(addr, 16)

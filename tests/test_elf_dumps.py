@@ -14,7 +14,9 @@ X86_PAGING = FIXTURES / "x86_64-qemu-elf-paging.core"
 ARM = FIXTURES / "arm64-qemu-elf.core"
 MD_ELF = FIXTURES / "x86_64-makedumpfile-d31.elf"
 NO_NOTE = FIXTURES / "x86_64-qemu-elf-no-vmcoreinfo.core"
+I386_PAGING = FIXTURES / "i386-qemu-elf-paging.core"
 X86_TEXT = (FIXTURES / "x86_64-qemu-elf.VMCOREINFO.txt").read_bytes()
+I386_TEXT = (FIXTURES / "i386-qemu-elf.VMCOREINFO.txt").read_bytes()
 ARM_TEXT = (FIXTURES / "arm64-qemu-elf.VMCOREINFO.txt").read_bytes()
 
 
@@ -54,9 +56,56 @@ def test_arm64_dump() -> None:
         assert vi.phys_base is None  # arm64 has no NUMBER(phys_base); absent is not 0
 
 
+def test_i386_paging_dump_is_elf64_and_opens() -> None:
+    """QEMU writes every i386 PC guest as ELFCLASS64 + EM_386 (the BIOS ROM block ends at 4 GiB);
+    with paging=true the PT_LOADs (here reduced to three pages) end far below 4 GiB. Real: a
+    Debian 686 guest, 192 MiB; the guest's own report and note text are committed beside it."""
+    rep = guest_report("i386-qemu-elf.guest-report.txt")
+    raw = I386_PAGING.read_bytes()
+    assert (raw[4], int.from_bytes(raw[18:20], "little")) == (2, 3)  # ELFCLASS64, EM_386
+    with vmcoreinfo.open(I386_PAGING) as d:
+        assert (d.format, d.machine, d.elf_class, d.byteorder) == ("elf", "i386", 64, "little")
+        assert max(end for _, end in d.memory_ranges()) < 2**32
+        det = d.details()
+        assert det["address_bits"] == 32
+        assert "ELFCLASS64" in det["class_note"] and "below 4 GiB" in det["class_note"]
+        vi = d.vmcoreinfo
+        assert vi.raw == I386_TEXT
+        assert vi.osrelease == rep["release"] == "6.1.0-50-686"
+        assert vi.build_id == "e53bebc4fd9b0992c212d7b0f7f84237a970890d"
+        assert "CONFIG_X86_PAE" not in vi
+        # 32-bit kernel addresses; _stext is the guest's own (KASLR: not 0xc1000000)
+        syms = rep["kallsyms"]
+        assert isinstance(syms, dict)
+        assert vi.symbol("_stext") == syms["_stext"] == 0xC5000000
+        assert all(vi.symbol(s) < 2**32 for s in ("init_uts_ns", "swapper_pg_dir", "mem_map"))
+        # lowmem is linear at PAGE_OFFSET 0xc0000000: init_uts_ns.name.release holds OSRELEASE
+        uts = vi.symbol("init_uts_ns") - 0xC0000000 + vi.offset("uts_namespace", "name")
+        assert d.read_phys(uts, 6) == b"Linux\0"
+        assert d.read_phys(uts + 130, 65).rstrip(b"\0") == vi.osrelease.encode()
+
+
+def test_i386_symbols_past_32_bits_are_refused(tmp_path: pathlib.Path) -> None:
+    """Addresses are 32-bit on i386 even inside QEMU's ELF64: a SYMBOL past 4 GiB is an error."""
+    raw = I386_PAGING.read_bytes()
+    old, wide = b"OFFSET(uts_namespace.name)=0\n", b"SYMBOL(wide)=100000000000000\n"
+    assert len(old) == len(wide) and raw.count(old) == 2  # the note, and its page in memory
+    p = tmp_path / "i386-wide-symbol.core"
+    p.write_bytes(raw.replace(old, wide))
+    with vmcoreinfo.open(p) as d, pytest.raises(vmcoreinfo.BitnessError) as ei:
+        d.vmcoreinfo
+    assert ei.value.rule == "address-width"
+    assert "SYMBOL(wide) = 0x100000000000000 does not fit a 32-bit address" in str(ei.value)
+
+
 @pytest.mark.parametrize(
     "path,report",
-    [(X86, "x86_64-qemu-elf.guest-report.txt"), (X86_PAGING, "x86_64-qemu-elf.guest-report.txt"), (ARM, "arm64-qemu-elf.guest-report.txt")],
+    [
+        (X86, "x86_64-qemu-elf.guest-report.txt"),
+        (X86_PAGING, "x86_64-qemu-elf.guest-report.txt"),
+        (ARM, "arm64-qemu-elf.guest-report.txt"),
+        (I386_PAGING, "i386-qemu-elf.guest-report.txt"),
+    ],
 )
 def test_read_phys_at_the_fw_cfg_paddr_is_the_note_itself(path: pathlib.Path, report: str) -> None:
     rep = guest_report(report)

@@ -335,12 +335,16 @@ impl Dump {
         out.set_item("format", d.format().name())?;
         out.set_item("machine", d.machine())?;
         out.set_item("e_machine", d.e_machine())?;
+        out.set_item("address_bits", crate::bitness::address_bits(d.e_machine(), d.class64()))?;
         if let Some(e) = d.elf() {
             out.set_item("phnum", e.phnum)?;
             out.set_item("pt_load", e.loads.len())?;
             out.set_item("pt_note", e.notes.len())?;
             out.set_item("conflicting_overlap_bytes", e.conflicting_overlap_bytes)?;
             out.set_item("tail_bytes", e.tail_bytes())?;
+            if let Some(why) = crate::bitness::class_diagnostic(e.e_machine, e.class64, e.max_phys_end()) {
+                out.set_item("class_note", why)?;
+            }
         }
         if let Some(l) = d.lime() {
             out.set_item("lime_ranges", l.lime_ranges().len())?;

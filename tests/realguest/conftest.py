@@ -4,6 +4,8 @@ The dumps come from tests/realguest/generate.py:
   * VMCOREINFO_REALGUEST_DIR=DIR: use DIR when DIR/COMPLETE exists; otherwise run the
     generator into DIR first (so a dev loop can reuse one run).
   * unset: run the generator into tests/realguest/out/ (fresh, once per session).
+  * VMCOREINFO_REALGUEST_GUESTS=g1,g2: check only these guests (a generator run with
+    --guests g1,g2); the other guests' tests are deselected, and the summary says so.
 If the generator cannot produce the guests the tests ERROR out; they never skip.
 """
 from __future__ import annotations
@@ -19,8 +21,51 @@ import pytest
 from realguest_support import CHECKED, HERE, NOTES, Guest, generator
 
 
+def selected_guests() -> list[str]:
+    env = os.environ.get("VMCOREINFO_REALGUEST_GUESTS")
+    if not env:
+        return list(generator.GUESTS)
+    chosen = [g for g in env.split(",") if g]
+    unknown = [g for g in chosen if g not in generator.GUESTS]
+    if unknown:
+        raise pytest.UsageError(f"VMCOREINFO_REALGUEST_GUESTS: unknown guest(s) {unknown} "
+                                f"(known: {', '.join(generator.GUESTS)})")
+    return chosen
+
+
+DESELECTED: list[str] = []
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "guests(*names): the real guests a test needs")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Deselect the tests of guests VMCOREINFO_REALGUEST_GUESTS leaves out."""
+    chosen = set(selected_guests())
+    keep, drop = [], []
+    for item in items:
+        if HERE not in Path(str(item.path)).parents:
+            keep.append(item)
+            continue
+        need = set()
+        cs = getattr(item, "callspec", None)
+        if cs is not None and "g" in cs.params:
+            need.add(cs.params["g"])
+        for m in item.iter_markers("guests"):
+            need.update(m.args)
+        (drop if need - chosen else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+        DESELECTED.append(f"{len(drop)} real-guest test(s) deselected: guests "
+                          f"{sorted(set(generator.GUESTS) - chosen)} left out by "
+                          "VMCOREINFO_REALGUEST_GUESTS")
+
+
 def _run_generator(out: Path) -> None:
-    cmd = [sys.executable, str(HERE / "generate.py"), str(out)]
+    cmd = [sys.executable, str(HERE / "generate.py"), str(out),
+           "--guests", ",".join(selected_guests())]
     t0 = time.monotonic()
     print(f"\n[realguest] running {' '.join(cmd)}", flush=True)
     cp = subprocess.run(cmd, text=True, capture_output=True, timeout=3600)
@@ -37,7 +82,7 @@ def realguest_dir() -> Path:
     out = Path(env).resolve() if env else HERE / "out"
     if not env or not (out / "COMPLETE").exists():
         _run_generator(out)
-    for g in generator.GUESTS:
+    for g in selected_guests():
         if not (out / g / "manifest.json").exists():
             pytest.fail(f"{out / g / 'manifest.json'} missing: not a complete generator "
                         "output (run tests/realguest/generate.py OUTDIR)", pytrace=False)
@@ -46,11 +91,11 @@ def realguest_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def guests(realguest_dir) -> dict[str, Guest]:
-    return {g: Guest(realguest_dir, g) for g in generator.GUESTS}
+    return {g: Guest(realguest_dir, g) for g in selected_guests()}
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    if not CHECKED and not NOTES:
+    if not CHECKED and not NOTES and not DESELECTED:
         return
     tr = terminalreporter
     tr.section("real-guest dumps checked")
@@ -58,3 +103,5 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         tr.write_line(f"{path}: {', '.join(CHECKED[path])}")
     for msg in NOTES:
         tr.write_line(f"note: {msg}")
+    for msg in DESELECTED:
+        tr.write_line(f"NOTE: {msg}")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Real-guest dump generator for the vmcoreinfo conformance tests (issue #4).
 
-usage: generate.py OUTDIR [--guests x86_64,arm64,x86_64-nodriver] [--mem 256M]
+usage: generate.py OUTDIR [--guests x86_64,arm64,...] [--mem 256M]
                           [--cache DIR] [--boot-timeout S] [--no-install]
 
 Boots real Debian guests under QEMU (TCG) with `-device vmcoreinfo`, lets the
@@ -14,12 +14,16 @@ Guests:
   x86_64           q35, TCG, KASLR on (default), qemu_fw_cfg loaded
   arm64            virt, cortex-a57, TCG, qemu_fw_cfg loaded
   x86_64-nodriver  as x86_64 but qemu_fw_cfg NOT loaded: QEMU has no guest note
+  x86_64-la57      as x86_64 on a CPU with 5-level paging (TCG `-cpu qemu64,+la57`)
+  i386             Debian's 32-bit non-PAE kernel (linux-image-686) under
+                   qemu-system-i386, qemu_fw_cfg loaded
+  i386-pae         the same with linux-image-686-pae (CONFIG_X86_PAE=y)
 
 OUTDIR/<guest>/: the dumps, guest-report.txt (the guest's own serial lines),
 guest-serial.log, makedumpfile.log, manifest.json; OUTDIR/timings.tsv;
 OUTDIR/COMPLETE when every guest succeeded.
 
-Env: VMCOREINFO_REALGUEST_MEM (guest RAM, default 256M),
+Env: VMCOREINFO_REALGUEST_MEM (guest RAM for every guest; default per guest, else 256M),
      VMCOREINFO_REALGUEST_CACHE (cache dir, default tests/realguest/cache).
 Exit status: 0 when every required product of every guest exists; 1 otherwise
 (with a message saying what is missing).  Never skips silently.
@@ -68,12 +72,29 @@ MD_FILES = [c[0] for c in MD_CONVERSIONS]
 EXTRA_FORMATS = ["kdump-zlib", "kdump-lzo", "kdump-snappy",
                  "kdump-raw-zlib", "kdump-raw-lzo", "kdump-raw-snappy"]
 
+# kernel: the Debian kernel metapackage (default per arch); cpu: -cpu for QEMU;
+# mem: guest RAM (default --mem); vmcoreinfo: lines the guest's VMCOREINFO must hold
+# (or, with a leading "!", must not hold) -- what makes the guest what it claims to be.
 GUESTS = {
-    "x86_64": {"arch": "x86_64", "driver": True, "paging": True, "makedumpfile": True},
+    "x86_64": {"arch": "x86_64", "driver": True, "paging": True, "makedumpfile": True,
+               "vmcoreinfo": ["NUMBER(pgtable_l5_enabled)=0"]},
     "arm64": {"arch": "arm64", "driver": True, "paging": True, "makedumpfile": True},
     "x86_64-nodriver": {"arch": "x86_64", "driver": False, "paging": False,
                         "makedumpfile": False},
+    "x86_64-la57": {"arch": "x86_64", "driver": True, "paging": True, "makedumpfile": True,
+                    "cpu": "qemu64,+la57", "mem": "192M",
+                    "vmcoreinfo": ["NUMBER(pgtable_l5_enabled)=1"]},
+    "i386": {"arch": "i386", "kernel": "linux-image-686", "driver": True, "paging": True,
+             "makedumpfile": True, "mem": "192M", "vmcoreinfo": ["!CONFIG_X86_PAE=y"]},
+    "i386-pae": {"arch": "i386", "kernel": "linux-image-686-pae", "driver": True,
+                 "paging": True, "makedumpfile": True, "mem": "192M",
+                 "vmcoreinfo": ["CONFIG_X86_PAE=y"]},
 }
+# symbols the guest looks up in its own /proc/kallsyms (the kernel-view tests need them);
+# data symbols are there only with CONFIG_KALLSYMS_ALL (Debian's 686 kernels lack it, and
+# their System.map is a placeholder: the guest reports them "absent").
+KALLSYMS = ["_stext", "_text", "init_uts_ns", "page_offset_base", "swapper_pg_dir",
+            "init_top_pgt"]
 
 # What each guest must yield (required) and what it may yield (optional: QEMU or
 # the host's makedumpfile may refuse; the refusal is recorded in manifest.json).
@@ -89,6 +110,19 @@ PRODUCTS: dict[str, list[tuple[str, bool]]] = {
     + [(f, False) for f in MD_FILES],
     "x86_64-nodriver": [("qemu-elf.core", True), ("qemu-kdump-zlib.flat", True),
                         ("qemu-kdump-zlib.kdump", True)],
+    "x86_64-la57": [("qemu-elf.core", True), ("qemu-elf-paging.core", True),
+                    ("qemu-kdump-zlib.flat", True), ("qemu-kdump-zlib.kdump", True)]
+    + [(f, True) for f in MD_FILES],
+    # QEMU writes every i386 PC guest as ELFCLASS64 + EM_386 (its BIOS ROM block ends at
+    # 4 GiB); the paging=true ELF's PT_LOADs stay below 4 GiB.  Debian's amd64
+    # makedumpfile is built for x86_64 targets only ("Can't convert a virtual address"
+    # on an i386 dump): md-* are optional, their refusals recorded.
+    "i386": [("qemu-elf.core", True), ("qemu-elf-paging.core", True),
+             ("qemu-kdump-zlib.flat", True), ("qemu-kdump-zlib.kdump", True)]
+    + [(f, False) for f in MD_FILES],
+    "i386-pae": [("qemu-elf.core", True), ("qemu-elf-paging.core", True),
+                 ("qemu-kdump-zlib.flat", True), ("qemu-kdump-zlib.kdump", True)]
+    + [(f, False) for f in MD_FILES],
 }
 
 
@@ -277,7 +311,7 @@ def find_module(moddir: Path) -> Path | None:
     return None
 
 
-def setup_arch(arch: str, cache: Path) -> dict:
+def setup_arch(arch: str, cache: Path, kernel_meta: str | None = None) -> dict:
     """Kernel, module, busybox and QEMU profile for an architecture."""
     if arch == "x86_64":
         meta = "linux-image-cloud-amd64"
@@ -305,6 +339,21 @@ def setup_arch(arch: str, cache: Path) -> dict:
         prof = {"qemu": "qemu-system-aarch64",
                 "machine": ["-machine", "virt", "-accel", "tcg", "-cpu", "cortex-a57", "-smp", "1"],
                 "console": "ttyAMA0", "elf_arch": "aarch64"}
+    elif arch == "i386":
+        # Debian's 32-bit kernels and busybox, fetched like arm64's (host apt untouched);
+        # qemu-system-i386 so that QEMU's kdump header says "i686", not "x86_64".
+        apt = ForeignApt("i386", cache / "apt-i386")
+        apt.ensure_lists()
+        kpkg = apt.kernel_package(kernel_meta or "linux-image-686")
+        kver = kpkg[len("linux-image-"):]
+        kv, kroot = apt.fetch(kpkg, cache / "debs")
+        bv, broot = apt.fetch("busybox-static", cache / "debs")
+        root = kroot
+        busybox = broot / "bin" / "busybox"
+        versions = {kpkg: kv, "busybox-static:i386": bv}
+        prof = {"qemu": "qemu-system-i386",
+                "machine": ["-machine", "q35", "-accel", "tcg", "-smp", "1"],
+                "console": "ttyS0", "elf_arch": "i386"}
     else:
         raise GenError(f"unknown architecture {arch}")
     kernel = root / "boot" / f"vmlinuz-{kver}"
@@ -351,20 +400,52 @@ say sys-kernel-vmcoreinfo $(cat /sys/kernel/vmcoreinfo 2>&1)
 R=/sys/firmware/qemu_fw_cfg/by_name/etc/vmcoreinfo/raw
 if [ -r $R ]; then say fwcfg-raw $(od -A n -t x1 -v $R | tr -d ' \n')
 else say fwcfg-raw absent; fi
+echo 0 > /proc/sys/kernel/kptr_restrict
 say kallsyms-text $(grep -m1 ' _text$' /proc/kallsyms | cut -d' ' -f1)
+# "kallsyms NAME ADDRESS" (or "absent": data symbols need CONFIG_KALLSYMS_ALL)
+for s in @KALLSYMS@; do
+  a=$(grep -m1 " $s\$" /proc/kallsyms | cut -d' ' -f1); say kallsyms $s ${a:-absent}
+done
 say iomem-kernel-code $(sed -n 's/^ *\([0-9a-f]*\)-[0-9a-f]* : Kernel code$/\1/p' /proc/iomem | head -1)
-# the note itself, read by the guest through /proc/kcore (PT_LOAD p_paddr = physical)
-NOTE=$(cut -d' ' -f1 /sys/kernel/vmcoreinfo); NOTE=$((NOTE))
-LEN=$((0x$(cut -d' ' -f2 /sys/kernel/vmcoreinfo)))
+# /proc/kcore: ELF64 on 64-bit kernels, ELF32 on i386. PT_LOAD p_paddr = physical
+# (RAM), p_vaddr = the kernel's virtual address. Shell arithmetic is signed 64-bit:
+# kernel addresses read back negative, consistently (od -t d8).
 K=/proc/kcore
 u() { od -A n -t u$2 -j $1 -N $2 $K | tr -d ' \n'; }
-phoff=$(u 32 8); phnum=$(u 56 2); i=0; found=0
+d() { od -A n -t d$2 -j $1 -N $2 $K | tr -d ' \n'; }
+if [ "$(u 4 1)" = 2 ]; then W=8; phoff=$(u 32 8); phnum=$(u 56 2); PH=56; OO=8; OV=16; OP=24; OS=32
+else W=4; phoff=$(u 28 4); phnum=$(u 44 2); PH=32; OO=4; OV=8; OP=12; OS=16; fi
+say kcore-class $((W * 8))
+# kcore file offset of kernel virtual address $1 (hex, no 0x), or nothing
+kva() {
+  v=$((0x$1)); j=0
+  while [ $j -lt $phnum ]; do
+    o=$((phoff + j * PH)); j=$((j + 1))
+    [ "$(u $o 4)" = 1 ] || continue
+    va=$(d $((o + OV)) $W); [ $W = 8 ] || va=$(u $((o + OV)) 4)
+    sz=$(u $((o + OS)) $W)
+    if [ $va -le $v ] && [ $v -lt $((va + sz)) ]; then
+      echo $(($(u $((o + OO)) $W) + v - va)); return
+    fi
+  done
+}
+# the value of a kernel variable (W bytes, hex) read at its kallsyms address
+for s in page_offset_base; do
+  a=$(grep -m1 " $s\$" /proc/kallsyms | cut -d' ' -f1)
+  [ -n "$a" ] || continue
+  o=$(kva $a)
+  if [ -n "$o" ]; then say kvar $s $(od -A n -t x$W -j $o -N $W $K | tr -d ' \n')
+  else say kvar $s not-in-kcore; fi
+done
+NOTE=$(cut -d' ' -f1 /sys/kernel/vmcoreinfo); NOTE=$((NOTE))
+LEN=$((0x$(cut -d' ' -f2 /sys/kernel/vmcoreinfo)))
+i=0; found=0
 while [ $found = 0 ] && [ $i -lt $phnum ]; do
-  o=$((phoff + i * 56)); i=$((i + 1))
+  o=$((phoff + i * PH)); i=$((i + 1))
   [ "$(u $o 4)" = 1 ] || continue
-  pa=$(u $((o + 24)) 8); [ ${#pa} -lt 19 ] || continue
-  sz=$(u $((o + 32)) 8); [ ${#sz} -lt 19 ] || continue
-  off=$(u $((o + 8)) 8); [ ${#off} -lt 19 ] || continue
+  pa=$(u $((o + OP)) $W); [ ${#pa} -lt 19 ] || continue
+  sz=$(u $((o + OS)) $W); [ ${#sz} -lt 19 ] || continue
+  off=$(u $((o + OO)) $W); [ ${#off} -lt 19 ] || continue
   if [ $pa -le $NOTE ] && [ $((NOTE + LEN)) -le $((pa + sz)) ]; then
     found=1
     say note-kcore-offset $((off + NOTE - pa))
@@ -385,7 +466,7 @@ while true; do sleep 3600; done
 
 def init_script() -> bytes:
     return (INIT_SCRIPT.replace("@PREFIX@", PREFIX).replace("@MARKER@", MARKER)
-            .replace("@READY@", READY)).encode()
+            .replace("@READY@", READY).replace("@KALLSYMS@", " ".join(KALLSYMS))).encode()
 
 
 def module_bytes(mod: Path) -> bytes:
@@ -451,7 +532,7 @@ def build_initramfs(prof: dict, cache: Path) -> Path:
 
 # ------------------------------------------------------------------ guest report
 def parse_report(lines: list[str], arch: str) -> dict:
-    g: dict = {"lines": lines}
+    g: dict = {"lines": lines, "kallsyms": {}, "kvar": {}}
     hexparts = []
     for line in lines:
         parts = line.split(" ", 2)
@@ -460,6 +541,10 @@ def parse_report(lines: list[str], arch: str) -> dict:
         key, val = parts[1], (parts[2] if len(parts) > 2 else "")
         if key == "note-hex":
             hexparts.append(val.strip())
+        elif key in ("kallsyms", "kvar"):
+            # "kallsyms NAME HEX|absent", "kvar NAME HEX|not-in-kcore": int or None
+            name, _, v = val.strip().partition(" ")
+            g[key][name] = int(v, 16) if re.fullmatch(r"[0-9a-f]+", v) else None
         else:
             g[key] = val.strip()
     m = re.match(r"(0x[0-9a-fA-F]+)\s+([0-9a-fA-F]+)$", g.get("sys-kernel-vmcoreinfo", ""))
@@ -515,12 +600,13 @@ def run_guest(name: str, spec: dict, out: Path, cache: Path, mem: str,
     gd = out / name
     shutil.rmtree(gd, ignore_errors=True)
     gd.mkdir(parents=True)
+    mem = mem or spec.get("mem") or "256M"
     manifest: dict = {"guest": name, "arch": spec["arch"], "driver": spec["driver"],
                       "mem": mem, "files": {}, "refused": [], "failed": [],
                       "products": PRODUCTS[name]}
 
     with phase(name, "setup (kernel, busybox)"):
-        prof = setup_arch(spec["arch"], cache)
+        prof = setup_arch(spec["arch"], cache, spec.get("kernel"))
     with phase(name, "initramfs"):
         initrd = build_initramfs(prof, cache)
     manifest.update(kernel=str(prof["kernel"]), kernel_release_pkg=prof["kver"],
@@ -528,6 +614,9 @@ def run_guest(name: str, spec: dict, out: Path, cache: Path, mem: str,
                     fw_cfg_sysfs=prof["fw_cfg_sysfs"], package_versions=prof["versions"],
                     initramfs=str(initrd), elf_arch=prof["elf_arch"])
 
+    machine = list(prof["machine"])
+    if spec.get("cpu"):
+        machine += ["-cpu", spec["cpu"]]
     append = f"console={prof['console']} panic=-1 quiet"
     if not spec["driver"]:
         append += " rg.nodriver"
@@ -536,7 +625,7 @@ def run_guest(name: str, spec: dict, out: Path, cache: Path, mem: str,
     tmpd = Path(tempfile.mkdtemp(prefix="rg-qmp-"))
     sock = tmpd / "qmp.sock"
     serial = gd / "guest-serial.log"
-    cmd = [prof["qemu"], *prof["machine"], "-m", mem, "-display", "none", "-no-reboot",
+    cmd = [prof["qemu"], *machine, "-m", mem, "-display", "none", "-no-reboot",
            "-nic", "none", "-kernel", str(prof["kernel"]), "-initrd", str(initrd),
            "-append", append, "-device", "vmcoreinfo",
            "-qmp", f"unix:{sock},server=on,wait=off",
@@ -659,6 +748,15 @@ def check_guest_view(name: str, spec: dict, g: dict) -> None:
     else:
         if g.get("fwcfg_raw_hex"):
             problems.append("driver was meant to stay unloaded but fw_cfg is readable")
+    if g["kallsyms"].get("_stext") is None:
+        problems.append("no _stext in the guest's /proc/kallsyms")
+    if not g.get("marker-written"):
+        problems.append("the guest did not write its /dev/kmsg marker")
+    text = g.get("note_text", "")
+    for want in spec.get("vmcoreinfo", []):
+        line = want.lstrip("!")
+        if (line in text.splitlines()) == want.startswith("!"):
+            problems.append(f"VMCOREINFO {'holds' if want.startswith('!') else 'lacks'} {line!r}")
     if problems:
         raise GenError(f"{name}: guest report incomplete: " + "; ".join(problems))
 
@@ -761,7 +859,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("outdir")
     ap.add_argument("--guests", default=",".join(GUESTS))
-    ap.add_argument("--mem", default=os.environ.get("VMCOREINFO_REALGUEST_MEM", "256M"))
+    ap.add_argument("--mem", default=os.environ.get("VMCOREINFO_REALGUEST_MEM"),
+                    help="guest RAM for every guest (default: the guest's own, else 256M)")
     ap.add_argument("--cache", default=os.environ.get("VMCOREINFO_REALGUEST_CACHE",
                                                      str(HERE / "cache")))
     ap.add_argument("--boot-timeout", type=float, default=300.0)
@@ -781,7 +880,7 @@ def main(argv: list[str] | None = None) -> int:
         (out / "COMPLETE").unlink()
     (out / "timings.tsv").unlink(missing_ok=True)
     TIMINGS = Timings(out / "timings.tsv")
-    log(f"output {out}  cache {cache}  guests {','.join(guests)}  mem {a.mem}")
+    log(f"output {out}  cache {cache}  guests {','.join(guests)}  mem {a.mem or 'per guest'}")
     t0 = time.monotonic()
     failures = []
     try:

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.realguest
 
 PAGE = 4096
 U64 = (1 << 64) - 1
+X86_KERNEL_TEXT = 0xFFFFFFFF81000000      # _stext without KASLR (x86_64)
 DRIVER_GUESTS = [g for g, s in generator.GUESTS.items() if s["driver"]]
 NODRIVER_GUESTS = [g for g, s in generator.GUESTS.items() if not s["driver"]]
 CASES = [pytest.param(g, f, req, id=f"{g}/{f}")
@@ -34,6 +35,7 @@ NODRIVER_CASES = [pytest.param(g, f, req, id=f"{g}/{f}")
 # the reference each dump's physical pages are compared against
 REFERENCE = "qemu-elf.core"
 PAGE_CASES = [c for c in CASES if c.values[1] != REFERENCE]
+X86_64_DRIVER_GUESTS = [g for g in DRIVER_GUESTS if generator.GUESTS[g]["arch"] == "x86_64"]
 
 
 @pytest.fixture(autouse=True)
@@ -87,6 +89,45 @@ def test_guest_view_consistent(guests, g):
         assert v["phys_base_from_kallsyms_iomem"] == int(v["phys_base_text"])
 
 
+@pytest.mark.parametrize("g", DRIVER_GUESTS)
+def test_guest_identity(guests, g):
+    """What the guest reported about itself (uname -r, its own /proc/kallsyms, the marker it
+    wrote to /dev/kmsg) agrees with the VMCOREINFO it registered; the guest is what it claims
+    (i386 PAE or not, x86_64 4- or 5-level paging)."""
+    gu = guests[g]
+    v = gu.view
+    vi = vmcoreinfo.parse(gu.text)
+    assert vi.osrelease == v["uname_r"]
+    assert v["marker-written"] == generator.MARKER
+    ks = v["kallsyms"]
+    assert set(generator.KALLSYMS) <= set(ks)
+    assert ks["_stext"] is not None and ks["_stext"] == vi.symbol("_stext")
+    if ks["init_uts_ns"] is not None:               # data symbols need CONFIG_KALLSYMS_ALL
+        assert ks["init_uts_ns"] == vi.symbol("init_uts_ns")
+    for want in generator.GUESTS[g].get("vmcoreinfo", []):
+        assert (want.lstrip("!") in gu.text.decode().splitlines()) != want.startswith("!"), want
+    symbols = {k[len("SYMBOL("):-1]: int(val, 16) for k, val in vi.items() if k.startswith("SYMBOL(")}
+    if gu.elf_arch == "i386":
+        assert v["uname-m"] == "i686" and v["kcore-class"] == "32"
+        assert vi["SIZE(atomic_long_t)"] == "4"
+        assert all(a < 2**32 for a in symbols.values()), symbols
+        assert ks["_stext"] >= 0xC0000000           # PAGE_OFFSET 0xc0000000 (VMSPLIT_3G)
+        assert ("-pae" in v["uname_r"]) == ("CONFIG_X86_PAE" in vi)
+    elif gu.elf_arch == "x86_64":
+        assert v["uname-m"] == "x86_64" and v["kcore-class"] == "64"
+        assert vi.kernel_offset == ks["_stext"] - X86_KERNEL_TEXT
+        assert vi.kernel_offset != 0, "KASLR is meant to be on"
+        l5 = vi.number("pgtable_l5_enabled")
+        # the guest's own page_offset_base, read through /proc/kcore
+        # (KASLR moves it in 1 GiB steps up from __PAGE_OFFSET_BASE_L4/L5)
+        pob = v["kvar"]["page_offset_base"]
+        assert pob >= (0xFF11000000000000 if l5 else 0xFFFF888000000000)
+        assert pob % (1 << 30) == 0
+        assert (pob >> 47 == 0x1FFFF) == (not l5)   # 4-level: a 48-bit canonical address
+    note(f"{g}: uname -r {v['uname_r']}, _stext {ks['_stext']:#x}, "
+         + ", ".join(f"{k} {'absent' if a is None else hex(a)}" for k, a in ks.items() if k != "_stext"))
+
+
 # ---------------------------------------------------------------- per dump
 @pytest.mark.parametrize("g,fname,required", CASES)
 def test_vmcoreinfo_equals_guest_text(guests, g, fname, required):
@@ -96,8 +137,17 @@ def test_vmcoreinfo_equals_guest_text(guests, g, fname, required):
         assert dump.format == gu.files[fname]["format"]
         assert dump.machine == gu.elf_arch
         assert dump.byteorder == "little"
+        details = dump.details()
         if dump.format == "elf":
+            # QEMU writes i386 PC guests as ELF64 too (the BIOS ROM block ends at 4 GiB)
             assert dump.elf_class == 64
+        if gu.elf_arch == "i386":
+            assert details["address_bits"] == 32
+            if dump.format == "elf" and fname.startswith("qemu-"):
+                assert "ELFCLASS64" in details["class_note"]
+        else:
+            assert details["address_bits"] == 64
+            assert "class_note" not in details
         vi = dump.vmcoreinfo
         assert vi.raw == gu.text, "vmcoreinfo.raw differs from the guest's own note text"
     record(path, "raw==guest")
@@ -161,6 +211,10 @@ def test_values_sane(guests, g, fname, required):
                 "phys_base must not be QEMU's base-16 reading"
         assert vi.number("phys_base") == int(text_pb)
         assert vi.kernel_offset is not None
+    if gu.elf_arch == "i386":
+        # i386 writes neither phys_base nor KERNELOFFSET (KASLR moves both address spaces together)
+        assert vi.phys_base is None and vi.kernel_offset is None
+        assert vi.symbol("_stext") == gu.view["kallsyms"]["_stext"] < 2**32
     record(path, "values")
 
 
@@ -302,10 +356,11 @@ def _kdump_sub_header_phys_base(path) -> int:
         return struct.unpack("<Q", f.read(8))[0]
 
 
-def test_qemu_kdump_header_phys_base_is_hex_reading(guests):
+@pytest.mark.parametrize("g", X86_64_DRIVER_GUESTS)
+def test_qemu_kdump_header_phys_base_is_hex_reading(guests, g):
     """QEMU parses x86_64 NUMBER(phys_base) in base 16; the kernel wrote decimal. The
     header value is QEMU's; vmcoreinfo reports the text's (right) value."""
-    gu = guests["x86_64"]
+    gu = guests[g]
     path = gu.path("qemu-kdump-zlib.kdump", True)
     text_pb = gu.view["phys_base_text"]
     hdr = _kdump_sub_header_phys_base(path)

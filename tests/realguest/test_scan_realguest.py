@@ -20,7 +20,7 @@ try:
     import vmcoreinfo
 except ImportError:  # collected under -m "not realguest" too; test_realguest.py reports it
     vmcoreinfo = None
-from realguest_support import note, record
+from realguest_support import generator, note, record
 
 pytestmark = pytest.mark.realguest
 
@@ -43,7 +43,7 @@ def _scan(path: Path, **kw):
         return d.format, total, dt, found
 
 
-@pytest.mark.parametrize("g", ["x86_64", "arm64", "x86_64-nodriver"])
+@pytest.mark.parametrize("g", list(generator.GUESTS))
 def test_scan_finds_the_note_the_guest_reported(guests, g):
     gu = guests[g]
     path = gu.path("qemu-elf.core", True)
@@ -63,6 +63,7 @@ def test_scan_finds_the_note_the_guest_reported(guests, g):
     record(path, "scan finds guest note")
 
 
+@pytest.mark.guests("x86_64")
 def test_real_memory_as_lime_and_raw(guests, tmp_path):
     gu = guests["x86_64"]
     src = gu.path("qemu-elf.core", True)
