@@ -5,7 +5,6 @@ from __future__ import annotations
 import pathlib
 
 import pytest
-
 import vmcoreinfo
 from helpers import FIXTURES, guest_report
 
@@ -56,7 +55,11 @@ def test_arm64_dump() -> None:
 
 @pytest.mark.parametrize(
     "path,report",
-    [(X86, "x86_64-qemu-elf.guest-report.txt"), (X86_PAGING, "x86_64-qemu-elf.guest-report.txt"), (ARM, "arm64-qemu-elf.guest-report.txt")],
+    [
+        (X86, "x86_64-qemu-elf.guest-report.txt"),
+        (X86_PAGING, "x86_64-qemu-elf.guest-report.txt"),
+        (ARM, "arm64-qemu-elf.guest-report.txt"),
+    ],
 )
 def test_read_phys_at_the_fw_cfg_paddr_is_the_note_itself(path: pathlib.Path, report: str) -> None:
     rep = guest_report(report)

@@ -14,8 +14,10 @@ Opening reads only the headers and notes; physical memory is read on demand with
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping as _Mapping
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 from typing import Literal
-from importlib.metadata import PackageNotFoundError, version as _version
 
 from ._errors import (
     AbsentMemoryError,
@@ -42,8 +44,6 @@ from ._native import (
     parse,
 )
 from ._native import open_dump as _open_dump
-
-from collections.abc import Mapping as _Mapping
 
 _Mapping.register(VmcoreInfo)
 

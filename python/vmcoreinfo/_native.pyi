@@ -1,7 +1,9 @@
 """Type stubs for the Rust extension ``vmcoreinfo._native`` (hand-written; checked by mypy.stubtest)."""
 
+from collections.abc import Callable
+from typing import Any, final
+
 from typing_extensions import Buffer
-from typing import Any, Callable, final
 
 __all__ = [
     "MAX_GUEST_NOTE_SIZE",

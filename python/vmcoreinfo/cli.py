@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Callable, Literal, Sequence, cast
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, cast
 
 import vmcoreinfo
 
@@ -44,7 +45,7 @@ def summarize(path: str, *, verbose: bool = False, format: str | None = None, pr
     :func:`vmcoreinfo.open`; ``progress`` shows the scan of a LiME or raw image on stderr."""
     with vmcoreinfo.open(path, format=_format(format)) as dump:
         if progress and dump.format in ("lime", "raw"):
-            dump.scan_vmcoreinfo(_progress(path))   # the scan a memory image's vmcoreinfo reuses
+            dump.scan_vmcoreinfo(_progress(path))  # the scan a memory image's vmcoreinfo reuses
         out: dict[str, Any] = {
             "path": path,
             "format": dump.format,
@@ -70,9 +71,7 @@ def summarize(path: str, *, verbose: bool = False, format: str | None = None, pr
             vmcoreinfo_bytes=len(vi.raw),
             keys=len(vi),
         )
-        out["diagnostics"] = [
-            {"kind": d.kind, "offset": d.offset, "line": d.line, "message": d.message} for d in vi.diagnostics
-        ]
+        out["diagnostics"] = [{"kind": d.kind, "offset": d.offset, "line": d.line, "message": d.message} for d in vi.diagnostics]
         if verbose:
             out["details"] = dump.details(pages=True)
             out["vmcoreinfo"] = dict(vi)
@@ -104,23 +103,48 @@ def _print_summary(s: dict[str, Any], out: Any) -> None:
     det = s.get("details")
     if det:
         if "compression" in det:
-            print(f"  kdump         header v{det['header_version']} ({det['header_layout']}), block size {det['block_size']}, "
-                  f"compression {'+'.join(det['compression']) or 'none'}, dump level {det['dump_level']}", file=out)
+            print(
+                f"  kdump         header v{det['header_version']} ({det['header_layout']}), block size {det['block_size']}, "
+                f"compression {'+'.join(det['compression']) or 'none'}, dump level {det['dump_level']}",
+                file=out,
+            )
             if "flattened_records" in det:
-                print(f"  flattened     {det['flattened_records']} records, end marker {'yes' if det['flattened_end_marker'] else 'MISSING'}", file=out)
+                print(
+                    f"  flattened     {det['flattened_records']} records, "
+                    f"end marker {'yes' if det['flattened_end_marker'] else 'MISSING'}",
+                    file=out,
+                )
             pg = det.get("pages")
             if pg:
                 codecs = ", ".join(f"{k} {v}" for k, v in det["page_codecs"].items() if v)
-                print(f"  pages         {pg['dumped']} dumped ({codecs}), {pg['excluded']} excluded, {pg['zero']} zero, {pg['valid']} valid", file=out)
+                print(
+                    f"  pages         {pg['dumped']} dumped ({codecs}), {pg['excluded']} excluded, "
+                    f"{pg['zero']} zero, {pg['valid']} valid",
+                    file=out,
+                )
             for a in det["anomalies"]:
                 print(f"  anomaly       {a}", file=out)
         elif det.get("tail_bytes"):
-            print(f"  elf tails     {det['tail_bytes']} bytes in p_filesz < p_memsz tails (read as zeros; elf_tails='absent' reports them absent)", file=out)
+            print(
+                f"  elf tails     {det['tail_bytes']} bytes in p_filesz < p_memsz tails "
+                "(read as zeros; elf_tails='absent' reports them absent)",
+                file=out,
+            )
         pb = det["phys_base"]
         if pb["key"]:
             hdr = pb["header"]
-            verdict = {True: "agree", False: "disagree: the header is wrong (QEMU reads the kernel's decimal value as hex); using VMCOREINFO's", None: ""}[pb["agree"]]
-            print(f"  phys_base     {pb['key']} = {pb['vmcoreinfo']}; kdump header = {None if hdr is None else hex(hdr)} {verdict}".rstrip(), file=out)
+            verdict = {
+                True: "agree",
+                False: "disagree: the header is wrong (QEMU reads the kernel's decimal value as hex); using VMCOREINFO's",
+                None: "",
+            }[pb["agree"]]
+            print(
+                (
+                    f"  phys_base     {pb['key']} = {pb['vmcoreinfo']}; "
+                    f"kdump header = {None if hdr is None else hex(hdr)} {verdict}"
+                ).rstrip(),
+                file=out,
+            )
     if "memory_ranges" in s:
         total = sum(e - b for b, e in s["memory_ranges"])
         print(f"  memory        {len(s['memory_ranges'])} ranges, {total} bytes", file=out)
@@ -190,15 +214,21 @@ def cmd_scan(args: argparse.Namespace) -> int:
             for vi in found
         ]
         if args.json:
-            json.dump({"path": args.dump, "format": dump.format, "bytes_scanned": total, "candidates": rows}, sys.stdout, indent=2)
+            json.dump(
+                {"path": args.dump, "format": dump.format, "bytes_scanned": total, "candidates": rows}, sys.stdout, indent=2
+            )
             print()
         else:
-            print(f"{args.dump}: {dump.format}, {total} bytes of physical memory scanned at page starts, "
-                  f"{len(rows)} VMCOREINFO note{'s' if len(rows) != 1 else ''}")
+            print(
+                f"{args.dump}: {dump.format}, {total} bytes of physical memory scanned at page starts, "
+                f"{len(rows)} VMCOREINFO note{'s' if len(rows) != 1 else ''}"
+            )
             for r in rows:
                 off = "" if r["offset_in_file"] is None else f", text at file offset {r['offset_in_file']:#x}"
-                print(f"  {r['note_paddr']:#018x}  descsz {r['descsz']:<6} {r['keys']:>4} keys  "
-                      f"osrelease {r['osrelease']}  build-id {r['build_id']}{off}")
+                print(
+                    f"  {r['note_paddr']:#018x}  descsz {r['descsz']:<6} {r['keys']:>4} keys  "
+                    f"osrelease {r['osrelease']}  build-id {r['build_id']}{off}"
+                )
     return 0 if rows else 1
 
 

@@ -6,6 +6,7 @@ The dumps come from tests/realguest/generate.py:
   * unset: run the generator into tests/realguest/out/ (fresh, once per session).
 If the generator cannot produce the guests the tests ERROR out; they never skip.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from realguest_support import CHECKED, HERE, NOTES, Guest, generator
 
 
@@ -26,9 +26,12 @@ def _run_generator(out: Path) -> None:
     cp = subprocess.run(cmd, text=True, capture_output=True, timeout=3600)
     print(cp.stdout[-6000:], flush=True)
     if cp.returncode != 0 or not (out / "COMPLETE").exists():
-        pytest.fail(f"real-guest generator failed (rc={cp.returncode}, "
-                    f"{time.monotonic() - t0:.0f} s); the guests could not be produced:\n"
-                    f"{cp.stderr[-4000:]}\n{cp.stdout[-2000:]}", pytrace=False)
+        pytest.fail(
+            f"real-guest generator failed (rc={cp.returncode}, "
+            f"{time.monotonic() - t0:.0f} s); the guests could not be produced:\n"
+            f"{cp.stderr[-4000:]}\n{cp.stdout[-2000:]}",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -39,8 +42,10 @@ def realguest_dir() -> Path:
         _run_generator(out)
     for g in generator.GUESTS:
         if not (out / g / "manifest.json").exists():
-            pytest.fail(f"{out / g / 'manifest.json'} missing: not a complete generator "
-                        "output (run tests/realguest/generate.py OUTDIR)", pytrace=False)
+            pytest.fail(
+                f"{out / g / 'manifest.json'} missing: not a complete generator output (run tests/realguest/generate.py OUTDIR)",
+                pytrace=False,
+            )
     return out
 
 
