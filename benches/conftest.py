@@ -49,9 +49,21 @@ def probe(reader: str, op: str, path: str) -> dict:
     return _probe_cache[key]
 
 
+#: How to make each optional peer available (scripts/bench.sh does all of it in its own venv).
+ENABLE = {
+    "libkdumpfile": "enable it with `apt-get install libkdumpfile-dev && python benches/install_pykdumpfile.py` "
+    "(PyPI pykdumpfile, patched to build against Debian's libkdumpfile 0.5.1, into this Python)",
+    "libkdumpfile-debian": "enable it with `apt-get install python3-libkdumpfile` (loaded from " + readers.DEBIAN_DIST + ")",
+    "drgn": "enable it with `pip install -r benches/requirements.txt`",
+    "pyelftools": "enable it with `pip install -r benches/requirements.txt`",
+    "lief": "enable it with `pip install -r benches/requirements.txt`",
+}
+
+
 def reader_or_skip(name: str) -> readers.Reader:
     if name in _MISSING:
-        pytest.skip(f"{name} unavailable: {_MISSING[name]}")
+        how = ENABLE.get(name, "see benches/README.md")
+        pytest.skip(f"{name} unavailable ({_MISSING[name]}): {how}")
     return _READERS[name]
 
 

@@ -13,7 +13,6 @@ import subprocess
 import sys
 
 import pytest
-
 import vmcoreinfo
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -373,3 +372,37 @@ def test_clean_script_exists_and_readme_says_what_the_tests_leave() -> None:
         assert leaves in readme
     cp = subprocess.run(["bash", "-n", str(clean)], capture_output=True, text=True, check=False)
     assert cp.returncode == 0, cp.stderr
+
+
+def test_clean_script_removes_what_the_tests_leave_and_nothing_else(tmp_path: pathlib.Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "scripts").mkdir(parents=True)
+    (tree / "scripts" / "clean.sh").write_bytes((ROOT / "scripts" / "clean.sh").read_bytes())
+    left = ["tests/realguest/out/x86_64/qemu-elf.core", "fuzz/target/x", "target/debug/x", "python/vmcoreinfo/_native.abi3.so"]
+    kept = ["tests/test_x.py", "python/vmcoreinfo/cli.py", "fuzz/fuzz_targets/t.rs"]
+    for f in left + kept:
+        (tree / f).parent.mkdir(parents=True, exist_ok=True)
+        (tree / f).write_text("x")
+    dry = subprocess.run(["bash", str(tree / "scripts" / "clean.sh"), "-n"], capture_output=True, text=True, check=False)
+    assert dry.returncode == 0 and all((tree / f).exists() for f in left), dry.stderr
+    cp = subprocess.run(["bash", str(tree / "scripts" / "clean.sh")], capture_output=True, text=True, check=False)
+    assert cp.returncode == 0, cp.stderr
+    assert not any((tree / f).exists() for f in left)
+    assert all((tree / f).exists() for f in kept)
+    assert "tests/realguest/out" in cp.stdout
+
+
+def test_bench_skip_reasons_say_how_to_enable_the_peer() -> None:
+    cp = subprocess.run(
+        [sys.executable, "-m", "pytest", "benches/test_identify.py", "--benchmark-disable", "-p", "no:cacheprovider"]
+        + ["-q", "-rs", "-k", "libkdumpfile and not debian"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert cp.returncode == 0, cp.stdout[-2000:]
+    skipped = [ln for ln in cp.stdout.splitlines() if ln.startswith("SKIPPED")]
+    for ln in skipped:  # none when pykdumpfile is installed
+        assert "python benches/install_pykdumpfile.py" in ln, ln
