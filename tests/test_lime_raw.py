@@ -321,4 +321,4 @@ def test_cli_show_raw_and_scan(x86_raw: Path, tmp_path: Path) -> None:
     assert cp.returncode == 0 and '"note_paddr": 26066944' in cp.stdout
     zeros = write_raw(tmp_path / "z.raw", [], size=MiB)
     cp = run_cli("scan", "--format", "raw", str(zeros))
-    assert cp.returncode == 1 and "0 VMCOREINFO notes" in cp.stdout
+    assert cp.returncode == 3 and "0 VMCOREINFO notes" in cp.stdout  # 3: no VMCOREINFO

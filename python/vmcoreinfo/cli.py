@@ -178,7 +178,9 @@ def _short(s: dict[str, Any]) -> str | None:
 
 
 def _print_summary(s: dict[str, Any], out: Any) -> None:
-    p = lambda *a: print(*a, file=out)  # noqa: E731
+    def p(line: str) -> None:
+        print(line, file=out)
+
     p(f"{s['path']}:")
     cls = "" if s["elf_class"] is None else f"ELF{s['elf_class']}, "
     p(f"  format        {s['format']} ({s['machine']}, {cls}{s['byteorder']}-endian)")
@@ -335,7 +337,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
                 off = "" if r["offset_in_file"] is None else f", text at file offset {r['offset_in_file']:#x}"
                 print(
                     f"  {r['note_paddr']:#018x}  descsz {r['descsz']:<6} {r['keys']:>4} keys  "
-                    f"osrelease {r['osrelease']}  build-id {r['build_id']}{off}"
+                    f"osrelease {r['osrelease'] or 'absent'}  build-id {r['build_id'] or 'absent'}{off}"
                 )
     return EXIT_OK if rows else EXIT_NO_VMCOREINFO
 
