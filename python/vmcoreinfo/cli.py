@@ -423,7 +423,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except (Error, OSError) as e:
         path = getattr(args, "dump", None)
-        print(f"vmcoreinfo: {path}: error: {describe(e, path)}", file=sys.stderr)
+        where = f"{path}: " if path else ""
+        print(f"vmcoreinfo: {where}error: {describe(e, path)}", file=sys.stderr)
         return _exit_code(e)
     except KeyboardInterrupt:  # Ctrl-C during a scan reaches us through its progress callback
         print(file=sys.stderr)

@@ -351,3 +351,56 @@ def test_every_dump_is_checked(guests):
             note(f"{g}: QEMU refused format={r['format']} paging={r['paging']}: {r['error']}")
         for r in gu.manifest["failed"]:
             note(f"{g}: not produced: {r['file']}: {short(r.get('error'))}")
+
+
+def test_elf_tails_read_absent_like_the_kdump_of_the_same_dump_level(guests):
+    """makedumpfile -E writes pages it excluded as PT_LOAD tails: where the kdump file of the same
+    dump level says a page was excluded by the producer and the ELF file has it in a tail, both
+    say absent by default (the ELF reading used to invent zeros there)."""
+    gu = guests["x86_64"]
+    elf, kd = gu.path("md-d31.elf", False), gu.path("md-zlib-d31.kdump", False)
+    tails = _elf_unbacked(elf)
+    assert tails
+    checked = 0
+    with (
+        vmcoreinfo.open(elf) as e,
+        vmcoreinfo.open(elf, elf_tails="zeros") as z,
+        vmcoreinfo.open(kd) as k,
+    ):
+        for lo, hi in tails:
+            for addr in range((lo + PAGE - 1) // PAGE * PAGE, hi, max(PAGE, (hi - lo) // 8 // PAGE * PAGE)):
+                try:
+                    k.read_phys(addr, 16)
+                    continue  # the kdump run kept this page
+                except vmcoreinfo.AbsentMemoryError as ek:
+                    if "excluded by the producer" not in str(ek):
+                        continue  # e.g. beyond the kdump's max_mapnr (device memory)
+                with pytest.raises(vmcoreinfo.AbsentMemoryError) as ee:
+                    e.read_phys(addr, 16)
+                assert ee.value.offset == addr
+                assert z.read_phys(addr, 16) == bytes(16)
+                checked += 1
+    assert checked
+    record(elf, f"{checked} tail pages absent as in md-zlib-d31.kdump")
+
+
+def test_a_real_dump_cut_to_1_mib_says_so(guests, tmp_path):
+    """The first MiB of a real dump: show warns how much memory is missing; reads past the cut
+    name the offset where the data was declared and do not claim the file shrank."""
+    import subprocess
+    import sys
+
+    src = guests["x86_64"].path(REFERENCE, True)
+    cut = tmp_path / "cut.core"
+    with open(src, "rb") as f:
+        cut.write_bytes(f.read(1 << 20))
+    with vmcoreinfo.open(cut) as d:
+        det = d.details()
+        assert det["memory_stored_bytes"] < det["memory_declared_bytes"] // 100
+        assert d.vmcoreinfo.osrelease
+        with pytest.raises(vmcoreinfo.TruncatedError) as ei:
+            d.read_phys(0x1000000, PAGE)
+        assert ei.value.offset > 1 << 20 and "shr" not in str(ei.value)
+    cp = subprocess.run([sys.executable, "-m", "vmcoreinfo", "show", str(cut)], capture_output=True, text=True, check=False)
+    assert cp.returncode == 0
+    assert "(CUT SHORT)" in cp.stdout and "warning: the file holds only" in cp.stderr
