@@ -305,7 +305,7 @@ def test_elf_tails_are_absent_by_default_and_zeros_on_request(tmp_path: pathlib.
         assert z.read_phys(tail, 16) == bytes(16)
         with pytest.raises(vmcoreinfo.AbsentMemoryError) as ei:
             a.read_phys(tail, 16)
-        assert ei.value.offset == tail
+        assert (getattr(ei.value, "address", None) or ei.value.offset) == tail  # the first absent address
         assert a.read_phys(0x18DC000, 4096) == z.read_phys(0x18DC000, 4096)  # saved memory reads alike
     cp = run("show", "-v", p)
     assert "4096 bytes in p_filesz < p_memsz tails (absent: not saved by the producer" in cp.stdout

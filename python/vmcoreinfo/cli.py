@@ -112,7 +112,12 @@ def describe(e: BaseException, path: str | None = None) -> str:
 
 
 def _error_dict(e: BaseException, path: str) -> dict[str, Any]:
-    return {"type": type(e).__name__, "message": describe(e, path), "offset": getattr(e, "offset", None)}
+    return {
+        "type": type(e).__name__,
+        "message": describe(e, path),
+        "offset": getattr(e, "offset", None),
+        "address": getattr(e, "address", None),
+    }
 
 
 def _exit_code(e: BaseException) -> int:
