@@ -5,6 +5,7 @@ A peer that cannot read a file is recorded as failing (xfail with its error, and
 $BENCH_RESULTS/fails.json when BENCH_RESULTS is set), never dropped; a peer that is not
 installed is skipped as unavailable. Ours must always work.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,17 +38,32 @@ def probe(reader: str, op: str, path: str) -> dict:
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=PROBE_TIMEOUT)
             line = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
-            res = json.loads(line) if line.startswith("{") else {
-                "ok": False, "error": f"probe exited {p.returncode}: {p.stderr.strip()[-300:]}"}
+            res = (
+                json.loads(line)
+                if line.startswith("{")
+                else {"ok": False, "error": f"probe exited {p.returncode}: {p.stderr.strip()[-300:]}"}
+            )
         except subprocess.TimeoutExpired:
             res = {"ok": False, "error": f"timeout after {PROBE_TIMEOUT:.0f} s"}
         _probe_cache[key] = res
     return _probe_cache[key]
 
 
+#: How to make each optional peer available (scripts/bench.sh does all of it in its own venv).
+ENABLE = {
+    "libkdumpfile": "enable it with `apt-get install libkdumpfile-dev && python benches/install_pykdumpfile.py` "
+    "(PyPI pykdumpfile, patched to build against Debian's libkdumpfile 0.5.1, into this Python)",
+    "libkdumpfile-debian": "enable it with `apt-get install python3-libkdumpfile` (loaded from " + readers.DEBIAN_DIST + ")",
+    "drgn": "enable it with `pip install -r benches/requirements.txt`",
+    "pyelftools": "enable it with `pip install -r benches/requirements.txt`",
+    "lief": "enable it with `pip install -r benches/requirements.txt`",
+}
+
+
 def reader_or_skip(name: str) -> readers.Reader:
     if name in _MISSING:
-        pytest.skip(f"{name} unavailable: {_MISSING[name]}")
+        how = ENABLE.get(name, "see benches/README.md")
+        pytest.skip(f"{name} unavailable ({_MISSING[name]}): {how}")
     return _READERS[name]
 
 
@@ -60,12 +76,19 @@ def pytest_sessionfinish(session, exitstatus):
     if RESULTS:
         Path(RESULTS).mkdir(parents=True, exist_ok=True)
         (Path(RESULTS) / "fails.json").write_text(json.dumps(_fails, indent=1))
-        (Path(RESULTS) / "readers.json").write_text(json.dumps({
-            "available": {n: r.version() for n, r in _READERS.items()},
-            "unavailable": _MISSING,
-            "inputs": [{"id": i, "path": p, "format": f, "memory": m, "size": os.stat(p).st_size}
-                       for i, p, f, m in inputs.inputs()],
-        }, indent=1))
+        (Path(RESULTS) / "readers.json").write_text(
+            json.dumps(
+                {
+                    "available": {n: r.version() for n, r in _READERS.items()},
+                    "unavailable": _MISSING,
+                    "inputs": [
+                        {"id": i, "path": p, "format": f, "memory": m, "size": os.stat(p).st_size}
+                        for i, p, f, m in inputs.inputs()
+                    ],
+                },
+                indent=1,
+            )
+        )
 
 
 READER_NAMES = [c.name for c in readers.ALL]

@@ -4,6 +4,7 @@ when those are missing (CI: `pytest benches --benchmark-disable`), the small com
 Each input: (id, path, format, guest memory label). BENCH_SET=fixtures forces the fixtures,
 BENCH_SET=big the big inputs; `--benchmark-disable` runs default to the fixtures (conftest).
 """
+
 from __future__ import annotations
 
 import os

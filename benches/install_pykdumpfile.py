@@ -9,6 +9,7 @@ the sdist with pip, removes exactly those declarations (and the Python lines tha
 set_filename(s) become no-ops, attr_discard is not needed with 0.5.1's un-refcounted values),
 and pip-installs the result. Needs: apt-get install libkdumpfile-dev.
 """
+
 import glob
 import os
 import re
@@ -30,8 +31,10 @@ def edit(path, old, new, count=1):
 def main():
     tmp = tempfile.mkdtemp(prefix="pykdumpfile-")
     py = sys.executable
-    subprocess.run([py, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-                    f"pykdumpfile=={VERSION}", "-d", tmp], check=True)
+    subprocess.run(
+        [py, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:", f"pykdumpfile=={VERSION}", "-d", tmp],
+        check=True,
+    )
     (sdist,) = glob.glob(f"{tmp}/pykdumpfile-*.tar.gz")
     with tarfile.open(sdist) as t:
         t.extractall(tmp, filter="data")
@@ -40,19 +43,31 @@ def main():
     s = open(ax).read()
     s = re.sub(r"^.*\bADDRXLAT_PTE_(ARM|RISCV32|RISCV64)\b.*\n", "", s, flags=re.M)
     open(ax, "w").write(s)
-    edit(kd, "kdump_status kdump_get_typed_attr(kdump_ctx_t *ctx, const char *key,\n"
-             "\t\t\t\t  kdump_attr_type_t type,\n\t\t\t\t  kdump_attr_value_t *valp);",
-         "kdump_status kdump_get_typed_attr(kdump_ctx_t *ctx, const char *key,\n\t\t\t\t  kdump_attr_t *valp);")
+    edit(
+        kd,
+        "kdump_status kdump_get_typed_attr(kdump_ctx_t *ctx, const char *key,\n"
+        "\t\t\t\t  kdump_attr_type_t type,\n\t\t\t\t  kdump_attr_value_t *valp);",
+        "kdump_status kdump_get_typed_attr(kdump_ctx_t *ctx, const char *key,\n\t\t\t\t  kdump_attr_t *valp);",
+    )
     edit(kd, "kdump_status kdump_set_filenames(kdump_ctx_t *ctx, unsigned n,\n\t\t\t\t const char *const *names);\n", "")
     edit(kd, "kdump_status kdump_set_filename(kdump_ctx_t *ctx, const char *name);\n", "")
     edit(kd, "void kdump_attr_discard(kdump_ctx_t *ctx, kdump_attr_t *attr);\n", "")
     ob = f"{src}/kdumpfile/objects.py"
-    edit(ob, "status = C.kdump_set_filename(self._cdata, utils.to_bytes(name))",
-         "status = OK  # libkdumpfile 0.5.1: no kdump_set_filename")
-    edit(ob, "status = C.kdump_set_filenames(self._cdata, len(names), array)",
-         "status = OK  # libkdumpfile 0.5.1: no kdump_set_filenames")
-    edit(ob, "            C.kdump_attr_discard(self._ctx._cdata, v)",
-         "            pass  # libkdumpfile 0.5.1: no kdump_attr_discard")
+    edit(
+        ob,
+        "status = C.kdump_set_filename(self._cdata, utils.to_bytes(name))",
+        "status = OK  # libkdumpfile 0.5.1: no kdump_set_filename",
+    )
+    edit(
+        ob,
+        "status = C.kdump_set_filenames(self._cdata, len(names), array)",
+        "status = OK  # libkdumpfile 0.5.1: no kdump_set_filenames",
+    )
+    edit(
+        ob,
+        "            C.kdump_attr_discard(self._ctx._cdata, v)",
+        "            pass  # libkdumpfile 0.5.1: no kdump_attr_discard",
+    )
     co = f"{src}/addrxlat/constants.py"
     s = open(co).read()
     s = re.sub(r"^(PTE_(ARM|RISCV32|RISCV64) = C\.)", r"# \1", s, flags=re.M)

@@ -20,6 +20,7 @@ What it does (ELF64 little-endian QEMU dumps, the layout QEMU's dump-guest-memor
     and its sh_offset updated; no other byte of the headers changes.
 Readers therefore see a real guest's headers and VMCOREINFO and a SIZE-byte memory map.
 """
+
 import argparse
 import os
 import struct
@@ -61,14 +62,18 @@ def main() -> int:
         loads = [p for p in phdrs if p[0] == PT_LOAD]
         if not loads:
             sys.exit("no PT_LOAD")
-        head_end = max([e_phoff + e_phentsize * e_phnum, 64] + [p[2] + p[5] for p in notes]
-                       + ([e_shoff + e_shentsize * e_shnum] if e_shnum else []))
+        head_end = max(
+            [e_phoff + e_phentsize * e_phnum, 64]
+            + [p[2] + p[5] for p in notes]
+            + ([e_shoff + e_shentsize * e_shnum] if e_shnum else [])
+        )
         head = os.pread(src, head_end, 0)  # ELF header, section headers, phdrs, notes: verbatim
         orig = [(p[2], p[5]) for p in loads]  # (offset, filesz) in SRC
         high = [p for p in loads if p[4] >= 1 << 32]
         if not high:
-            sys.exit("SRC has no PT_LOAD at or above 4 GiB: use the dump of a guest with more RAM "
-                     "than fits below 4 GiB (e.g. MEM=8G)")
+            sys.exit(
+                "SRC has no PT_LOAD at or above 4 GiB: use the dump of a guest with more RAM than fits below 4 GiB (e.g. MEM=8G)"
+            )
         grow = max(high, key=lambda p: p[4])
         others = sum(p[6] for p in loads if p is not grow)
         if size <= others:
@@ -112,8 +117,10 @@ def main() -> int:
                 copied += n
             os.ftruncate(out, end)
     st = os.stat(a.dst)
-    print(f"{a.dst}: {st.st_size} bytes, {st.st_blocks * 512} on disk, {len(loads)} PT_LOADs, "
-          f"{size} bytes of guest memory, {copied} real bytes copied")
+    print(
+        f"{a.dst}: {st.st_size} bytes, {st.st_blocks * 512} on disk, {len(loads)} PT_LOADs, "
+        f"{size} bytes of guest memory, {copied} real bytes copied"
+    )
     return 0
 
 

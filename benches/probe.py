@@ -8,6 +8,7 @@ Used for peak RSS (each reader and file in its own process) and to find out, saf
 whether a peer can read a file at all before it is benchmarked in-process (a peer that
 tries to load a 64 GiB file into memory hits the address-space limit here instead).
 """
+
 import json
 import os
 import resource
@@ -34,8 +35,16 @@ def main():
         lim = int(gib * (1 << 30))
         resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
     import readers
-    out = {"reader": reader_name, "op": op, "path": path, "ok": False, "error": None, "result": None,
-           "file_size": os.stat(path).st_size}
+
+    out = {
+        "reader": reader_name,
+        "op": op,
+        "path": path,
+        "ok": False,
+        "error": None,
+        "result": None,
+        "file_size": os.stat(path).st_size,
+    }
     base_rss = hwm_kib()
     t = time.perf_counter()
     try:
@@ -54,8 +63,11 @@ def main():
             raise SystemExit(f"unknown op {op}")
         out["ok"] = True
     except MemoryError as e:
-        out["error"] = f"MemoryError (address space limited to {sys.argv[sys.argv.index('--mem-limit') + 1]} GiB)" \
-            if "--mem-limit" in sys.argv else f"MemoryError: {e}"
+        out["error"] = (
+            f"MemoryError (address space limited to {sys.argv[sys.argv.index('--mem-limit') + 1]} GiB)"
+            if "--mem-limit" in sys.argv
+            else f"MemoryError: {e}"
+        )
     except BaseException as e:  # noqa: BLE001 - a peer failing is a result
         out["error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"[:300]
     out["seconds"] = time.perf_counter() - t

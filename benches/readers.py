@@ -9,6 +9,7 @@ peer would do: split the text into a dict and convert the five values in the ker
 (KERNELOFFSET hex, PAGESIZE decimal, NUMBER signed decimal or 0x hex). Each reader is a class
 so the bench can list unavailable ones (import error) instead of failing, except ours.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -79,17 +80,24 @@ class Ours(Reader):
 
     def load(self):
         import vmcoreinfo
+
         return vmcoreinfo
 
     def version(self):
         from importlib.metadata import version
+
         return version("vmcoreinfo")
 
     def identify(self, path):
         with self.mod.open(path) as d:
             vi = d.vmcoreinfo
-            return {"osrelease": vi.osrelease, "build_id": vi.build_id, "kernel_offset": vi.kernel_offset,
-                    "phys_base": vi.phys_base, "page_size": vi.page_size}
+            return {
+                "osrelease": vi.osrelease,
+                "build_id": vi.build_id,
+                "kernel_offset": vi.kernel_offset,
+                "phys_base": vi.phys_base,
+                "page_size": vi.page_size,
+            }
 
     def full(self, path):
         with self.mod.open(path) as d:
@@ -108,7 +116,7 @@ class Ours(Reader):
         mv = memoryview(buf)
         total, crc = 0, 0
         with self.mod.open(path) as d:
-            for start, end in (ranges if ranges is not None else d.memory_ranges()):
+            for start, end in ranges if ranges is not None else d.memory_ranges():
                 a = start
                 while a < end:
                     n = min(CHUNK, end - a)
@@ -141,6 +149,7 @@ class PyElfTools(Reader):
 
     def raw(self, path):
         from elftools.elf.elffile import ELFFile
+
         with open(path, "rb") as f:
             raw = None
             for seg in ELFFile(f).iter_segments("PT_NOTE"):
@@ -223,6 +232,7 @@ class _Kdumpfile(Reader):
 
 class LibkdumpfilePyPI(_Kdumpfile):
     """PyPI pykdumpfile (cffi) built against Debian's libkdumpfile-dev (scripts/bench.sh)."""
+
     name = "libkdumpfile"
 
     def load(self):
@@ -233,6 +243,7 @@ class LibkdumpfilePyPI(_Kdumpfile):
 
     def version(self):
         from importlib.metadata import version
+
         return "pykdumpfile " + version("pykdumpfile") + " / libkdumpfile " + _lib_version()
 
     def _ctx(self, path):
@@ -250,11 +261,15 @@ class LibkdumpfilePyPI(_Kdumpfile):
 class LibkdumpfileDebian(_Kdumpfile):
     """Debian's python3-libkdumpfile (libkdumpfile's own C bindings), loaded from the Debian
     dist-packages under private module names so it can sit beside pykdumpfile."""
+
     name = "libkdumpfile-debian"
 
     def load(self):
-        saved = {k: sys.modules.pop(k) for k in list(sys.modules)
-                 if k.split(".")[0] in ("kdumpfile", "_kdumpfile", "addrxlat", "_addrxlat")}
+        saved = {
+            k: sys.modules.pop(k)
+            for k in list(sys.modules)
+            if k.split(".")[0] in ("kdumpfile", "_kdumpfile", "addrxlat", "_addrxlat")
+        }
         sys.path.insert(0, DEBIAN_DIST)
         try:
             m = importlib.import_module("kdumpfile")
@@ -311,8 +326,10 @@ class LibkdumpfileDebian(_Kdumpfile):
 def _lib_version() -> str:
     try:
         import subprocess
-        out = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "libkdumpfile10"],
-                             capture_output=True, text=True, timeout=10).stdout
+
+        out = subprocess.run(
+            ["dpkg-query", "-W", "-f", "${Version}", "libkdumpfile10"], capture_output=True, text=True, timeout=10
+        ).stdout
         return out or "?"
     except Exception:
         return "?"

@@ -8,6 +8,7 @@ memory_ranges()) on the ELF and kdump-zlib inputs for ours and libkdumpfile.
 Each probe runs under an address-space limit (BENCH_RSS_MEM_GIB, default 12) so that a
 reader that loads a whole 64 GiB file fails with MemoryError instead of taking the machine.
 """
+
 import json
 import os
 import subprocess
@@ -30,8 +31,7 @@ def run(reader, op, path):
         line = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
         if line.startswith("{"):
             return json.loads(line)
-        return {"reader": reader, "op": op, "path": path, "ok": False,
-                "error": f"exit {p.returncode}: {p.stderr.strip()[-200:]}"}
+        return {"reader": reader, "op": op, "path": path, "ok": False, "error": f"exit {p.returncode}: {p.stderr.strip()[-200:]}"}
     except subprocess.TimeoutExpired:
         return {"reader": reader, "op": op, "path": path, "ok": False, "error": f"timeout after {TIMEOUT:.0f} s"}
 
@@ -44,8 +44,11 @@ def main():
             r = run(name, "identify", path)
             r.update(input=input_id, format=fmt, memory=mem)
             out.append(r)
-            print(f"rss identify {input_id:24s} {name:20s} {r.get('maxrss_kib', 0) / 1024:9.1f} MiB "
-                  f"{'ok' if r['ok'] else 'FAIL ' + str(r['error'])[:60]}", file=sys.stderr)
+            print(
+                f"rss identify {input_id:24s} {name:20s} {r.get('maxrss_kib', 0) / 1024:9.1f} MiB "
+                f"{'ok' if r['ok'] else 'FAIL ' + str(r['error'])[:60]}",
+                file=sys.stderr,
+            )
     bulk_inputs = [i for i in inputs.inputs() if i[2] in ("elf", "kdump") and "md-" not in i[0]]
     for input_id, path, fmt, mem in bulk_inputs:
         for name in ("vmcoreinfo", "libkdumpfile", "libkdumpfile-debian"):
@@ -54,8 +57,11 @@ def main():
             r = run(name, "bulk", path)
             r.update(input=input_id, format=fmt, memory=mem)
             out.append(r)
-            print(f"rss bulk     {input_id:24s} {name:20s} {r.get('maxrss_kib', 0) / 1024:9.1f} MiB "
-                  f"{r.get('seconds', 0):7.1f} s {'ok' if r['ok'] else 'FAIL ' + str(r['error'])[:60]}", file=sys.stderr)
+            print(
+                f"rss bulk     {input_id:24s} {name:20s} {r.get('maxrss_kib', 0) / 1024:9.1f} MiB "
+                f"{r.get('seconds', 0):7.1f} s {'ok' if r['ok'] else 'FAIL ' + str(r['error'])[:60]}",
+                file=sys.stderr,
+            )
     text = json.dumps(out, indent=1)
     if len(sys.argv) > 1:
         Path(sys.argv[1]).write_text(text)

@@ -3,6 +3,7 @@
 counted by valgrind's callgrind (exact and load-independent; perf has no hardware counters in
 this VM), on a process doing N identifies minus one doing 1 (start-up cancels out).
 Writes JSON to argv[1] (default stdout). Needs strace; valgrind is optional."""
+
 import json
 import re
 import shutil
@@ -27,8 +28,9 @@ for _ in range(n):
 
 
 def strace_counts(path, n):
-    p = subprocess.run(["strace", "-f", "-c", "-U", "name,calls", sys.executable, "-c", LOOP, path, str(n)],
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        ["strace", "-f", "-c", "-U", "name,calls", sys.executable, "-c", LOOP, path, str(n)], capture_output=True, text=True
+    )
     counts = {}
     for line in p.stderr.splitlines():
         m = re.match(r"^\s*([a-z_0-9]+)\s+(\d+)\s*$", line)
@@ -38,8 +40,11 @@ def strace_counts(path, n):
 
 
 def callgrind_instructions(path, n):
-    p = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-c",
-                        LOOP, path, str(n)], capture_output=True, text=True)
+    p = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-c", LOOP, path, str(n)],
+        capture_output=True,
+        text=True,
+    )
     m = re.search(r"Collected : (\d+)", p.stderr)
     return int(m.group(1)) if m else None
 
@@ -47,7 +52,7 @@ def callgrind_instructions(path, n):
 def main():
     out = []
     has_vg = shutil.which("valgrind") is not None
-    for input_id, path, fmt, mem in inputs.inputs():
+    for input_id, path, _fmt, _mem in inputs.inputs():
         a, b = strace_counts(path, 1), strace_counts(path, N + 1)
         per = {k: round((b.get(k, 0) - a.get(k, 0)) / N, 2) for k in sorted(set(a) | set(b))}
         per = {k: v for k, v in per.items() if v > 0.01}

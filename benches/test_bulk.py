@@ -1,14 +1,13 @@
 """(d) bulk physical read: every present page of a kdump-zlib dump (and, for reference, the
 ELF of the same guest), 1 MiB per call. Ours: Dump.read_phys_into over memory_ranges();
 libkdumpfile: kdump_read of MACHPHYSADDR. Throughput = bytes / time (BENCHMARKS.md)."""
+
 from __future__ import annotations
 
 import os
-import zlib
-
-import pytest
 
 import inputs
+import pytest
 import readers
 from conftest import probe, reader_or_skip, record_fail
 
@@ -54,8 +53,7 @@ def test_bulk(benchmark, reader_name, inp, ours):
     ranges = ours.ranges(path)
     want = sum(e - s for s, e in ranges)
     benchmark.group = f"bulk {input_id}"
-    benchmark.extra_info.update(input=input_id, format=fmt, memory=mem, op="bulk", reader=reader_name,
-                                bytes=want)
+    benchmark.extra_info.update(input=input_id, format=fmt, memory=mem, op="bulk", reader=reader_name, bytes=want)
     if os.stat(path).st_size <= VERIFY_MAX:
         if reader_name == "vmcoreinfo":
             n, crc = ours.bulk(path, ranges)

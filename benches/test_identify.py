@@ -1,11 +1,11 @@
 """(a) identify: open, then osrelease, build_id, kernel_offset, phys_base, page_size;
 (b) full: every VMCOREINFO key into a dict; (c) both on ELF, kdump and flattened files.
 Every group holds ours and each peer on one file; every peer that works must agree with us."""
+
 from __future__ import annotations
 
-import pytest
-
 import inputs
+import pytest
 from conftest import READER_NAMES, probe, reader_or_skip, record_fail, rounds_for
 
 INPUTS = inputs.inputs()  # at collection, after conftest's pytest_configure

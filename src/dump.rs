@@ -33,7 +33,7 @@ pub struct OpenOptions {
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        OpenOptions { max_note_size: fwcfg::MAX_GUEST_NOTE_SIZE, elf_tails_absent: false, format: None }
+        OpenOptions { max_note_size: fwcfg::MAX_GUEST_NOTE_SIZE, elf_tails_absent: true, format: None }
     }
 }
 
@@ -654,6 +654,21 @@ impl Dump {
             Backend::Kdump { file, .. } => file.ranges(),
             Backend::Lime(l) => l.ranges(),
             Backend::Raw(r) => r.ranges(),
+        }
+    }
+
+    /// Bytes of physical memory the dump declares it stores, and how many of them the file holds
+    /// (ELF: PT_LOAD file bytes; kdump: dumped pages). `None` for LiME and raw images, whose
+    /// memory is what the file holds.
+    pub fn stored_memory(&self) -> Result<Option<(u64, u64)>> {
+        match &self.backend {
+            Backend::Elf(e) => Ok(Some(e.stored_memory())),
+            Backend::Kdump { file, .. } => {
+                let (declared, stored) = file.stored_pages()?;
+                let bs = u64::from(file.block_size());
+                Ok(Some((declared.saturating_mul(bs), stored.saturating_mul(bs))))
+            }
+            _ => Ok(None),
         }
     }
 

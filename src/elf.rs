@@ -120,6 +120,15 @@ impl ElfDump {
         self.map.iter().map(|m| (m.end - m.start).saturating_sub(m.file_len)).sum()
     }
 
+    /// Bytes of physical memory the PT_LOADs declare the file stores (`p_filesz`, counted once
+    /// where PT_LOADs overlap), and how many of them lie inside the file as opened.
+    pub fn stored_memory(&self) -> (u64, u64) {
+        let len = self.src.len();
+        self.map.iter().fold((0, 0), |(declared, stored), m| {
+            (declared + m.file_len, stored + len.saturating_sub(m.file_start).min(m.file_len))
+        })
+    }
+
     fn find(&self, addr: u64) -> Option<&MapEntry> {
         let i = self.map.partition_point(|m| m.end <= addr);
         self.map.get(i).filter(|m| m.start <= addr)
@@ -297,6 +306,20 @@ impl PhysMemory for ElfDump {
             let out = &mut buf[done..done + chunk];
             let rel = a - m.start;
             let from_file = m.file_len.saturating_sub(rel).min(chunk as u64) as usize;
+            let at = m.file_start + rel;
+            if from_file > 0 && at + from_file as u64 > self.src.len() {
+                // The file was cut short before it was opened: name where the data was declared.
+                let (declared, stored) = self.stored_memory();
+                return Err(Error::truncated(
+                    at,
+                    format!(
+                        "PT_LOAD data for physical {a:#x} is declared at file offset {at:#x}, but the file ends at {:#x} \
+                         ({} bytes): it holds {stored} of the {declared} bytes of memory its PT_LOADs declare",
+                        self.src.len(),
+                        self.src.len()
+                    ),
+                ));
+            }
             if from_file > 0 {
                 self.src.read_exact_at(&mut out[..from_file], m.file_start + rel).map_err(|e| {
                     if e.kind == ErrorKind::Truncated {
@@ -402,6 +425,27 @@ pub(crate) mod tests {
             d.ranges().unwrap(),
             vec![PhysRange { start: 0x10000, end: 0x11000 }, PhysRange { start: 0x40000, end: 0x41000 }]
         );
+    }
+
+    #[test]
+    fn a_file_cut_short_names_the_declared_offset_and_how_much_it_holds() {
+        let data = vec![5u8; 0x2000];
+        let v = build_elf64(
+            62,
+            &[(E::PT_LOAD.0, 0x1000, 0x10000, 0x1000, 0x1000, 0), (E::PT_LOAD.0, 0x2000, 0x40000, 0x1000, 0x1000, 0)],
+            &[(0x1000, &data)],
+        );
+        assert_eq!(open(v.clone()).unwrap().stored_memory(), (0x2000, 0x2000));
+        let d = open(v[..0x2800].to_vec()).unwrap();
+        assert_eq!(d.stored_memory(), (0x2000, 0x1800));
+        let mut b = [0u8; 0x1000];
+        d.read_phys(0x10000, &mut b).unwrap();
+        // Data declared at 0x2000..0x3000, of which 0x2800.. is missing: the offset is where the
+        // read's data was declared, not the end of the file, and no "shrank" is claimed.
+        let e = d.read_phys(0x40000, &mut b).unwrap_err();
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Truncated, Some(0x2000)), "{e}");
+        assert!(e.message.contains("holds 6144 of the 8192 bytes"), "{e}");
+        assert!(!e.message.contains("shr"), "{e}");
     }
 
     #[test]

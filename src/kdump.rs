@@ -379,6 +379,9 @@ struct PageIndex {
     rank_base: u64,
     ndesc: u64,
     anomalies: Vec<Error>,
+    /// The descriptor table runs past the end of a file that is not marked incomplete: every
+    /// page read reports this error ([`KdumpFile::stored_pages`] still counts what is there).
+    table_cut: Option<Error>,
 }
 
 impl PageIndex {
@@ -604,6 +607,15 @@ impl KdumpFile {
     /// The page index, read on first use (then kept): the bitmaps, the rank index over bitmap 2,
     /// the split range and the descriptor count, with the checks that need them.
     fn index(&self) -> Result<&PageIndex> {
+        let ix = self.index_even_if_cut()?;
+        match &ix.table_cut {
+            Some(e) => Err(e.clone()),
+            None => Ok(ix),
+        }
+    }
+
+    /// The page index, also when its descriptor table is cut short.
+    fn index_even_if_cut(&self) -> Result<&PageIndex> {
         self.index.get_or_init(|| self.load_index()).as_ref().map_err(Clone::clone)
     }
 
@@ -621,7 +633,16 @@ impl KdumpFile {
             rank.push(acc);
             acc += chunk.iter().map(|w| u64::from(w.count_ones())).sum::<u64>();
         }
-        let mut ix = PageIndex { bitmap1, bitmap2, rank, split_range: None, rank_base: 0, ndesc: acc, anomalies: Vec::new() };
+        let mut ix = PageIndex {
+            bitmap1,
+            bitmap2,
+            rank,
+            split_range: None,
+            rank_base: 0,
+            ndesc: acc,
+            anomalies: Vec::new(),
+            table_cut: None,
+        };
 
         // Split dumps hold [start_pfn, end_pfn) and number descriptors from start_pfn.
         if self.sub.split.unwrap_or(0) != 0 {
@@ -649,7 +670,7 @@ impl KdumpFile {
                 "kdump page descriptor table runs past the end of this incomplete dump; missing pages are absent",
             )),
             _ => {
-                return Err(Error::truncated(
+                ix.table_cut = Some(Error::truncated(
                     self.desc_base,
                     format!(
                         "kdump page descriptor table ({} descriptors at {:#x}) runs past the end of the file ({file_len} bytes)",
@@ -779,6 +800,7 @@ impl KdumpFile {
         let mut v = self.anomalies.clone();
         if let Some(Ok(ix)) = self.index.get() {
             v.extend(ix.anomalies.iter().cloned());
+            v.extend(ix.table_cut.iter().cloned());
         }
         v
     }
@@ -837,6 +859,34 @@ impl KdumpFile {
         Ok(PageCounts { valid, dumped, excluded, zero })
     }
 
+    /// Pages the bitmaps declare stored (set in bitmap 2, within this file's split range), and
+    /// how many of them the file holds: descriptor and page data inside the file as opened.
+    /// Producers (QEMU, makedumpfile) write page data in descriptor order, so when the last
+    /// descriptor and its data are in the file, all pages are taken as held (one read);
+    /// otherwise the descriptors the file holds are counted in one pass.
+    pub fn stored_pages(&self) -> Result<(u64, u64)> {
+        let ix = self.index_even_if_cut()?;
+        let declared = ix.ndesc;
+        let len = self.src.len();
+        let in_table = (len.saturating_sub(self.desc_base) / DESC_SIZE).min(declared);
+        if in_table == 0 {
+            return Ok((declared, 0));
+        }
+        let held = |d: &PageDesc| {
+            d.size > 0 && d.offset > 0 && (d.offset as u64).checked_add(u64::from(d.size)).is_some_and(|e| e <= len)
+        };
+        if in_table == declared {
+            let mut b = [0u8; DESC_SIZE as usize];
+            self.src.read_exact_at(&mut b, self.desc_base + (in_table - 1) * DESC_SIZE)?;
+            if held(&PageDesc::parse(&b, self.big)) {
+                return Ok((declared, declared));
+            }
+        }
+        let mut stored = 0u64;
+        self.for_each_desc(|_, d| stored += u64::from(held(&d)))?;
+        Ok((declared, stored))
+    }
+
     /// Descriptors per codec (one scan of the descriptors, done once, cached).
     pub fn compression_summary(&self) -> Result<CompressionSummary> {
         Ok(self.desc_stats()?.summary)
@@ -845,7 +895,7 @@ impl KdumpFile {
     /// Visit every descriptor in order, reading the table in large chunks.
     fn for_each_desc(&self, mut f: impl FnMut(u64, PageDesc)) -> Result<()> {
         const CHUNK: u64 = 1 << 16; // descriptors per read (1.5 MiB)
-        let avail = (self.src.len().saturating_sub(self.desc_base) / DESC_SIZE).min(self.index()?.ndesc);
+        let avail = (self.src.len().saturating_sub(self.desc_base) / DESC_SIZE).min(self.index_even_if_cut()?.ndesc);
         let mut i = 0u64;
         let mut buf = Vec::new();
         while i < avail {
@@ -976,7 +1026,12 @@ impl KdumpFile {
         if off.checked_add(u64::from(d.size)).map_or(true, |e| e > self.src.len()) {
             return Err(Error::truncated(
                 desc_off,
-                format!("{pfn_s}page data {:#x}+{} runs past the end of the file", off, d.size),
+                format!(
+                    "{pfn_s}the page descriptor at {desc_off:#x} declares page data at {off:#x}+{}, past the end of the file \
+                     ({} bytes)",
+                    d.size,
+                    self.src.len()
+                ),
             ));
         }
         if d.flags & CODEC_BITS == 0 && d.size != bs {

@@ -118,12 +118,23 @@ impl ReadAt for FileSource {
                 format!("{} bytes at {offset:#x} lie past the largest possible file offset", buf.len()),
             ));
         }
+        if offset + buf.len() as u64 > self.len {
+            // Data declared past the end the file had when it was opened: it was short already.
+            return Err(Error::truncated(
+                offset,
+                format!("{} bytes at {offset:#x} run past the end of the file ({} bytes)", buf.len(), self.len),
+            ));
+        }
         while !buf.is_empty() {
             match self.file.read_at(buf, offset) {
                 Ok(0) => {
                     return Err(Error::truncated(
                         offset,
-                        format!("file ends at {offset:#x} with {} bytes still to read (did it shrink?)", buf.len()),
+                        format!(
+                        "the file ends at {offset:#x} with {} bytes still to read, but it was {} bytes when opened: it shrank",
+                        buf.len(),
+                        self.len
+                    ),
                     ))
                 }
                 Ok(n) => {
@@ -216,6 +227,18 @@ mod tests {
     }
 
     #[test]
+    fn a_read_past_the_opened_length_names_its_start_and_claims_no_shrinking() {
+        let path = std::env::temp_dir().join(format!("vmci-src-short-{}", std::process::id()));
+        std::fs::write(&path, [0u8; 100]).unwrap();
+        let src = FileSource::open(&path).unwrap();
+        let mut b = [0u8; 64];
+        let e = src.read_exact_at(&mut b, 60).unwrap_err();
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Truncated, Some(60)), "{e}");
+        assert!(e.message.contains("(100 bytes)") && !e.message.contains("shr"), "{e}");
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
     fn file_that_shrinks_gives_truncated() {
         let dir = std::env::temp_dir().join(format!("vmci-src-{}", std::process::id()));
         std::fs::write(&dir, vec![1u8; 8192]).unwrap();
@@ -225,6 +248,7 @@ mod tests {
         let e = src.read_exact_at(&mut b, 0).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Truncated);
         assert_eq!(e.offset(), Some(100));
+        assert!(e.message.contains("it was 8192 bytes when opened: it shrank"), "{e}");
         std::fs::remove_file(&dir).unwrap();
     }
 }

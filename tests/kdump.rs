@@ -663,3 +663,35 @@ fn big_endian_and_32bit_layouts_read_the_same() {
         assert!(got == expect, "{what}");
     }
 }
+
+#[test]
+fn stored_pages_counts_what_a_cut_file_still_holds() {
+    for name in ["md-x86_64-zlib-d31.kdump", "qemu-x86_64-zlib.kdump", "md-x86_64-zlib-d31.flat"] {
+        assert_eq!(open(name).stored_pages().unwrap(), (30, 30), "{name}");
+    }
+    let v = fixture("md-x86_64-zlib-d31.kdump");
+    let kd = open_bytes(v.clone()).unwrap();
+    let desc = kd.descriptors_offset() as usize;
+    // Count by hand which descriptors, and whose data, a cut keeps.
+    let held = |cut: usize| {
+        (0..30)
+            .filter(|i| {
+                let d = desc + i * 24;
+                d + 24 <= cut && {
+                    let off = u64::from_le_bytes(v[d..d + 8].try_into().unwrap()) as usize;
+                    let size = u32::from_le_bytes(v[d + 8..d + 12].try_into().unwrap()) as usize;
+                    off + size <= cut
+                }
+            })
+            .count() as u64
+    };
+    for cut in [desc, desc + 24 * 10 + 5, desc + 24 * 30, v.len() - 1, (desc + 24 * 30 + v.len()) / 2] {
+        let kd = open_bytes(v[..cut].to_vec()).unwrap();
+        assert_eq!(kd.stored_pages().unwrap(), (30, held(cut)), "cut at {cut}");
+        assert!(held(cut) < 30);
+    }
+    // The descriptor table itself is cut: pages still say so, with the table's offset.
+    let kd = open_bytes(v[..desc + 100].to_vec()).unwrap();
+    let e = kd.page_counts().unwrap_err();
+    assert_eq!((e.kind, e.offset()), (ErrorKind::Truncated, Some(desc as u64)), "{e}");
+}

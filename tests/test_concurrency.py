@@ -18,7 +18,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 import vmcoreinfo
 from helpers import FIXTURES
 
@@ -106,13 +105,13 @@ def big_kdump(tmp_path: pathlib.Path, npages: int) -> pathlib.Path:
     bm_off = bs * (1 + sub)
     half = bs * bmb // 2
     desc_off = bm_off + 2 * half
-    ndesc = sum(bin(x).count("1") for x in real[bm_off + half:bm_off + 2 * half])
+    ndesc = sum(bin(x).count("1") for x in real[bm_off + half : bm_off + 2 * half])
     zlib_desc = next(
         struct.unpack_from("<qIIQ", real, desc_off + 24 * i)
         for i in range(ndesc)
         if struct.unpack_from("<qIIQ", real, desc_off + 24 * i)[2] == 1
     )
-    page = real[zlib_desc[0]:zlib_desc[0] + zlib_desc[1]]
+    page = real[zlib_desc[0] : zlib_desc[0] + zlib_desc[1]]
     half_blocks = -(-npages // (8 * bs))
     out = bytearray(real[:bm_off])
     struct.pack_into("<I", out, 436, 2 * half_blocks)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pathlib
 
 import pytest
-
 import vmcoreinfo
 from helpers import FIXTURES, guest_report
 

@@ -6,7 +6,6 @@ import pathlib
 import struct
 
 import pytest
-
 import vmcoreinfo
 from helpers import FIXTURES
 
@@ -26,7 +25,10 @@ def open_and_identify(p: pathlib.Path) -> None:
         d.vmcoreinfo.osrelease
 
 
-@pytest.mark.parametrize("cut", [0, 3, 4, 16, 63, 64, 0x40 + 64, PHOFF, PHOFF + 56, PHOFF + 4 * 56 - 1, NOTE_OFF + 11, NOTE_OFF + 0x100, NOTE_OFF + 0x1007])
+@pytest.mark.parametrize(
+    "cut",
+    [0, 3, 4, 16, 63, 64, 0x40 + 64, PHOFF, PHOFF + 56, PHOFF + 4 * 56 - 1, NOTE_OFF + 11, NOTE_OFF + 0x100, NOTE_OFF + 0x1007],
+)
 def test_truncation_at_header_boundaries(tmp_path: pathlib.Path, cut: int) -> None:
     p = write(tmp_path, REAL[:cut])
     with pytest.raises(vmcoreinfo.Error) as ei:

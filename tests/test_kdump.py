@@ -3,10 +3,7 @@
 
 from __future__ import annotations
 
-import pathlib
-
 import pytest
-
 import vmcoreinfo
 from helpers import FIXTURES, guest_report
 
@@ -97,7 +94,14 @@ def test_arm64_kdump_pages_equal_the_elf_dump() -> None:
         assert d.read_phys(ARM_NOTE + 12, 11) == b"VMCOREINFO\0"
 
 
-@pytest.mark.parametrize("flat,kd", [("qemu-x86_64-zlib.flat", "qemu-x86_64-zlib.kdump"), ("md-x86_64-zlib-d31.flat", "md-x86_64-zlib-d31.kdump"), ("qemu-arm64-zlib.flat", "qemu-arm64-zlib.kdump")])
+@pytest.mark.parametrize(
+    "flat,kd",
+    [
+        ("qemu-x86_64-zlib.flat", "qemu-x86_64-zlib.kdump"),
+        ("md-x86_64-zlib-d31.flat", "md-x86_64-zlib-d31.kdump"),
+        ("qemu-arm64-zlib.flat", "qemu-arm64-zlib.kdump"),
+    ],
+)
 def test_flattened_reads_as_reassembled(flat: str, kd: str) -> None:
     with vmcoreinfo.open(K / flat) as f, vmcoreinfo.open(K / kd) as k:
         assert f.memory_ranges() == k.memory_ranges()

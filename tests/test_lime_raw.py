@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 import vmcoreinfo
 from helpers import FIXTURES
 
@@ -52,6 +51,7 @@ def lime_header(s: int, e: int, magic: int = MAGIC, version: int = 1) -> bytes:
 
 # --- LiME ---------------------------------------------------------------------------------------
 
+
 def test_lime_x86_64_vmcoreinfo_equals_the_real_text() -> None:
     with vmcoreinfo.open(X86_LIME) as d:
         assert d.format == "lime"
@@ -63,7 +63,7 @@ def test_lime_x86_64_vmcoreinfo_equals_the_real_text() -> None:
         assert (d.machine, d.elf_class, d.byteorder) == ("x86_64", 64, "little")
         # The text's file offset is where the text is in the LiME file.
         assert vi.offset_in_file is not None
-        assert X86_LIME.read_bytes()[vi.offset_in_file:vi.offset_in_file + len(X86_TEXT)] == X86_TEXT
+        assert X86_LIME.read_bytes()[vi.offset_in_file : vi.offset_in_file + len(X86_TEXT)] == X86_TEXT
         assert d.details()["phys_base"]["vmcoreinfo"] == vi.phys_base == -432013312
 
 
@@ -95,6 +95,7 @@ def test_lime_fixture_is_what_the_tool_writes(tmp_path: Path) -> None:
 
 
 # --- raw ----------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def x86_raw(tmp_path: Path) -> Path:
@@ -129,7 +130,7 @@ def test_forced_formats() -> None:
         assert d.format == "flattened-kdump"
     with vmcoreinfo.open(X86_ELF, format="elf") as d:
         assert d.vmcoreinfo.raw == X86_TEXT
-    with vmcoreinfo.open(X86_LIME, format="raw") as d:      # any file can be read as raw
+    with vmcoreinfo.open(X86_LIME, format="raw") as d:  # any file can be read as raw
         assert d.format == "raw"
     with pytest.raises(ValueError, match="format"):
         vmcoreinfo.open(X86_ELF, format="vmss")  # type: ignore[arg-type]
@@ -171,6 +172,7 @@ def test_several_notes_are_all_listed_and_the_first_is_used(tmp_path: Path) -> N
 
 # --- the scan on ELF and kdump dumps ------------------------------------------------------------
 
+
 def test_scan_finds_the_note_in_the_elf_fixture() -> None:
     with vmcoreinfo.open(X86_ELF) as d:
         found = d.scan_vmcoreinfo()
@@ -200,6 +202,7 @@ def test_scan_reads_through_kdump_pages(name: str) -> None:
 
 # --- progress and cancellation ------------------------------------------------------------------
 
+
 @pytest.fixture
 def big_raw(tmp_path: Path) -> Path:
     """200 MiB sparse raw image with the real note page at 150 MiB."""
@@ -227,7 +230,7 @@ def test_returning_false_cancels(big_raw: Path) -> None:
         return False
 
     with vmcoreinfo.open(big_raw, format="raw") as d:
-        assert d.scan_vmcoreinfo(stop) == []          # cancelled before reaching 150 MiB
+        assert d.scan_vmcoreinfo(stop) == []  # cancelled before reaching 150 MiB
         assert len(calls) == 1 and calls[0] < 150 * MiB
         # A cancelled scan is not kept: vmcoreinfo runs a full one.
         assert d.vmcoreinfo.note_paddr == 150 * MiB
@@ -245,6 +248,7 @@ def test_callback_exceptions_propagate(big_raw: Path) -> None:
 
 # --- hostile LiME headers -----------------------------------------------------------------------
 
+
 def _lime_err(tmp_path: Path, data: bytes) -> vmcoreinfo.Error:
     p = tmp_path / "bad.lime"
     p.write_bytes(data)
@@ -260,18 +264,27 @@ GOOD = X86_LIME.read_bytes()
 @pytest.mark.parametrize(
     "tail, cls, why",
     [
-        (lime_header(0x5000000, 0x5000fff, magic=0x12345678) + bytes(4096), vmcoreinfo.FormatError, "bad magic"),
-        (lime_header(0x5000000, 0x4ffffff) + bytes(16), vmcoreinfo.FormatError, "below start"),
-        (lime_header(0x5000000, 0x5000fff) + bytes(100), vmcoreinfo.TruncatedError, "past the end"),
+        (lime_header(0x5000000, 0x5000FFF, magic=0x12345678) + bytes(4096), vmcoreinfo.FormatError, "bad magic"),
+        (lime_header(0x5000000, 0x4FFFFFF) + bytes(16), vmcoreinfo.FormatError, "below start"),
+        (lime_header(0x5000000, 0x5000FFF) + bytes(100), vmcoreinfo.TruncatedError, "past the end"),
         (lime_header(0x5000000, 0x5000000 + (1 << 62)), vmcoreinfo.TruncatedError, "past the end"),
         (lime_header(0, (1 << 64) - 1), vmcoreinfo.FormatError, "wraps"),
-        (lime_header(0x5000000, 0x5000fff, version=2) + bytes(4096), vmcoreinfo.UnsupportedFormatError, "version"),
-        (lime_header(0x5000000, 0x5000fff, magic=0x4C4D5641, version=2) + bytes(10), vmcoreinfo.UnsupportedFormatError, "AVML"),
-        (lime_header(0x18dd000, 0x18ddfff) + bytes(4096), vmcoreinfo.FormatError, "overlaps"),
-        (lime_header(0x5000000, 0x5000fff)[:20], vmcoreinfo.TruncatedError, "cut short"),
+        (lime_header(0x5000000, 0x5000FFF, version=2) + bytes(4096), vmcoreinfo.UnsupportedFormatError, "version"),
+        (lime_header(0x5000000, 0x5000FFF, magic=0x4C4D5641, version=2) + bytes(10), vmcoreinfo.UnsupportedFormatError, "AVML"),
+        (lime_header(0x18DD000, 0x18DDFFF) + bytes(4096), vmcoreinfo.FormatError, "overlaps"),
+        (lime_header(0x5000000, 0x5000FFF)[:20], vmcoreinfo.TruncatedError, "cut short"),
     ],
-    ids=["bad-magic-mid-file", "end-below-start", "data-past-eof", "huge-range", "2^64-wrap", "version",
-         "avml", "overlap", "short-header"],
+    ids=[
+        "bad-magic-mid-file",
+        "end-below-start",
+        "data-past-eof",
+        "huge-range",
+        "2^64-wrap",
+        "version",
+        "avml",
+        "overlap",
+        "short-header",
+    ],
 )
 def test_hostile_lime_headers_are_typed_errors_at_the_header(tmp_path: Path, tail: bytes, cls: type, why: str) -> None:
     e = _lime_err(tmp_path, GOOD + tail)
@@ -290,6 +303,7 @@ def test_lime_range_count_is_capped(tmp_path: Path) -> None:
 
 # --- command line -------------------------------------------------------------------------------
 
+
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "vmcoreinfo", *args], text=True, capture_output=True)
 
@@ -307,4 +321,4 @@ def test_cli_show_raw_and_scan(x86_raw: Path, tmp_path: Path) -> None:
     assert cp.returncode == 0 and '"note_paddr": 26066944' in cp.stdout
     zeros = write_raw(tmp_path / "z.raw", [], size=MiB)
     cp = run_cli("scan", "--format", "raw", str(zeros))
-    assert cp.returncode == 1 and "0 VMCOREINFO notes" in cp.stdout
+    assert cp.returncode == 3 and "0 VMCOREINFO notes" in cp.stdout  # 3: no VMCOREINFO

@@ -27,10 +27,9 @@ import subprocess
 import sys
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
-
 import vmcoreinfo
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
@@ -166,7 +165,7 @@ class KdumpLayout:
         ov, sv, on, sn = struct.unpack_from("<QQQQ", data, bs + 32)
         bm_off = bs * (1 + sub)
         half = bs * bmb // 2
-        ndesc = sum(bin(x).count("1") for x in data[bm_off + half:bm_off + 2 * half])
+        ndesc = sum(bin(x).count("1") for x in data[bm_off + half : bm_off + 2 * half])
         desc_off = bm_off + 2 * half
         descs = [struct.unpack_from("<qIIQ", data, desc_off + 24 * i) for i in range(ndesc)]
         return cls(data, bs, sub, bmb, (ov, sv), (on, sn), bm_off, desc_off, descs)
@@ -216,7 +215,7 @@ def flatten(records: list[tuple[int, bytes]], end_marker: bool = True) -> bytes:
 
 
 def record_list(data: bytes) -> list[tuple[int, bytes]]:
-    return [(off, data[h + 16:h + 16 + size]) for h, off, size in flat_records(data) if off != -1]
+    return [(off, data[h + 16 : h + 16 + size]) for h, off, size in flat_records(data) if off != -1]
 
 
 KDUMPS = sorted(p.name for p in KD.glob("*.kdump"))
@@ -274,7 +273,7 @@ def flat_cuts() -> list[tuple[str, int]]:
     for name in FLATS:
         data = (KD / name).read_bytes()
         cuts = {0, 12, 16, 24, 31, 32, 4095, 4096}
-        for h, off, size in flat_records(data):
+        for h, _off, size in flat_records(data):
             cuts |= {h, h + 8, h + 15, h + 16}
             if size > 0:
                 cuts |= {h + 16 + size // 2, h + 16 + size - 1}
@@ -345,9 +344,17 @@ def lying_cases() -> list[tuple[str, str, bytes]]:
     for field, off in (("block_size", 428), ("sub_hdr_size", 432), ("bitmap_blocks", 436), ("max_mapnr", 440)):
         for v in U32_LIES + [2**32 - 2, 0x10000000]:
             cases.append((f"kdump-{field}-{v:#x}", "kdump", patch(QKD, off, "<I", v)))
-    for field, off in (("offset_vmcoreinfo", 32), ("size_vmcoreinfo", 40), ("offset_note", 48), ("note_size", 56),
-                       ("offset_eraseinfo", 64), ("size_eraseinfo", 72), ("start_pfn_64", 80), ("end_pfn_64", 88),
-                       ("max_mapnr_64", 96)):
+    for field, off in (
+        ("offset_vmcoreinfo", 32),
+        ("size_vmcoreinfo", 40),
+        ("offset_note", 48),
+        ("note_size", 56),
+        ("offset_eraseinfo", 64),
+        ("size_eraseinfo", 72),
+        ("start_pfn_64", 80),
+        ("end_pfn_64", 88),
+        ("max_mapnr_64", 96),
+    ):
         for v in U64_LIES:
             cases.append((f"kdump-{field}-{v:#x}", "kdump", patch(QKD, bs + off, "<Q", v)))
     split = patch(QKD, bs + 12, "<i", 1)
@@ -374,10 +381,10 @@ def lying_cases() -> list[tuple[str, str, bytes]]:
             cases.append((f"flat-rec{idx}-size-{v:#x}", "flat", patch(QFLAT, h + 8, ">Q", v)))
     # Flattened files whose holes claim what the kdump layer would allocate: bitmaps of 1 GiB,
     # a note area of 200 MiB, each in a hole that an empty record at 1 TiB makes "exist".
-    hdr = bytearray(QKD[:bs * 3])
+    hdr = bytearray(QKD[: bs * 3])
     struct.pack_into("<I", hdr, 436, (1 << 30) // bs)
     cases.append(("flat-bitmaps-in-holes", "flat", flatten([(0, bytes(hdr)), (2**40, b"")])))
-    sub = bytearray(QKD[bs:bs + 104])
+    sub = bytearray(QKD[bs : bs + 104])
     struct.pack_into("<QQ", sub, 48, 2**39, 200 << 20)
     cases.append(("flat-notes-in-holes", "flat", flatten(record_list(QFLAT) + [(bs, bytes(sub)), (2**40, b"")])))
     return cases
@@ -452,15 +459,15 @@ def test_overlapping_pt_loads_with_conflicting_offsets(tmp_path: pathlib.Path) -
     p, o = run_case(tmp_path, data)
     assert o.opened and o["vmcoreinfo"] == "ok"
     with vmcoreinfo.open(p) as d:
-        assert d.read_phys(0, 4096) == ELF[12768:12768 + 4096]
+        assert d.read_phys(0, 4096) == ELF[12768 : 12768 + 4096]
         assert d.details()["conflicting_overlap_bytes"] == 4096
         assert (16 << 20, (16 << 20) + 4096) not in d.memory_ranges()
     # Partial overlap: PT_LOAD 3 starts half-way into PT_LOAD 2.
     data = patch(patch(ELF, ELF_PHOFF + 3 * 56 + 16, "<Q", 2048), ELF_PHOFF + 3 * 56 + 24, "<Q", 2048)
     p, o = run_case(tmp_path, data)
     with vmcoreinfo.open(p) as d:
-        assert d.read_phys(0, 4096) == ELF[12768:12768 + 4096]
-        assert d.read_phys(4096, 2048) == ELF[16864 + 2048:16864 + 4096]
+        assert d.read_phys(0, 4096) == ELF[12768 : 12768 + 4096]
+        assert d.read_phys(4096, 2048) == ELF[16864 + 2048 : 16864 + 4096]
         assert d.details()["conflicting_overlap_bytes"] == 2048
 
 
@@ -629,7 +636,7 @@ def test_flattened_many_tiny_records_and_zero_size_records(tmp_path: pathlib.Pat
     """Many records (one byte each, or empty) index in bounded time and memory."""
     recs = record_list(QFLAT)
     first_off, first = recs[0]
-    tiny = [(first_off + i % len(first), first[i % len(first):i % len(first) + 1]) for i in range(max(n, len(first)))]
+    tiny = [(first_off + i % len(first), first[i % len(first) : i % len(first) + 1]) for i in range(max(n, len(first)))]
     empties = [(2**40 + i, b"") for i in range(3)]  # zero-size records still extend the file
     p, o = run_case(tmp_path, flatten(tiny + recs[1:] + empties))
     assert o.opened
@@ -665,7 +672,7 @@ def first_desc(lay: KdumpLayout, codec: int) -> tuple[int, tuple[int, int, int, 
 
 def pfn_of_desc(lay: KdumpLayout, i: int) -> int:
     half = lay.bs * lay.bitmap_blocks // 2
-    bm2 = lay.data[lay.bm_off + half:lay.bm_off + 2 * half]
+    bm2 = lay.data[lay.bm_off + half : lay.bm_off + 2 * half]
     seen = -1
     for pfn in range(len(bm2) * 8):
         if bm2[pfn >> 3] >> (pfn & 7) & 1:
@@ -675,9 +682,13 @@ def pfn_of_desc(lay: KdumpLayout, i: int) -> int:
     raise AssertionError
 
 
-CODECS = {"zlib": ("md-x86_64-zlib-d31.kdump", 1), "lzo": ("md-x86_64-lzo-d31.kdump", 2),
-          "snappy": ("md-x86_64-snappy-d31.kdump", 4), "zstd": ("md-x86_64-zstd-d31.kdump", 0x20),
-          "raw": ("md-x86_64-none-d31.kdump", 0)}
+CODECS = {
+    "zlib": ("md-x86_64-zlib-d31.kdump", 1),
+    "lzo": ("md-x86_64-lzo-d31.kdump", 2),
+    "snappy": ("md-x86_64-snappy-d31.kdump", 4),
+    "zstd": ("md-x86_64-zstd-d31.kdump", 0x20),
+    "raw": ("md-x86_64-none-d31.kdump", 0),
+}
 
 
 def damaged_page(codec: str, how: str) -> tuple[bytes, int, int]:
@@ -689,9 +700,9 @@ def damaged_page(codec: str, how: str) -> tuple[bytes, int, int]:
     doff = lay.desc_off + 24 * i
     b = bytearray(data)
     if how == "garbage":
-        b[off:off + size] = bytes((x * 7 + 13) & 0xFF for x in range(size))
+        b[off : off + size] = bytes((x * 7 + 13) & 0xFF for x in range(size))
     elif how == "flip-tail":
-        b[off + size - 4:off + size] = bytes(x ^ 0xFF for x in b[off + size - 4:off + size])
+        b[off + size - 4 : off + size] = bytes(x ^ 0xFF for x in b[off + size - 4 : off + size])
     elif how == "short":
         struct.pack_into("<I", b, doff + 8, max(1, size // 2))
     elif how == "wrong-size":
@@ -701,7 +712,7 @@ def damaged_page(codec: str, how: str) -> tuple[bytes, int, int]:
             struct.pack_into("<I", b, doff + 12, (flags & ~0x27) | (1 if flag != 1 else 4))
         else:
             z = small()
-            b[off:off + len(z)] = z
+            b[off : off + len(z)] = z
             struct.pack_into("<I", b, doff + 8, len(z))
     elif how == "two-codecs":
         struct.pack_into("<I", b, doff + 12, flags | 0x5)
@@ -742,7 +753,9 @@ def test_damaged_pages(tmp_path: pathlib.Path, codec: str, how: str) -> None:
 # --------------------------------------------------------------------------- files that change
 
 
-@pytest.mark.parametrize("name", ["qemu-x86_64-zlib.kdump", "md-x86_64-none-d31.kdump", "qemu-x86_64-zlib.flat", "md-x86_64-zlib-d31.flat"])
+@pytest.mark.parametrize(
+    "name", ["qemu-x86_64-zlib.kdump", "md-x86_64-none-d31.kdump", "qemu-x86_64-zlib.flat", "md-x86_64-zlib-d31.flat"]
+)
 def test_file_shrinks_after_open(tmp_path: pathlib.Path, name: str) -> None:
     data = (KD / name).read_bytes()
     p = tmp_path / name

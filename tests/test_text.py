@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pytest
-
 import vmcoreinfo
 from helpers import FIXTURES
 

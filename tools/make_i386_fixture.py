@@ -12,6 +12,7 @@ Writes, from the guest's own report and QEMU's `dump-guest-memory paging=true` E
   i386-qemu-elf.VMCOREINFO.txt     the note text the guest read through /proc/kcore
   i386-qemu-elf.guest-report.txt   the guest's own serial lines (RGUEST ...)
 """
+
 import json
 import re
 import shutil
@@ -35,9 +36,19 @@ def main() -> int:
     uts_page = (int(m.group(1), 16) - PAGE_OFFSET) & ~0xFFF
     note = view["note_paddr"]
     reduce = Path(__file__).resolve().parent / "reduce_elf.py"
-    subprocess.run([sys.executable, str(reduce), str(gd / "qemu-elf-paging.core"),
-                    str(out / "i386-qemu-elf-paging.core"),
-                    "--keep", f"{note:#x}:0x2000", "--keep", f"{uts_page:#x}"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(reduce),
+            str(gd / "qemu-elf-paging.core"),
+            str(out / "i386-qemu-elf-paging.core"),
+            "--keep",
+            f"{note:#x}:0x2000",
+            "--keep",
+            f"{uts_page:#x}",
+        ],
+        check=True,
+    )
     (out / "i386-qemu-elf.VMCOREINFO.txt").write_bytes(text.encode("latin-1"))
     shutil.copyfile(gd / "guest-report.txt", out / "i386-qemu-elf.guest-report.txt")
     return 0

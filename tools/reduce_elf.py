@@ -13,6 +13,7 @@ absent. .shstrtab moves to the end of the file. With --drop-vmcoreinfo the VMCOR
 removed from the PT_NOTE segment (which shrinks accordingly), to model a guest without the
 qemu_fw_cfg driver. The input is read with seeks, never whole.
 """
+
 import argparse
 import struct
 import sys
@@ -63,7 +64,7 @@ def main() -> int:
         windows.append((int(pa, 0), int(ln, 0) if ln else 4096))
 
     out_notes = []
-    for t, off, va, pa, fs, ms, fl, al in notes:
+    for t, off, va, pa, fs, _ms, fl, al in notes:
         f.seek(off)
         data = f.read(fs)
         if a.drop_vmcoreinfo:
@@ -79,7 +80,7 @@ def main() -> int:
     pos = (end_of_headers + 15) & ~15
     new_loads = []
     for wpa, wlen in windows:
-        src = next((l for l in loads if l[3] <= wpa and wpa + wlen <= l[3] + l[4]), None)
+        src = next((ld for ld in loads if ld[3] <= wpa and wpa + wlen <= ld[3] + ld[4]), None)
         if src is None:
             sys.exit(f"no PT_LOAD holds file bytes for physical {wpa:#x}+{wlen:#x}")
         t, off, va, pa, fs, ms, fl, al = src
@@ -104,14 +105,14 @@ def main() -> int:
         f.seek(str_off)
         shstr = f.read(str_size)
         struct.pack_into(so_fmt, shdrs, base, len(out))
-        out[shoff:shoff + len(shdrs)] = shdrs
+        out[shoff : shoff + len(shdrs)] = shdrs
     out[: struct.calcsize(ehdr_fmt)] = struct.pack(ehdr_fmt, *ehdr)
-    ph = b"".join(pack(*n[2]) for n in out_notes) + b"".join(pack(*l[0]) for l in new_loads)
-    out[phoff:phoff + len(ph)] = ph
+    ph = b"".join(pack(*n[2]) for n in out_notes) + b"".join(pack(*ld[0]) for ld in new_loads)
+    out[phoff : phoff + len(ph)] = ph
     for off, data, _ in out_notes:
-        out[off:off + len(data)] = data
+        out[off : off + len(data)] = data
     for hdr, data in new_loads:
-        out[hdr[1]:hdr[1] + len(data)] = data
+        out[hdr[1] : hdr[1] + len(data)] = data
     out += shstr
     with open(a.dst, "wb") as o:
         o.write(out)
@@ -124,7 +125,7 @@ def drop_vmcoreinfo(data: bytes, e: str) -> bytes:
     while i + 12 <= len(data):
         namesz, descsz, _ = struct.unpack_from(e + "III", data, i)
         end = i + 12 + ((namesz + 3) & ~3) + ((descsz + 3) & ~3)
-        if data[i + 12:i + 12 + namesz] != b"VMCOREINFO\0":
+        if data[i + 12 : i + 12 + namesz] != b"VMCOREINFO\0":
             out += data[i:end]
         i = end
     return bytes(out)

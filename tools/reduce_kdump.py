@@ -71,8 +71,7 @@ class Kdump:
             sys.exit("not a plain kdump-compressed file")
         self.data = data
         self.version = struct.unpack_from("<i", data, 8)[0]
-        (self.status, self.bs, self.sub_blocks, self.bitmap_blocks,
-         self.max_mapnr32) = struct.unpack_from("<IiiII", data, 424)
+        (self.status, self.bs, self.sub_blocks, self.bitmap_blocks, self.max_mapnr32) = struct.unpack_from("<IiiII", data, 424)
         if self.bs <= 0 or self.bs & (self.bs - 1):
             sys.exit("unexpected header layout (expected 64-bit little-endian)")
         bs = self.bs
@@ -82,11 +81,10 @@ class Kdump:
             self.max_mapnr = struct.unpack_from("<Q", data, bs + 96)[0]
         self.bm_off = bs * (1 + self.sub_blocks)
         half = self.bitmap_blocks * bs // 2
-        self.bm1 = data[self.bm_off:self.bm_off + half]
-        self.bm2 = data[self.bm_off + half:self.bm_off + 2 * half]
+        self.bm1 = data[self.bm_off : self.bm_off + half]
+        self.bm2 = data[self.bm_off + half : self.bm_off + 2 * half]
         self.desc_off = self.bm_off + 2 * half
-        self.present = [p for p in range(min(self.max_mapnr, half * 8))
-                        if self.bm2[p >> 3] >> (p & 7) & 1]
+        self.present = [p for p in range(min(self.max_mapnr, half * 8)) if self.bm2[p >> 3] >> (p & 7) & 1]
         self.rank = {p: i for i, p in enumerate(self.present)}
 
     def desc(self, pfn):
@@ -94,7 +92,7 @@ class Kdump:
 
     def page(self, pfn):
         off, size, flags, _ = self.desc(pfn)
-        raw = self.data[off:off + size]
+        raw = self.data[off : off + size]
         if flags & CODECS == 0:
             return raw
         if flags & CODECS == ZLIB:
@@ -131,22 +129,26 @@ def choose(kd, paddrs, pfns, per_kind, run, budget):
             a, b = kd.present[i], kd.present[i + run - 1]
             if b - a != run - 1:
                 continue
-            cost = sum(kd.desc(p)[1] for p in kd.present[i:i + run] if uses[kd.desc(p)[0]] == 1)
-            nonzero = sum(1 for p in kd.present[i:i + run] if uses[kd.desc(p)[0]] == 1)
+            cost = sum(kd.desc(p)[1] for p in kd.present[i : i + run] if uses[kd.desc(p)[0]] == 1)
+            nonzero = sum(1 for p in kd.present[i : i + run] if uses[kd.desc(p)[0]] == 1)
             if cost <= budget and nonzero >= run // 2:
-                best = kd.present[i:i + run]
+                best = kd.present[i : i + run]
                 break
         if best is None:  # fall back to the cheapest run (e.g. all shared zero pages)
             best_cost = None
             for i in range(len(kd.present) - run + 1):
                 if kd.present[i + run - 1] - kd.present[i] == run - 1:
-                    cost = sum(kd.desc(p)[1] for p in kd.present[i:i + run] if uses[kd.desc(p)[0]] == 1)
+                    cost = sum(kd.desc(p)[1] for p in kd.present[i : i + run] if uses[kd.desc(p)[0]] == 1)
                     if best_cost is None or cost < best_cost:
-                        best, best_cost = kd.present[i:i + run], cost
+                        best, best_cost = kd.present[i : i + run], cost
         if best is None:
             sys.exit(f"no run of {run} consecutive present pfns")
         keep.update(best)
     return sorted(keep)
+
+
+def ceil_div(a, b):
+    return -(-a // b)
 
 
 def build(kd, keep, page_data=None, status=None):
@@ -156,14 +158,14 @@ def build(kd, keep, page_data=None, status=None):
     bits_per_block = 8 * bs
     new_mapnr = max(1, -(-(keep[-1] + 1) // bits_per_block)) * bits_per_block
     new_mapnr = min(new_mapnr, kd.max_mapnr)
-    half_blocks = -(-(-(-new_mapnr // 8)) // bs)
+    half_blocks = ceil_div(ceil_div(new_mapnr, 8), bs)
     half = half_blocks * bs
-    out = bytearray(kd.data[:bs * (1 + kd.sub_blocks)])
-    struct.pack_into("<I", out, 436, 2 * half_blocks)           # bitmap_blocks
+    out = bytearray(kd.data[: bs * (1 + kd.sub_blocks)])
+    struct.pack_into("<I", out, 436, 2 * half_blocks)  # bitmap_blocks
     if kd.max_mapnr32:
         struct.pack_into("<I", out, 440, min(new_mapnr, 0xFFFFFFFF))  # max_mapnr (32-bit)
     if kd.version >= 6:
-        struct.pack_into("<Q", out, bs + 96, new_mapnr)      # max_mapnr_64
+        struct.pack_into("<Q", out, bs + 96, new_mapnr)  # max_mapnr_64
     if status is not None:
         struct.pack_into("<I", out, 424, status)
     bm1 = bytearray(half)
@@ -183,7 +185,7 @@ def build(kd, keep, page_data=None, status=None):
     for p in keep:
         off, size, flags, pf = kd.desc(p)
         if off not in blocks:
-            blocks[off] = page_data(p, (off, size, flags, pf)) if page_data else (kd.data[off:off + size], size, flags)
+            blocks[off] = page_data(p, (off, size, flags, pf)) if page_data else (kd.data[off : off + size], size, flags)
     placed = {}
     data = bytearray()
     for off in sorted(blocks):
@@ -210,11 +212,15 @@ def cmd_recompress(a):
     codec = {"zstd": ZSTD, "snappy": SNAPPY}[a.codec]
     if a.codec == "zstd":
         import zstandard
+
         cctx = zstandard.ZstdCompressor(level=1, write_content_size=True, write_checksum=False)
         comp = cctx.compress
     else:
         import cramjam
-        comp = lambda b: bytes(cramjam.snappy.compress_raw(b))
+
+        def comp(b):
+            return bytes(cramjam.snappy.compress_raw(b))
+
     uses = {}
     for p in kd.present:
         uses[kd.desc(p)[0]] = uses.get(kd.desc(p)[0], 0) + 1
@@ -241,21 +247,23 @@ def cmd_flatten(a):
     bs = kd.bs
     recs = [(0, data[:HDR_LEN])]
     _, _, note_off, note_size = kd.sub_locations()
-    sub = (bs, data[bs:bs + 104])
+    sub = (bs, data[bs : bs + 104])
     # The sub-header blocks beyond the struct: notes (which hold VMCOREINFO) and whatever else
     # is non-zero there (eraseinfo).
-    notes = (note_off, data[note_off:note_off + note_size]) if note_size else None
+    notes = (note_off, data[note_off : note_off + note_size]) if note_size else None
     recs += [x for x in ([notes, sub] if a.style == "md" else [sub, notes]) if x]
     covered = bytearray(len(data))
     for o, d in recs:
-        covered[o:o + len(d)] = b"\1" * len(d)
+        covered[o : o + len(d)] = b"\1" * len(d)
     for o in range(bs, kd.bm_off):
         if data[o] and not covered[o]:
             sys.exit(f"non-zero sub-header byte at {o:#x} outside the sub-header and notes")
     half_blocks = kd.bitmap_blocks // 2
-    b1 = [(kd.bm_off + i * bs, data[kd.bm_off + i * bs:kd.bm_off + (i + 1) * bs]) for i in range(half_blocks)]
-    b2 = [(kd.bm_off + (half_blocks + i) * bs, data[kd.bm_off + (half_blocks + i) * bs:kd.bm_off + (half_blocks + i + 1) * bs])
-          for i in range(half_blocks)]
+    b1 = [(kd.bm_off + i * bs, data[kd.bm_off + i * bs : kd.bm_off + (i + 1) * bs]) for i in range(half_blocks)]
+    b2 = [
+        (kd.bm_off + (half_blocks + i) * bs, data[kd.bm_off + (half_blocks + i) * bs : kd.bm_off + (half_blocks + i + 1) * bs])
+        for i in range(half_blocks)
+    ]
     if a.style == "md":
         recs += b1 + b2
     else:
@@ -283,7 +291,7 @@ def cmd_flatten(a):
     # Check: reassembling gives the input.
     re = bytearray(max(o + len(d) for o, d in recs))
     for o, d in recs:
-        re[o:o + len(d)] = d
+        re[o : o + len(d)] = d
     if bytes(re) != data:
         sys.exit("internal error: the flattened records do not reassemble to the input")
     open(a.output, "wb").write(out)

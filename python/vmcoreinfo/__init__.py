@@ -11,11 +11,15 @@ Opening reads only the headers and notes; physical memory is read on demand with
 :meth:`Dump.read_phys`. :meth:`Dump.scan_vmcoreinfo` finds the note in memory itself.
 """
 
-from __future__ import annotations
+from __future__ import annotations as _annotations
 
-import os
-from typing import Literal
-from importlib.metadata import PackageNotFoundError, version as _version
+import os as _os
+from collections import abc as _abc
+from collections.abc import Iterator as _Iterator
+from collections.abc import Mapping as _Mapping
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
+from typing import Literal as _Literal
 
 from ._errors import (
     AbsentMemoryError,
@@ -31,7 +35,6 @@ from ._errors import (
     UnmappedError,
     UnsupportedFormatError,
 )
-from ._types import FormatName
 from ._native import (
     MAX_GUEST_NOTE_SIZE,
     MAX_READ_PHYS,
@@ -45,14 +48,41 @@ from ._native import (
     parse,
 )
 from ._native import open_dump as _open_dump
-
-from collections.abc import Mapping as _Mapping
+from ._types import FormatName as _FormatName
 
 _Mapping.register(VmcoreInfo)
 
+
+class _KeysView(_abc.KeysView[str]):
+    """``VmcoreInfo.keys()``: a ``KeysView`` iterated in text order in one call."""
+
+    __slots__ = ()
+
+    def __iter__(self) -> _Iterator[str]:
+        return iter(self._mapping._key_list())  # type: ignore[attr-defined]
+
+
+class _ValuesView(_abc.ValuesView[str]):
+    """``VmcoreInfo.values()``: a ``ValuesView`` iterated in text order in one call."""
+
+    __slots__ = ()
+
+    def __iter__(self) -> _Iterator[str]:
+        return iter(self._mapping._value_list())  # type: ignore[attr-defined]
+
+
+class _ItemsView(_abc.ItemsView[str, str]):
+    """``VmcoreInfo.items()``: an ``ItemsView`` iterated in text order in one call."""
+
+    __slots__ = ()
+
+    def __iter__(self) -> _Iterator[tuple[str, str]]:
+        return iter(self._mapping._item_list())  # type: ignore[attr-defined]
+
+
 try:
     __version__ = _version("vmcoreinfo")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
+except _PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
@@ -84,19 +114,21 @@ __all__ = [
 
 
 def open(
-    path: str | os.PathLike[str],
+    path: str | _os.PathLike[str],
     *,
     max_note_size: int = MAX_GUEST_NOTE_SIZE,
-    elf_tails: Literal["zeros", "absent"] = "zeros",
-    format: FormatName | None = None,
+    elf_tails: _Literal["absent", "zeros"] = "absent",
+    format: _FormatName | None = None,
 ) -> Dump:
     """Open a dump file and read its headers and notes (never the whole file).
 
     ``max_note_size`` is the largest VMCOREINFO note accepted; QEMU's own limit (1 MiB) unless
     raised explicitly. ``elf_tails`` says how to read the part of an ELF PT_LOAD past
-    ``p_filesz``: ``"zeros"`` as the ELF format defines it (and crash and gdb read it), or
-    ``"absent"``, the forensic view, since producers use these tails for memory they did not save
-    (makedumpfile ``-E`` for excluded pages). ``format`` is detected from the file's signature
+    ``p_filesz`` (up to ``p_memsz``): ``"absent"`` (the default, the forensic view: data is never
+    invented) raises :class:`AbsentMemoryError` there, since producers use these tails for memory
+    they did not save (makedumpfile ``-E`` for the pages it excluded; QEMU and /proc/vmcore never
+    write them); ``"zeros"`` reads them as zeros, as the ELF format defines (and crash and gdb
+    read them). ``format`` is detected from the file's signature
     when None (ELF, kdump, flattened kdump, LiME); every value ``Dump.format`` reports is accepted
     (``"kdump"`` and ``"flattened-kdump"`` each accept both kdump forms); ``"raw"`` (physical memory from address 0, no
     header) is never detected and must be asked for; asking for a format whose signature is
@@ -104,7 +136,12 @@ def open(
     ``vmcoreinfo`` comes from a scan of their memory (run once, on first use). The returned
     :class:`Dump` is a context manager.
     """
-    return _open_dump(os.fspath(path), max_note_size, elf_tails, format)
+    return _open_dump(_os.fspath(path), max_note_size, elf_tails, format)
+
+
+def __dir__() -> list[str]:
+    """The public API only (``dir(vmcoreinfo)``)."""
+    return sorted([*__all__, "__version__"])
 
 
 def sample_path() -> str:

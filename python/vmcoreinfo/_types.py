@@ -64,7 +64,10 @@ class Details(TypedDict, total=False):
     format: FormatName
     machine: str
     e_machine: int
-    identity_source: str
+    address_bits: Literal[32, 64]
+    class_note: str
+    memory_declared_bytes: int | None
+    memory_stored_bytes: int | None
     phys_base: PhysBaseDetails
     # ELF
     phnum: int

@@ -53,9 +53,15 @@ impl Note {
         SharedBytes::memoryview(py, self.data.clone(), self.desc_start, self.desc_end)
     }
 
+    /// Length of the desc in bytes (``n_descsz``; ``len(note.desc)``).
+    #[getter]
+    fn size(&self) -> usize {
+        self.desc_end - self.desc_start
+    }
+
     fn __repr__(&self) -> String {
         format!(
-            "Note(name={:?}, type={}, offset={}, descsz={})",
+            "Note(name={:?}, type={}, offset={}, size={})",
             self.name,
             self.r#type,
             self.offset,
@@ -88,7 +94,7 @@ impl Dump {
 
 /// Open a dump (``vmcoreinfo.open`` is the documented entry point).
 #[pyfunction]
-#[pyo3(signature = (path, max_note_size = crate::fwcfg::MAX_GUEST_NOTE_SIZE as u64, elf_tails = "zeros", format = None))]
+#[pyo3(signature = (path, max_note_size = crate::fwcfg::MAX_GUEST_NOTE_SIZE as u64, elf_tails = "absent", format = None))]
 pub fn open_dump(py: Python<'_>, path: String, max_note_size: u64, elf_tails: &str, format: Option<&str>) -> PyResult<Dump> {
     let max_note_size = u32::try_from(max_note_size)
         .ok()
@@ -346,6 +352,9 @@ impl Dump {
                 out.set_item("class_note", why)?;
             }
         }
+        let stored = py.detach(|| d.stored_memory()).map_err(err)?;
+        out.set_item("memory_declared_bytes", stored.map(|s| s.0))?;
+        out.set_item("memory_stored_bytes", stored.map(|s| s.1))?;
         if let Some(l) = d.lime() {
             out.set_item("lime_ranges", l.lime_ranges().len())?;
         }

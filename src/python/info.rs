@@ -246,22 +246,39 @@ impl VmcoreInfo {
     }
 
     fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.keys(py)?.try_iter().map(Bound::into_any)
+        self.key_list(py)?.try_iter().map(Bound::into_any)
     }
 
-    /// Keys in text order (the first occurrence of a repeated key). A key that is not UTF-8 is
-    /// decoded with ``surrogateescape``, so it round-trips through ``vi[key]``.
-    fn keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let keys = self.view().items().map(|i| key_str(py, i.key)).collect::<PyResult<Vec<_>>>()?;
-        PyList::new(py, keys)
+    /// Keys in text order (the first occurrence of a repeated key), as a ``KeysView`` (as for
+    /// any ``Mapping``). A key that is not UTF-8 is decoded with ``surrogateescape``, so it
+    /// round-trips through ``vi[key]``.
+    fn keys<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        mapping_view(slf, "_KeysView")
     }
 
-    /// Values in text order; bytes that are not UTF-8 become U+FFFD (``raw`` has the exact text).
-    fn values<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+    /// Values in text order, as a ``ValuesView``; bytes that are not UTF-8 become U+FFFD
+    /// (``raw`` has the exact text).
+    fn values<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        mapping_view(slf, "_ValuesView")
+    }
+
+    /// ``(key, value)`` pairs in text order, as an ``ItemsView``.
+    fn items<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        mapping_view(slf, "_ItemsView")
+    }
+
+    /// The keys as a list (what the views iterate).
+    fn _key_list<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        self.key_list(py)
+    }
+
+    /// The values as a list (what ``values()`` iterates).
+    fn _value_list<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         PyList::new(py, self.view().items().map(|i| String::from_utf8_lossy(i.value).into_owned()))
     }
 
-    fn items<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+    /// The ``(key, value)`` pairs as a list (what ``items()`` iterates).
+    fn _item_list<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let v: Vec<Bound<'py, PyTuple>> = self
             .view()
             .items()
@@ -305,6 +322,19 @@ impl VmcoreInfo {
             self.blob.end - self.blob.start
         )
     }
+}
+
+impl VmcoreInfo {
+    fn key_list<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let keys = self.view().items().map(|i| key_str(py, i.key)).collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, keys)
+    }
+}
+
+/// The `Mapping` views of the package (`vmcoreinfo._KeysView` etc.: `collections.abc` views that
+/// iterate the lists above instead of looking every key up again).
+fn mapping_view<'py>(slf: &Bound<'py, VmcoreInfo>, view: &str) -> PyResult<Bound<'py, PyAny>> {
+    slf.py().import("vmcoreinfo")?.getattr(view)?.call1((slf,))
 }
 
 /// Parse a VMCOREINFO text on its own (from a file, /proc, a QMP reply).

@@ -8,6 +8,7 @@ The dumps come from tests/realguest/generate.py:
     --guests g1,g2); the other guests' tests are deselected, and the summary says so.
 If the generator cannot produce the guests the tests ERROR out; they never skip.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,7 +18,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from realguest_support import CHECKED, HERE, NOTES, Guest, generator
 
 
@@ -28,8 +28,7 @@ def selected_guests() -> list[str]:
     chosen = [g for g in env.split(",") if g]
     unknown = [g for g in chosen if g not in generator.GUESTS]
     if unknown:
-        raise pytest.UsageError(f"VMCOREINFO_REALGUEST_GUESTS: unknown guest(s) {unknown} "
-                                f"(known: {', '.join(generator.GUESTS)})")
+        raise pytest.UsageError(f"VMCOREINFO_REALGUEST_GUESTS: unknown guest(s) {unknown} (known: {', '.join(generator.GUESTS)})")
     return chosen
 
 
@@ -58,22 +57,26 @@ def pytest_collection_modifyitems(config, items):
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
-        DESELECTED.append(f"{len(drop)} real-guest test(s) deselected: guests "
-                          f"{sorted(set(generator.GUESTS) - chosen)} left out by "
-                          "VMCOREINFO_REALGUEST_GUESTS")
+        DESELECTED.append(
+            f"{len(drop)} real-guest test(s) deselected: guests "
+            f"{sorted(set(generator.GUESTS) - chosen)} left out by "
+            "VMCOREINFO_REALGUEST_GUESTS"
+        )
 
 
 def _run_generator(out: Path) -> None:
-    cmd = [sys.executable, str(HERE / "generate.py"), str(out),
-           "--guests", ",".join(selected_guests())]
+    cmd = [sys.executable, str(HERE / "generate.py"), str(out), "--guests", ",".join(selected_guests())]
     t0 = time.monotonic()
     print(f"\n[realguest] running {' '.join(cmd)}", flush=True)
     cp = subprocess.run(cmd, text=True, capture_output=True, timeout=3600)
     print(cp.stdout[-6000:], flush=True)
     if cp.returncode != 0 or not (out / "COMPLETE").exists():
-        pytest.fail(f"real-guest generator failed (rc={cp.returncode}, "
-                    f"{time.monotonic() - t0:.0f} s); the guests could not be produced:\n"
-                    f"{cp.stderr[-4000:]}\n{cp.stdout[-2000:]}", pytrace=False)
+        pytest.fail(
+            f"real-guest generator failed (rc={cp.returncode}, "
+            f"{time.monotonic() - t0:.0f} s); the guests could not be produced:\n"
+            f"{cp.stderr[-4000:]}\n{cp.stdout[-2000:]}",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -84,8 +87,10 @@ def realguest_dir() -> Path:
         _run_generator(out)
     for g in selected_guests():
         if not (out / g / "manifest.json").exists():
-            pytest.fail(f"{out / g / 'manifest.json'} missing: not a complete generator "
-                        "output (run tests/realguest/generate.py OUTDIR)", pytrace=False)
+            pytest.fail(
+                f"{out / g / 'manifest.json'} missing: not a complete generator output (run tests/realguest/generate.py OUTDIR)",
+                pytrace=False,
+            )
     return out
 
 

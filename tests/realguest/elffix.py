@@ -9,6 +9,7 @@ header (e_phoff = e_ehsize = sizeof(Ehdr)) and which has no section headers; all
 segment and note data stay at their original file offsets.  The input is streamed,
 never loaded whole.  The result is derived data, not QEMU's bytes.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,19 +36,30 @@ def fix_copy(src: str, dst: str) -> dict:
         bo = "<" if data == 1 else ">"
         if cls == 2:
             rest_fmt, ehsize, phent = bo + "HHIQQQIHHHHHH", 64, 56
-            ph_fmt = bo + "IIQQQQQQ"      # type flags offset vaddr paddr filesz memsz align
+            ph_fmt = bo + "IIQQQQQQ"  # type flags offset vaddr paddr filesz memsz align
         elif cls == 1:
             rest_fmt, ehsize, phent = bo + "HHIIIIIHHHHHH", 52, 32
-            ph_fmt = bo + "IIIIIIII"      # type offset vaddr paddr filesz memsz flags align
+            ph_fmt = bo + "IIIIIIII"  # type offset vaddr paddr filesz memsz flags align
         else:
             raise FixupError(f"{src}: bad EI_CLASS {cls}")
         rest = f.read(struct.calcsize(rest_fmt))
-        (e_type, e_machine, e_version, e_entry, e_phoff, e_shoff, e_flags,
-         e_ehsize, e_phentsize, e_phnum, e_shentsize, e_shnum, e_shstrndx) = \
-            struct.unpack(rest_fmt, rest)
+        (
+            e_type,
+            e_machine,
+            e_version,
+            e_entry,
+            e_phoff,
+            e_shoff,
+            e_flags,
+            e_ehsize,
+            e_phentsize,
+            e_phnum,
+            e_shentsize,
+            e_shnum,
+            e_shstrndx,
+        ) = struct.unpack(rest_fmt, rest)
         if e_phnum == PN_XNUM:
-            raise FixupError(f"{src}: e_phnum is PN_XNUM; the real count lives in "
-                             "section 0, which this fix-up would drop")
+            raise FixupError(f"{src}: e_phnum is PN_XNUM; the real count lives in section 0, which this fix-up would drop")
         if e_phentsize != phent:
             raise FixupError(f"{src}: e_phentsize {e_phentsize} != {phent}")
         f.seek(e_phoff)
@@ -59,11 +71,10 @@ def fix_copy(src: str, dst: str) -> dict:
             ph = struct.unpack_from(ph_fmt, table, i * phent)
             off, filesz = (ph[2], ph[5]) if cls == 2 else (ph[1], ph[4])
             if filesz and off < new_end:
-                raise FixupError(f"{src}: segment {i} data at {off:#x} overlaps the "
-                                 f"moved program headers (end {new_end:#x})")
+                raise FixupError(f"{src}: segment {i} data at {off:#x} overlaps the moved program headers (end {new_end:#x})")
         header = ident + struct.pack(
-            rest_fmt, e_type, e_machine, e_version, e_entry, ehsize, 0, e_flags,
-            ehsize, e_phentsize, e_phnum, e_shentsize, 0, 0)
+            rest_fmt, e_type, e_machine, e_version, e_entry, ehsize, 0, e_flags, ehsize, e_phentsize, e_phnum, e_shentsize, 0, 0
+        )
         size = os.fstat(f.fileno()).st_size
         with open(dst, "wb") as out:
             out.write(header)
@@ -76,8 +87,7 @@ def fix_copy(src: str, dst: str) -> dict:
                     raise FixupError(f"{src}: short read at {pos:#x}")
                 out.write(buf)
                 pos += len(buf)
-    return {"e_phoff": (e_phoff, ehsize), "e_ehsize": (e_ehsize, ehsize),
-            "e_shnum": (e_shnum, 0), "e_phnum": e_phnum}
+    return {"e_phoff": (e_phoff, ehsize), "e_ehsize": (e_ehsize, ehsize), "e_shnum": (e_shnum, 0), "e_phnum": e_phnum}
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ Env: VMCOREINFO_REALGUEST_MEM (guest RAM for every guest; default per guest, els
 Exit status: 0 when every required product of every guest exists; 1 otherwise
 (with a message saying what is missing).  Never skips silently.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,10 +52,17 @@ sys.path.insert(0, str(HERE))
 import elffix  # noqa: E402
 from qmpclient import QMP, QMPError  # noqa: E402
 
-HOST_PACKAGES = ["qemu-system-x86", "qemu-system-arm", "linux-image-cloud-amd64",
-                 "busybox-static", "makedumpfile", "cpio", "python3-libkdumpfile",
-                 "crash"]
-PREFIX = "RGUEST"                       # every line the guest itself prints
+HOST_PACKAGES = [
+    "qemu-system-x86",
+    "qemu-system-arm",
+    "linux-image-cloud-amd64",
+    "busybox-static",
+    "makedumpfile",
+    "cpio",
+    "python3-libkdumpfile",
+    "crash",
+]
+PREFIX = "RGUEST"  # every line the guest itself prints
 READY = "RGUEST-READY-FOR-DUMP"
 MARKER = "RGUEST-MARKER-DMESG-0xC0FFEE"
 X86_START_KERNEL_MAP = 0xFFFFFFFF80000000
@@ -69,59 +77,99 @@ MD_CONVERSIONS = [
     ("md-zlib-d31.flat", ["-F", "-c", "-d", "31"], True),
 ]
 MD_FILES = [c[0] for c in MD_CONVERSIONS]
-EXTRA_FORMATS = ["kdump-zlib", "kdump-lzo", "kdump-snappy",
-                 "kdump-raw-zlib", "kdump-raw-lzo", "kdump-raw-snappy"]
+EXTRA_FORMATS = ["kdump-zlib", "kdump-lzo", "kdump-snappy", "kdump-raw-zlib", "kdump-raw-lzo", "kdump-raw-snappy"]
 
 # kernel: the Debian kernel metapackage (default per arch); cpu: -cpu for QEMU;
 # mem: guest RAM (default --mem); vmcoreinfo: lines the guest's VMCOREINFO must hold
 # (or, with a leading "!", must not hold) -- what makes the guest what it claims to be.
 GUESTS = {
-    "x86_64": {"arch": "x86_64", "driver": True, "paging": True, "makedumpfile": True,
-               "vmcoreinfo": ["NUMBER(pgtable_l5_enabled)=0"]},
+    "x86_64": {
+        "arch": "x86_64",
+        "driver": True,
+        "paging": True,
+        "makedumpfile": True,
+        "vmcoreinfo": ["NUMBER(pgtable_l5_enabled)=0"],
+    },
     "arm64": {"arch": "arm64", "driver": True, "paging": True, "makedumpfile": True},
-    "x86_64-nodriver": {"arch": "x86_64", "driver": False, "paging": False,
-                        "makedumpfile": False},
-    "x86_64-la57": {"arch": "x86_64", "driver": True, "paging": True, "makedumpfile": True,
-                    "cpu": "qemu64,+la57", "mem": "192M",
-                    "vmcoreinfo": ["NUMBER(pgtable_l5_enabled)=1"]},
-    "i386": {"arch": "i386", "kernel": "linux-image-686", "driver": True, "paging": True,
-             "makedumpfile": True, "mem": "192M", "vmcoreinfo": ["!CONFIG_X86_PAE=y"]},
-    "i386-pae": {"arch": "i386", "kernel": "linux-image-686-pae", "driver": True,
-                 "paging": True, "makedumpfile": True, "mem": "192M",
-                 "vmcoreinfo": ["CONFIG_X86_PAE=y"]},
+    "x86_64-nodriver": {"arch": "x86_64", "driver": False, "paging": False, "makedumpfile": False},
+    "x86_64-la57": {
+        "arch": "x86_64",
+        "driver": True,
+        "paging": True,
+        "makedumpfile": True,
+        "cpu": "qemu64,+la57",
+        "mem": "192M",
+        "vmcoreinfo": ["NUMBER(pgtable_l5_enabled)=1"],
+    },
+    "i386": {
+        "arch": "i386",
+        "kernel": "linux-image-686",
+        "driver": True,
+        "paging": True,
+        "makedumpfile": True,
+        "mem": "192M",
+        "vmcoreinfo": ["!CONFIG_X86_PAE=y"],
+    },
+    "i386-pae": {
+        "arch": "i386",
+        "kernel": "linux-image-686-pae",
+        "driver": True,
+        "paging": True,
+        "makedumpfile": True,
+        "mem": "192M",
+        "vmcoreinfo": ["CONFIG_X86_PAE=y"],
+    },
 }
 # symbols the guest looks up in its own /proc/kallsyms (the kernel-view tests need them);
 # data symbols are there only with CONFIG_KALLSYMS_ALL (Debian's 686 kernels lack it, and
 # their System.map is a placeholder: the guest reports them "absent").
-KALLSYMS = ["_stext", "_text", "init_uts_ns", "page_offset_base", "swapper_pg_dir",
-            "init_top_pgt"]
+KALLSYMS = ["_stext", "_text", "init_uts_ns", "page_offset_base", "swapper_pg_dir", "init_top_pgt"]
 
 # What each guest must yield (required) and what it may yield (optional: QEMU or
 # the host's makedumpfile may refuse; the refusal is recorded in manifest.json).
 # The tests are parametrized over this table.
 PRODUCTS: dict[str, list[tuple[str, bool]]] = {
-    "x86_64": [("qemu-elf.core", True), ("qemu-elf-paging.core", True),
-               ("qemu-kdump-zlib.flat", True), ("qemu-kdump-zlib.kdump", True)]
+    "x86_64": [
+        ("qemu-elf.core", True),
+        ("qemu-elf-paging.core", True),
+        ("qemu-kdump-zlib.flat", True),
+        ("qemu-kdump-zlib.kdump", True),
+    ]
     + [(f, True) for f in MD_FILES],
     # Debian's makedumpfile is built for the host architecture only: on an amd64
     # host it cannot filter an arm64 dump, so the md-* files are optional there.
-    "arm64": [("qemu-elf.core", True), ("qemu-elf-paging.core", False),
-              ("qemu-kdump-zlib.flat", True), ("qemu-kdump-zlib.kdump", True)]
+    "arm64": [
+        ("qemu-elf.core", True),
+        ("qemu-elf-paging.core", False),
+        ("qemu-kdump-zlib.flat", True),
+        ("qemu-kdump-zlib.kdump", True),
+    ]
     + [(f, False) for f in MD_FILES],
-    "x86_64-nodriver": [("qemu-elf.core", True), ("qemu-kdump-zlib.flat", True),
-                        ("qemu-kdump-zlib.kdump", True)],
-    "x86_64-la57": [("qemu-elf.core", True), ("qemu-elf-paging.core", True),
-                    ("qemu-kdump-zlib.flat", True), ("qemu-kdump-zlib.kdump", True)]
+    "x86_64-nodriver": [("qemu-elf.core", True), ("qemu-kdump-zlib.flat", True), ("qemu-kdump-zlib.kdump", True)],
+    "x86_64-la57": [
+        ("qemu-elf.core", True),
+        ("qemu-elf-paging.core", True),
+        ("qemu-kdump-zlib.flat", True),
+        ("qemu-kdump-zlib.kdump", True),
+    ]
     + [(f, True) for f in MD_FILES],
     # QEMU writes every i386 PC guest as ELFCLASS64 + EM_386 (its BIOS ROM block ends at
     # 4 GiB); the paging=true ELF's PT_LOADs stay below 4 GiB.  Debian's amd64
     # makedumpfile is built for x86_64 targets only ("Can't convert a virtual address"
     # on an i386 dump): md-* are optional, their refusals recorded.
-    "i386": [("qemu-elf.core", True), ("qemu-elf-paging.core", True),
-             ("qemu-kdump-zlib.flat", True), ("qemu-kdump-zlib.kdump", True)]
+    "i386": [
+        ("qemu-elf.core", True),
+        ("qemu-elf-paging.core", True),
+        ("qemu-kdump-zlib.flat", True),
+        ("qemu-kdump-zlib.kdump", True),
+    ]
     + [(f, False) for f in MD_FILES],
-    "i386-pae": [("qemu-elf.core", True), ("qemu-elf-paging.core", True),
-                 ("qemu-kdump-zlib.flat", True), ("qemu-kdump-zlib.kdump", True)]
+    "i386-pae": [
+        ("qemu-elf.core", True),
+        ("qemu-elf-paging.core", True),
+        ("qemu-kdump-zlib.flat", True),
+        ("qemu-kdump-zlib.kdump", True),
+    ]
     + [(f, False) for f in MD_FILES],
 }
 
@@ -176,8 +224,9 @@ def run(cmd: list[str], *, timeout: float = 600, check: bool = True, **kw) -> su
     except subprocess.TimeoutExpired as e:
         raise GenError(f"timed out after {timeout} s: {' '.join(cmd)}") from e
     if check and cp.returncode != 0:
-        raise GenError(f"command failed (rc={cp.returncode}): {' '.join(cmd)}\n"
-                       f"{(cp.stderr or '')[-2000:]}{(cp.stdout or '')[-1000:]}")
+        raise GenError(
+            f"command failed (rc={cp.returncode}): {' '.join(cmd)}\n{(cp.stderr or '')[-2000:]}{(cp.stdout or '')[-1000:]}"
+        )
     return cp
 
 
@@ -224,15 +273,25 @@ class ForeignApt:
         (root / "debs").mkdir(parents=True, exist_ok=True)
 
     def _opts(self) -> list[str]:
-        return ["-o", f"APT::Architecture={self.arch}", "-o", f"APT::Architectures={self.arch}",
-                "-o", f"Dir::State::Lists={self.root / 'lists'}",
-                "-o", f"Dir::Cache={self.root}",
-                "-o", "Dir::Cache::pkgcache=", "-o", "Dir::Cache::srcpkgcache=",
-                "-o", "Dir::State::status=/dev/null"]
+        return [
+            "-o",
+            f"APT::Architecture={self.arch}",
+            "-o",
+            f"APT::Architectures={self.arch}",
+            "-o",
+            f"Dir::State::Lists={self.root / 'lists'}",
+            "-o",
+            f"Dir::Cache={self.root}",
+            "-o",
+            "Dir::Cache::pkgcache=",
+            "-o",
+            "Dir::Cache::srcpkgcache=",
+            "-o",
+            "Dir::State::status=/dev/null",
+        ]
 
     def has_lists(self) -> bool:
-        return any(p.name.endswith("_Packages") or "_Packages" in p.name
-                   for p in (self.root / "lists").iterdir())
+        return any(p.name.endswith("_Packages") or "_Packages" in p.name for p in (self.root / "lists").iterdir())
 
     def update(self) -> None:
         log(f"apt-get update ({self.arch} lists under {self.root})")
@@ -279,13 +338,11 @@ class ForeignApt:
 
         deb = find_deb()
         if deb is None:
-            cp = run(["apt-get", "-q", *self._opts(), "download", f"{pkg}:{self.arch}={ver}"],
-                     timeout=900, check=False, cwd=debs)
+            cp = run(["apt-get", "-q", *self._opts(), "download", f"{pkg}:{self.arch}={ver}"], timeout=900, check=False, cwd=debs)
             if cp.returncode != 0:
                 self.update()
                 ver2 = self.candidate(pkg)
-                run(["apt-get", "-q", *self._opts(), "download", f"{pkg}:{self.arch}={ver2}"],
-                    timeout=900, cwd=debs)
+                run(["apt-get", "-q", *self._opts(), "download", f"{pkg}:{self.arch}={ver2}"], timeout=900, cwd=debs)
                 return self.fetch(pkg, dest_root)
             deb = find_deb()
             if deb is None:
@@ -323,37 +380,46 @@ def setup_arch(arch: str, cache: Path, kernel_meta: str | None = None) -> dict:
         root = Path("/")
         busybox = Path("/bin/busybox")
         versions = {kpkg: dpkg_version(kpkg), "busybox-static": dpkg_version("busybox-static")}
-        prof = {"qemu": "qemu-system-x86_64",
-                "machine": ["-machine", "q35", "-accel", "tcg", "-smp", "1"],
-                "console": "ttyS0", "elf_arch": "x86_64"}
+        prof = {
+            "qemu": "qemu-system-x86_64",
+            "machine": ["-machine", "q35", "-accel", "tcg", "-smp", "1"],
+            "console": "ttyS0",
+            "elf_arch": "x86_64",
+        }
     elif arch == "arm64":
         apt = ForeignApt("arm64", cache / "apt-arm64")
         apt.ensure_lists()
         kpkg = apt.kernel_package("linux-image-cloud-arm64")
-        kver = kpkg[len("linux-image-"):]
+        kver = kpkg[len("linux-image-") :]
         kv, kroot = apt.fetch(kpkg, cache / "debs")
         bv, broot = apt.fetch("busybox-static", cache / "debs")
         root = kroot
         busybox = broot / "bin" / "busybox"
         versions = {kpkg: kv, "busybox-static:arm64": bv}
-        prof = {"qemu": "qemu-system-aarch64",
-                "machine": ["-machine", "virt", "-accel", "tcg", "-cpu", "cortex-a57", "-smp", "1"],
-                "console": "ttyAMA0", "elf_arch": "aarch64"}
+        prof = {
+            "qemu": "qemu-system-aarch64",
+            "machine": ["-machine", "virt", "-accel", "tcg", "-cpu", "cortex-a57", "-smp", "1"],
+            "console": "ttyAMA0",
+            "elf_arch": "aarch64",
+        }
     elif arch == "i386":
         # Debian's 32-bit kernels and busybox, fetched like arm64's (host apt untouched);
         # qemu-system-i386 so that QEMU's kdump header says "i686", not "x86_64".
         apt = ForeignApt("i386", cache / "apt-i386")
         apt.ensure_lists()
         kpkg = apt.kernel_package(kernel_meta or "linux-image-686")
-        kver = kpkg[len("linux-image-"):]
+        kver = kpkg[len("linux-image-") :]
         kv, kroot = apt.fetch(kpkg, cache / "debs")
         bv, broot = apt.fetch("busybox-static", cache / "debs")
         root = kroot
         busybox = broot / "bin" / "busybox"
         versions = {kpkg: kv, "busybox-static:i386": bv}
-        prof = {"qemu": "qemu-system-i386",
-                "machine": ["-machine", "q35", "-accel", "tcg", "-smp", "1"],
-                "console": "ttyS0", "elf_arch": "i386"}
+        prof = {
+            "qemu": "qemu-system-i386",
+            "machine": ["-machine", "q35", "-accel", "tcg", "-smp", "1"],
+            "console": "ttyS0",
+            "elf_arch": "i386",
+        }
     else:
         raise GenError(f"unknown architecture {arch}")
     kernel = root / "boot" / f"vmlinuz-{kver}"
@@ -368,10 +434,18 @@ def setup_arch(arch: str, cache: Path, kernel_meta: str | None = None) -> dict:
         if module is None:
             raise GenError(f"{arch}: CONFIG_FW_CFG_SYSFS=m but qemu_fw_cfg.ko* not found")
     elif fw != "y":
-        raise GenError(f"{arch}: kernel {kver} lacks CONFIG_FW_CFG_SYSFS; the guest "
-                       "cannot write etc/vmcoreinfo")
-    return dict(prof, arch=arch, kver=kver, kernel=kernel, config=config, busybox=busybox,
-                module=module, fw_cfg_sysfs=fw, versions=versions)
+        raise GenError(f"{arch}: kernel {kver} lacks CONFIG_FW_CFG_SYSFS; the guest cannot write etc/vmcoreinfo")
+    return dict(
+        prof,
+        arch=arch,
+        kver=kver,
+        kernel=kernel,
+        config=config,
+        busybox=busybox,
+        module=module,
+        fw_cfg_sysfs=fw,
+        versions=versions,
+    )
 
 
 # ------------------------------------------------------------------ initramfs
@@ -465,8 +539,12 @@ while true; do sleep 3600; done
 
 
 def init_script() -> bytes:
-    return (INIT_SCRIPT.replace("@PREFIX@", PREFIX).replace("@MARKER@", MARKER)
-            .replace("@READY@", READY).replace("@KALLSYMS@", " ".join(KALLSYMS))).encode()
+    return (
+        INIT_SCRIPT.replace("@PREFIX@", PREFIX)
+        .replace("@MARKER@", MARKER)
+        .replace("@READY@", READY)
+        .replace("@KALLSYMS@", " ".join(KALLSYMS))
+    ).encode()
 
 
 def module_bytes(mod: Path) -> bytes:
@@ -491,9 +569,21 @@ def cpio_newc(entries: list[tuple[str, int, bytes, tuple[int, int]]]) -> bytes:
 
     for ino, (name, mode, data, rdev) in enumerate(entries + [("TRAILER!!!", 0, b"", (0, 0))], 1):
         nb = name.encode() + b"\0"
-        fields = [ino if name != "TRAILER!!!" else 0, mode, 0, 0,
-                  2 if (mode & 0o170000) == 0o040000 else 1, 0, len(data),
-                  0, 0, rdev[0], rdev[1], len(nb), 0]
+        fields = [
+            ino if name != "TRAILER!!!" else 0,
+            mode,
+            0,
+            0,
+            2 if (mode & 0o170000) == 0o040000 else 1,
+            0,
+            len(data),
+            0,
+            0,
+            rdev[0],
+            rdev[1],
+            len(nb),
+            0,
+        ]
         out += b"070701" + b"".join(b"%08X" % v for v in fields)
         out += nb
         pad4()
@@ -506,8 +596,7 @@ def build_initramfs(prof: dict, cache: Path) -> Path:
     init = init_script()
     mod = module_bytes(prof["module"]) if prof["module"] else b""
     bb = prof["busybox"].read_bytes()
-    key = hashlib.sha256(b"v1\0" + init + b"\0" + hashlib.sha256(mod).digest()
-                         + hashlib.sha256(bb).digest()).hexdigest()[:16]
+    key = hashlib.sha256(b"v1\0" + init + b"\0" + hashlib.sha256(mod).digest() + hashlib.sha256(bb).digest()).hexdigest()[:16]
     ver = "_".join(f"{k}={v}" for k, v in sorted(prof["versions"].items()))
     # keyed on the kernel package version and the content (init, module, busybox)
     out = cache / "initramfs" / f"{prof['arch']}-{prof['kver']}-{key}.cpio.gz"
@@ -515,11 +604,18 @@ def build_initramfs(prof: dict, cache: Path) -> Path:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     DIR, REG, CHR = 0o040755, 0o100755, 0o020600
-    entries = [("bin", DIR, b"", (0, 0)), ("dev", DIR, b"", (0, 0)),
-               ("dev/console", CHR, b"", (5, 1)), ("proc", DIR, b"", (0, 0)),
-               ("sys", DIR, b"", (0, 0)), ("tmp", DIR, b"", (0, 0)),
-               ("lib", DIR, b"", (0, 0)), ("lib/modules", DIR, b"", (0, 0)),
-               ("bin/busybox", REG, bb, (0, 0)), ("init", REG, init, (0, 0))]
+    entries = [
+        ("bin", DIR, b"", (0, 0)),
+        ("dev", DIR, b"", (0, 0)),
+        ("dev/console", CHR, b"", (5, 1)),
+        ("proc", DIR, b"", (0, 0)),
+        ("sys", DIR, b"", (0, 0)),
+        ("tmp", DIR, b"", (0, 0)),
+        ("lib", DIR, b"", (0, 0)),
+        ("lib/modules", DIR, b"", (0, 0)),
+        ("bin/busybox", REG, bb, (0, 0)),
+        ("init", REG, init, (0, 0)),
+    ]
     if mod:
         entries.append(("lib/modules/qemu_fw_cfg.ko", 0o100644, mod, (0, 0)))
     tmp = out.with_suffix(".tmp")
@@ -558,11 +654,15 @@ def parse_report(lines: list[str], arch: str) -> dict:
         note = bytes.fromhex("".join(hexparts))
         g["note_hex"] = note.hex()
         if len(note) >= 12:
-            namesz, descsz, ntype = (int.from_bytes(note[i:i + 4], "little") for i in (0, 4, 8))
+            namesz, descsz, ntype = (int.from_bytes(note[i : i + 4], "little") for i in (0, 4, 8))
             name_end = 12 + (namesz + 3) // 4 * 4
-            g["note_header"] = {"namesz": namesz, "descsz": descsz, "type": ntype,
-                                "name": note[12:12 + namesz].decode("latin-1")}
-            g["note_text"] = note[name_end:name_end + descsz].decode("latin-1")
+            g["note_header"] = {
+                "namesz": namesz,
+                "descsz": descsz,
+                "type": ntype,
+                "name": note[12 : 12 + namesz].decode("latin-1"),
+            }
+            g["note_text"] = note[name_end : name_end + descsz].decode("latin-1")
             pm = re.search(r"^NUMBER\(phys_base\)=(-?\d+)$", g["note_text"], re.M)
             g["phys_base_text"] = pm.group(1) if pm else None
     if arch == "x86_64" and g.get("kallsyms-text") and g.get("iomem-kernel-code"):
@@ -592,27 +692,38 @@ def qemu_dump_name(fmt: str, paging: bool) -> str:
         return "qemu-elf-paging.core" if paging else "qemu-elf.core"
     if fmt == "win-dmp":
         return "qemu-win-dmp.dmp"
-    return f"qemu-{fmt}.dump"        # renamed after the dump by what QEMU wrote
+    return f"qemu-{fmt}.dump"  # renamed after the dump by what QEMU wrote
 
 
-def run_guest(name: str, spec: dict, out: Path, cache: Path, mem: str,
-              boot_timeout: float) -> dict:
+def run_guest(name: str, spec: dict, out: Path, cache: Path, mem: str, boot_timeout: float) -> dict:
     gd = out / name
     shutil.rmtree(gd, ignore_errors=True)
     gd.mkdir(parents=True)
     mem = mem or spec.get("mem") or "256M"
-    manifest: dict = {"guest": name, "arch": spec["arch"], "driver": spec["driver"],
-                      "mem": mem, "files": {}, "refused": [], "failed": [],
-                      "products": PRODUCTS[name]}
+    manifest: dict = {
+        "guest": name,
+        "arch": spec["arch"],
+        "driver": spec["driver"],
+        "mem": mem,
+        "files": {},
+        "refused": [],
+        "failed": [],
+        "products": PRODUCTS[name],
+    }
 
     with phase(name, "setup (kernel, busybox)"):
         prof = setup_arch(spec["arch"], cache, spec.get("kernel"))
     with phase(name, "initramfs"):
         initrd = build_initramfs(prof, cache)
-    manifest.update(kernel=str(prof["kernel"]), kernel_release_pkg=prof["kver"],
-                    module=str(prof["module"]) if prof["module"] else None,
-                    fw_cfg_sysfs=prof["fw_cfg_sysfs"], package_versions=prof["versions"],
-                    initramfs=str(initrd), elf_arch=prof["elf_arch"])
+    manifest.update(
+        kernel=str(prof["kernel"]),
+        kernel_release_pkg=prof["kver"],
+        module=str(prof["module"]) if prof["module"] else None,
+        fw_cfg_sysfs=prof["fw_cfg_sysfs"],
+        package_versions=prof["versions"],
+        initramfs=str(initrd),
+        elf_arch=prof["elf_arch"],
+    )
 
     machine = list(prof["machine"])
     if spec.get("cpu"):
@@ -625,11 +736,31 @@ def run_guest(name: str, spec: dict, out: Path, cache: Path, mem: str,
     tmpd = Path(tempfile.mkdtemp(prefix="rg-qmp-"))
     sock = tmpd / "qmp.sock"
     serial = gd / "guest-serial.log"
-    cmd = [prof["qemu"], *machine, "-m", mem, "-display", "none", "-no-reboot",
-           "-nic", "none", "-kernel", str(prof["kernel"]), "-initrd", str(initrd),
-           "-append", append, "-device", "vmcoreinfo",
-           "-qmp", f"unix:{sock},server=on,wait=off",
-           "-serial", f"file:{serial}", "-monitor", "none"]
+    cmd = [
+        prof["qemu"],
+        *machine,
+        "-m",
+        mem,
+        "-display",
+        "none",
+        "-no-reboot",
+        "-nic",
+        "none",
+        "-kernel",
+        str(prof["kernel"]),
+        "-initrd",
+        str(initrd),
+        "-append",
+        append,
+        "-device",
+        "vmcoreinfo",
+        "-qmp",
+        f"unix:{sock},server=on,wait=off",
+        "-serial",
+        f"file:{serial}",
+        "-monitor",
+        "none",
+    ]
     manifest["qemu_cmdline"] = cmd
     qemu_err = (gd / "qemu-stderr.log").open("w")
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qemu_err, stderr=qemu_err)
@@ -641,8 +772,10 @@ def run_guest(name: str, spec: dict, out: Path, cache: Path, mem: str,
                 if READY in text:
                     break
                 if proc.poll() is not None:
-                    raise GenError(f"{name}: QEMU exited (rc={proc.returncode}) before the "
-                                   f"guest was ready; see {serial} and {gd / 'qemu-stderr.log'}")
+                    raise GenError(
+                        f"{name}: QEMU exited (rc={proc.returncode}) before the "
+                        f"guest was ready; see {serial} and {gd / 'qemu-stderr.log'}"
+                    )
                 if time.monotonic() > deadline:
                     raise GenError(f"{name}: guest not ready within {boot_timeout} s; see {serial}")
                 time.sleep(0.2)
@@ -676,9 +809,9 @@ def run_guest(name: str, spec: dict, out: Path, cache: Path, mem: str,
                 label = f"qemu-dump {fmt}{' paging' if paging else ''}"
                 with phase(name, label) as ph:
                     try:
-                        q.execute("dump-guest-memory",
-                                  {"paging": paging, "protocol": f"file:{target}",
-                                   "format": fmt}, timeout=1800)
+                        q.execute(
+                            "dump-guest-memory", {"paging": paging, "protocol": f"file:{target}", "format": fmt}, timeout=1800
+                        )
                         ok = target.exists() and target.stat().st_size > 0
                         err = None if ok else "QEMU reported success but wrote nothing"
                     except QMPError as e:
@@ -699,8 +832,11 @@ def run_guest(name: str, spec: dict, out: Path, cache: Path, mem: str,
                     target.rename(newp)
                     target, fname = newp, newp.name
                 manifest["files"][fname] = {
-                    "format": kind, "producer": f"qemu dump-guest-memory format={fmt} paging={str(paging).lower()}",
-                    "size": target.stat().st_size, "seconds": round(ph["seconds"], 3)}
+                    "format": kind,
+                    "producer": f"qemu dump-guest-memory format={fmt} paging={str(paging).lower()}",
+                    "size": target.stat().st_size,
+                    "seconds": round(ph["seconds"], 3),
+                }
             q.quit()
         try:
             proc.wait(timeout=30)
@@ -723,8 +859,10 @@ def run_guest(name: str, spec: dict, out: Path, cache: Path, mem: str,
     manifest["missing_required"] = missing
     (gd / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     if missing:
-        raise GenError(f"{name}: required products missing: {missing}; see "
-                       f"{gd / 'manifest.json'} (refused/failed) and {gd / 'makedumpfile.log'}")
+        raise GenError(
+            f"{name}: required products missing: {missing}; see "
+            f"{gd / 'manifest.json'} (refused/failed) and {gd / 'makedumpfile.log'}"
+        )
     return manifest
 
 
@@ -736,10 +874,15 @@ def check_guest_view(name: str, spec: dict, g: dict) -> None:
     if "note_paddr" not in g:
         problems.append(f"/sys/kernel/vmcoreinfo unreadable: {g.get('sys-kernel-vmcoreinfo')!r}")
     nh = g.get("note_header") or {}
-    if len(g.get("note_hex", "")) != 2 * g.get("note_size", -1) or nh.get("namesz") != 11 \
-            or nh.get("name") != "VMCOREINFO\0" or nh.get("type") != 0:
-        problems.append(f"the guest could not read its note through /proc/kcore "
-                        f"({len(g.get('note_hex', '')) // 2} bytes, header {nh})")
+    if (
+        len(g.get("note_hex", "")) != 2 * g.get("note_size", -1)
+        or nh.get("namesz") != 11
+        or nh.get("name") != "VMCOREINFO\0"
+        or nh.get("type") != 0
+    ):
+        problems.append(
+            f"the guest could not read its note through /proc/kcore ({len(g.get('note_hex', '')) // 2} bytes, header {nh})"
+        )
     if spec["driver"]:
         if g.get("driver") not in ("module-loaded", "built-in"):
             problems.append(f"qemu_fw_cfg not active: {g.get('driver')!r}")
@@ -762,14 +905,14 @@ def check_guest_view(name: str, spec: dict, g: dict) -> None:
 
 
 # ------------------------------------------------------------------ makedumpfile
-def md_run(args: list[str], logf, *, stdin=None, stdout_path: Path | None = None,
-           timeout: float = 600) -> tuple[int, str]:
+def md_run(args: list[str], logf, *, stdin=None, stdout_path: Path | None = None, timeout: float = 600) -> tuple[int, str]:
     cmd = ["makedumpfile", *args]
     logf.write("$ " + " ".join(cmd) + (f" > {stdout_path.name}" if stdout_path else "") + "\n")
     out_f = stdout_path.open("wb") if stdout_path else subprocess.PIPE
     try:
-        cp = subprocess.run(cmd, stdin=stdin if stdin is not None else subprocess.DEVNULL,
-                            stdout=out_f, stderr=subprocess.PIPE, timeout=timeout)
+        cp = subprocess.run(
+            cmd, stdin=stdin if stdin is not None else subprocess.DEVNULL, stdout=out_f, stderr=subprocess.PIPE, timeout=timeout
+        )
         rc, err = cp.returncode, cp.stderr.decode(errors="replace")
         if not stdout_path and cp.stdout:
             err = cp.stdout.decode(errors="replace") + err
@@ -778,8 +921,9 @@ def md_run(args: list[str], logf, *, stdin=None, stdout_path: Path | None = None
     finally:
         if stdout_path:
             out_f.close()
-    text = "\n".join(ln for ln in err.replace("\r", "\n").splitlines()
-                     if ln.strip() and not re.match(r"^(Checking|Excluding|Copying)", ln))
+    text = "\n".join(
+        ln for ln in err.replace("\r", "\n").splitlines() if ln.strip() and not re.match(r"^(Checking|Excluding|Copying)", ln)
+    )
     logf.write(text + f"\nrc={rc}\n\n")
     logf.flush()
     last = [ln for ln in text.splitlines() if ln.strip()]
@@ -794,8 +938,8 @@ def derive(name: str, spec: dict, gd: Path, manifest: dict) -> None:
             if files[fname]["format"] != "flattened-kdump" or not fname.startswith("qemu-"):
                 continue
             src = gd / fname
-            dst = gd / (fname[:-len(".flat")] + ".kdump")
-            if src.stat().st_size == 0:      # -R on empty stdin spins forever
+            dst = gd / (fname[: -len(".flat")] + ".kdump")
+            if src.stat().st_size == 0:  # -R on empty stdin spins forever
                 manifest["failed"].append({"file": dst.name, "error": "empty input"})
                 continue
             with phase(name, f"makedumpfile -R {fname}") as ph, src.open("rb") as fin:
@@ -824,9 +968,9 @@ def derive(name: str, spec: dict, gd: Path, manifest: dict) -> None:
                     else:
                         rc, err = md_run([*args, str(fixed), str(dst)], logf)
                     ph["status"] = "ok" if rc == 0 else f"rc={rc}"
-                record_md(manifest, gd, out_name, rc, err,
-                          f"makedumpfile {' '.join(args)} (header-fixed qemu-elf.core)", ph,
-                          None)
+                record_md(
+                    manifest, gd, out_name, rc, err, f"makedumpfile {' '.join(args)} (header-fixed qemu-elf.core)", ph, None
+                )
         finally:
             with contextlib.suppress(FileNotFoundError):
                 fixed.unlink()
@@ -836,8 +980,12 @@ def record_md(manifest, gd, fname, rc, err, producer, ph, expect):
     p = gd / fname
     if rc == 0 and p.exists() and p.stat().st_size > 0:
         os.chmod(p, 0o644)
-        manifest["files"][fname] = {"format": sniff_format(p), "producer": producer,
-                                    "size": p.stat().st_size, "seconds": round(ph["seconds"], 3)}
+        manifest["files"][fname] = {
+            "format": sniff_format(p),
+            "producer": producer,
+            "size": p.stat().st_size,
+            "seconds": round(ph["seconds"], 3),
+        }
     else:
         with contextlib.suppress(FileNotFoundError):
             p.unlink()
@@ -859,13 +1007,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("outdir")
     ap.add_argument("--guests", default=",".join(GUESTS))
-    ap.add_argument("--mem", default=os.environ.get("VMCOREINFO_REALGUEST_MEM"),
-                    help="guest RAM for every guest (default: the guest's own, else 256M)")
-    ap.add_argument("--cache", default=os.environ.get("VMCOREINFO_REALGUEST_CACHE",
-                                                     str(HERE / "cache")))
+    ap.add_argument(
+        "--mem",
+        default=os.environ.get("VMCOREINFO_REALGUEST_MEM"),
+        help="guest RAM for every guest (default: the guest's own, else 256M)",
+    )
+    ap.add_argument("--cache", default=os.environ.get("VMCOREINFO_REALGUEST_CACHE", str(HERE / "cache")))
     ap.add_argument("--boot-timeout", type=float, default=300.0)
-    ap.add_argument("--no-install", action="store_true",
-                    help="do not apt-get install host packages (fail if missing)")
+    ap.add_argument("--no-install", action="store_true", help="do not apt-get install host packages (fail if missing)")
     a = ap.parse_args(argv)
     out = Path(a.outdir).resolve()
     cache = Path(a.cache).resolve()
@@ -899,16 +1048,14 @@ def main(argv: list[str] | None = None) -> int:
     for g in guests:
         try:
             m = run_guest(g, GUESTS[g], out, cache, a.mem, a.boot_timeout)
-            summary["guests"][g] = {"files": sorted(m["files"]), "refused": m["refused"],
-                                    "failed": m["failed"]}
+            summary["guests"][g] = {"files": sorted(m["files"]), "refused": m["refused"], "failed": m["failed"]}
         except (GenError, OSError, QMPError, TimeoutError, EOFError) as e:
             failures.append(f"{g}: {e}")
             log(f"{g}: FAILED: {e}")
     TIMINGS.add("all", "total", time.monotonic() - t0, "ok" if not failures else "FAILED")
     (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
     if failures:
-        print("generate.py: FAILED to produce guest(s):\n  " + "\n  ".join(failures),
-              file=sys.stderr)
+        print("generate.py: FAILED to produce guest(s):\n  " + "\n  ".join(failures), file=sys.stderr)
         return 1
     (out / "COMPLETE").write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) + "\n")
     log(f"done in {time.monotonic() - t0:.1f} s; see {out}/*/manifest.json and {out}/timings.tsv")

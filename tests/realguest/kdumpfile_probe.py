@@ -12,6 +12,7 @@ usage: kdumpfile_probe.py DUMP [ARCH]
 Output keys: ok, error, format, arch, arch_set_by_probe, phys_base, release,
 raw_hex (the VMCOREINFO text libkdumpfile holds, hex-encoded).
 """
+
 import json
 import sys
 
@@ -23,13 +24,13 @@ def main() -> int:
     try:
         import kdumpfile
     except Exception as e:  # noqa: BLE001
-        out["error"] = "import kdumpfile: %s: %s" % (type(e).__name__, e)
+        out["error"] = f"import kdumpfile: {type(e).__name__}: {e}"
         print(json.dumps(out))
         return 0
     try:
         k = kdumpfile.kdumpfile(path)
     except Exception as e:  # noqa: BLE001
-        out["error"] = "open: %s: %s" % (type(e).__name__, e)
+        out["error"] = f"open: {type(e).__name__}: {e}"
         print(json.dumps(out))
         return 0
     a = k.attr

@@ -10,6 +10,7 @@ Used by generate.py to drive `dump-guest-memory` on a running guest.
 Errors answered by QEMU raise QMPError (with .error_class and .desc).
 Asynchronous events are kept in q.events.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,7 +53,7 @@ class QMP:
         while True:
             nl = self._buf.find(b"\n")
             if nl >= 0:
-                line, self._buf = self._buf[:nl].strip(), self._buf[nl + 1:]
+                line, self._buf = self._buf[:nl].strip(), self._buf[nl + 1 :]
                 if line:
                     return json.loads(line)
                 continue
@@ -61,8 +62,7 @@ class QMP:
                 raise EOFError("QMP connection closed by QEMU")
             self._buf += chunk
 
-    def execute(self, command: str, arguments: dict | None = None,
-                timeout: float = 900.0):
+    def execute(self, command: str, arguments: dict | None = None, timeout: float = 900.0):
         msg: dict = {"execute": command}
         if arguments:
             msg["arguments"] = arguments
@@ -88,7 +88,7 @@ class QMP:
                 raise TimeoutError(f"no QMP event {name} within {timeout} s")
             try:
                 ev = self._recv(left)
-            except socket.timeout:
+            except TimeoutError:
                 raise TimeoutError(f"no QMP event {name} within {timeout} s") from None
             if ev.get("event") == name:
                 return ev
@@ -110,7 +110,7 @@ class QMP:
         except OSError:
             pass
 
-    def __enter__(self) -> "QMP":
+    def __enter__(self) -> QMP:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -1,4 +1,5 @@
 """Shared helpers for the real-guest tests (imported by conftest.py and the tests)."""
+
 from __future__ import annotations
 
 import functools
@@ -15,8 +16,7 @@ DEBIAN_PYTHON = "/usr/bin/python3"
 
 
 def _load_generator():
-    spec = importlib.util.spec_from_file_location("vmcoreinfo_realguest_generate",
-                                                  HERE / "generate.py")
+    spec = importlib.util.spec_from_file_location("vmcoreinfo_realguest_generate", HERE / "generate.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)
@@ -50,17 +50,15 @@ class Guest:
         self.manifest = json.loads((self.dir / "manifest.json").read_text())
         self.view = self.manifest["guest_view"]
         self.files = self.manifest["files"]
-        self.elf_arch = self.manifest["elf_arch"]          # "x86_64" | "aarch64"
+        self.elf_arch = self.manifest["elf_arch"]  # "x86_64" | "aarch64"
 
     def path(self, fname: str, required: bool) -> Path:
         if fname in self.files:
             return self.dir / fname
         why = [r for r in self.manifest["failed"] if r.get("file") == fname]
         if required:
-            pytest.fail(f"{self.name}/{fname} was not produced: {why or 'not in manifest'}",
-                        pytrace=False)
-        pytest.skip(f"{self.name}/{fname} not produced (optional): "
-                    f"{short(why[0]['error']) if why else 'not in manifest'}")
+            pytest.fail(f"{self.name}/{fname} was not produced: {why or 'not in manifest'}", pytrace=False)
+        pytest.skip(f"{self.name}/{fname} not produced (optional): {short(why[0]['error']) if why else 'not in manifest'}")
 
     # the guest's own view --------------------------------------------------
     @property
@@ -77,20 +75,19 @@ class Guest:
         return bytes.fromhex(self.view["fwcfg_raw_hex"])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def kdumpfile_probe(path: str, arch: str) -> dict:
     """libkdumpfile's reading, in a subprocess of the Debian interpreter."""
-    cp = subprocess.run([DEBIAN_PYTHON, str(HERE / "kdumpfile_probe.py"), path, arch],
-                        text=True, capture_output=True, timeout=300)
+    cp = subprocess.run(
+        [DEBIAN_PYTHON, str(HERE / "kdumpfile_probe.py"), path, arch], text=True, capture_output=True, timeout=300
+    )
     if cp.returncode != 0 or not cp.stdout.strip():
         return {"ok": False, "error": f"probe crashed rc={cp.returncode}: {cp.stderr[-500:]}"}
     return json.loads(cp.stdout.strip().splitlines()[-1])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def crash_osrelease(path: str) -> tuple[int, str]:
-    cp = subprocess.run(["crash", "--osrelease", path], text=True, capture_output=True,
-                        timeout=300)
-    lines = [ln for ln in cp.stdout.replace("\r", "\n").splitlines()
-             if ln.strip() and "please wait" not in ln]
+    cp = subprocess.run(["crash", "--osrelease", path], text=True, capture_output=True, timeout=300)
+    lines = [ln for ln in cp.stdout.replace("\r", "\n").splitlines() if ln.strip() and "please wait" not in ln]
     return cp.returncode, (lines[-1].strip() if lines else "")

@@ -5,6 +5,7 @@ reported and with what peers (libkdumpfile, crash) read.
 Run:  pytest -m realguest tests/realguest -s      (root; ~1-3 minutes)
 The dumps come from generate.py (see conftest.py for VMCOREINFO_REALGUEST_DIR).
 """
+
 from __future__ import annotations
 
 import random
@@ -16,7 +17,7 @@ import pytest
 
 try:
     import vmcoreinfo
-except ImportError as e:       # collected even under -m "not realguest": fail only when run
+except ImportError as e:  # collected even under -m "not realguest": fail only when run
     vmcoreinfo = None
     _IMPORT_ERROR = e
 from realguest_support import crash_osrelease, generator, kdumpfile_probe, note, record, short
@@ -25,13 +26,11 @@ pytestmark = pytest.mark.realguest
 
 PAGE = 4096
 U64 = (1 << 64) - 1
-X86_KERNEL_TEXT = 0xFFFFFFFF81000000      # _stext without KASLR (x86_64)
+X86_KERNEL_TEXT = 0xFFFFFFFF81000000  # _stext without KASLR (x86_64)
 DRIVER_GUESTS = [g for g, s in generator.GUESTS.items() if s["driver"]]
 NODRIVER_GUESTS = [g for g, s in generator.GUESTS.items() if not s["driver"]]
-CASES = [pytest.param(g, f, req, id=f"{g}/{f}")
-         for g in DRIVER_GUESTS for f, req in generator.PRODUCTS[g]]
-NODRIVER_CASES = [pytest.param(g, f, req, id=f"{g}/{f}")
-                  for g in NODRIVER_GUESTS for f, req in generator.PRODUCTS[g]]
+CASES = [pytest.param(g, f, req, id=f"{g}/{f}") for g in DRIVER_GUESTS for f, req in generator.PRODUCTS[g]]
+NODRIVER_CASES = [pytest.param(g, f, req, id=f"{g}/{f}") for g in NODRIVER_GUESTS for f, req in generator.PRODUCTS[g]]
 # the reference each dump's physical pages are compared against
 REFERENCE = "qemu-elf.core"
 PAGE_CASES = [c for c in CASES if c.values[1] != REFERENCE]
@@ -41,8 +40,11 @@ X86_64_DRIVER_GUESTS = [g for g in DRIVER_GUESTS if generator.GUESTS[g]["arch"] 
 @pytest.fixture(autouse=True)
 def _need_vmcoreinfo():
     if vmcoreinfo is None:
-        pytest.fail(f"the vmcoreinfo extension is not importable ({_IMPORT_ERROR}); "
-                    "build it with `pip install -e .` or `maturin develop`", pytrace=False)
+        pytest.fail(
+            f"the vmcoreinfo extension is not importable ({_IMPORT_ERROR}); "
+            "build it with `pip install -e .` or `maturin develop`",
+            pytrace=False,
+        )
 
 
 def parse_note(buf: bytes) -> tuple[int, int, int, bytes, bytes, int]:
@@ -50,7 +52,7 @@ def parse_note(buf: bytes) -> tuple[int, int, int, bytes, bytes, int]:
     namesz, descsz, ntype = struct.unpack_from("<III", buf, 0)
     name_end = 12 + (namesz + 3) // 4 * 4
     end = name_end + (descsz + 3) // 4 * 4
-    return namesz, descsz, ntype, buf[12:12 + namesz], buf[name_end:name_end + descsz], end
+    return namesz, descsz, ntype, buf[12 : 12 + namesz], buf[name_end : name_end + descsz], end
 
 
 def is_filtered(guest, fname: str) -> bool:
@@ -72,13 +74,13 @@ def test_guest_view_consistent(guests, g):
     gu = guests[g]
     v = gu.view
     entry = vmcoreinfo.FwCfgEntry.from_bytes(gu.fwcfg_raw)
-    assert entry.guest_format == 1                  # ELF
-    assert entry.host_format == 0                   # the guest's full write replaced it
-    assert entry.size == v["note_size"] == 4132     # VMCOREINFO_NOTE_SIZE (0x1024)
+    assert entry.guest_format == 1  # ELF
+    assert entry.host_format == 0  # the guest's full write replaced it
+    assert entry.size == v["note_size"] == 4132  # VMCOREINFO_NOTE_SIZE (0x1024)
     assert entry.paddr == v["note_paddr"]
     assert entry.paddr % PAGE == 0
     assert entry.to_bytes() == gu.fwcfg_raw
-    assert len(gu.note_bytes) == entry.size         # the guest read the whole note
+    assert len(gu.note_bytes) == entry.size  # the guest read the whole note
     namesz, descsz, ntype, name, desc, end = parse_note(gu.note_bytes)
     assert (namesz, ntype, name) == (11, 0, b"VMCOREINFO\0")
     assert end <= entry.size
@@ -102,16 +104,16 @@ def test_guest_identity(guests, g):
     ks = v["kallsyms"]
     assert set(generator.KALLSYMS) <= set(ks)
     assert ks["_stext"] is not None and ks["_stext"] == vi.symbol("_stext")
-    if ks["init_uts_ns"] is not None:               # data symbols need CONFIG_KALLSYMS_ALL
+    if ks["init_uts_ns"] is not None:  # data symbols need CONFIG_KALLSYMS_ALL
         assert ks["init_uts_ns"] == vi.symbol("init_uts_ns")
     for want in generator.GUESTS[g].get("vmcoreinfo", []):
         assert (want.lstrip("!") in gu.text.decode().splitlines()) != want.startswith("!"), want
-    symbols = {k[len("SYMBOL("):-1]: int(val, 16) for k, val in vi.items() if k.startswith("SYMBOL(")}
+    symbols = {k[len("SYMBOL(") : -1]: int(val, 16) for k, val in vi.items() if k.startswith("SYMBOL(")}
     if gu.elf_arch == "i386":
         assert v["uname-m"] == "i686" and v["kcore-class"] == "32"
         assert vi["SIZE(atomic_long_t)"] == "4"
         assert all(a < 2**32 for a in symbols.values()), symbols
-        assert ks["_stext"] >= 0xC0000000           # PAGE_OFFSET 0xc0000000 (VMSPLIT_3G)
+        assert ks["_stext"] >= 0xC0000000  # PAGE_OFFSET 0xc0000000 (VMSPLIT_3G)
         assert ("-pae" in v["uname_r"]) == ("CONFIG_X86_PAE" in vi)
     elif gu.elf_arch == "x86_64":
         assert v["uname-m"] == "x86_64" and v["kcore-class"] == "64"
@@ -123,9 +125,11 @@ def test_guest_identity(guests, g):
         pob = v["kvar"]["page_offset_base"]
         assert pob >= (0xFF11000000000000 if l5 else 0xFFFF888000000000)
         assert pob % (1 << 30) == 0
-        assert (pob >> 47 == 0x1FFFF) == (not l5)   # 4-level: a 48-bit canonical address
-    note(f"{g}: uname -r {v['uname_r']}, _stext {ks['_stext']:#x}, "
-         + ", ".join(f"{k} {'absent' if a is None else hex(a)}" for k, a in ks.items() if k != "_stext"))
+        assert (pob >> 47 == 0x1FFFF) == (not l5)  # 4-level: a 48-bit canonical address
+    note(
+        f"{g}: uname -r {v['uname_r']}, _stext {ks['_stext']:#x}, "
+        + ", ".join(f"{k} {'absent' if a is None else hex(a)}" for k, a in ks.items() if k != "_stext")
+    )
 
 
 # ---------------------------------------------------------------- per dump
@@ -171,13 +175,12 @@ def test_fw_cfg_entry_points_at_note(guests, g, fname, required):
             end = parse_note(hdr + bytes(4096))[5]
             mem = dump.read_phys(entry.paddr, end)
             assert not any(gu.note_bytes[end:]), "excluded remainder was not zero"
-            note(f"{path}: note tail [{end:#x}, {entry.size:#x}) excluded by makedumpfile "
-                 "(zero page); read the padded note only")
+            note(f"{path}: note tail [{end:#x}, {entry.size:#x}) excluded by makedumpfile (zero page); read the padded note only")
         namesz, descsz, ntype, name, desc, end = parse_note(mem)
         assert (namesz, ntype, name) == (11, 0, b"VMCOREINFO\0")
         assert end <= entry.size
         assert desc == gu.text
-        assert mem == gu.note_bytes[:len(mem)], "note memory differs from the guest's kcore read"
+        assert mem == gu.note_bytes[: len(mem)], "note memory differs from the guest's kcore read"
         try:
             vi = dump.read_guest_note(entry)
         except vmcoreinfo.AbsentMemoryError:
@@ -199,16 +202,15 @@ def test_values_sane(guests, g, fname, required):
     assert vi.osrelease == gu.view["uname_r"]
     assert vi["OSRELEASE"] == gu.view["uname_r"]
     assert vi.symbol("init_uts_ns") is not None
-    assert vi.crashtime is None                       # a live QEMU dump, no crash
+    assert vi.crashtime is None  # a live QEMU dump, no crash
     if vi.build_id is not None:
         assert re.fullmatch(r"[0-9a-f]{40}", vi.build_id)
     if gu.elf_arch == "x86_64":
         text_pb = gu.view["phys_base_text"]
-        assert vi.phys_base == int(text_pb)           # the kernel's signed decimal
+        assert vi.phys_base == int(text_pb)  # the kernel's signed decimal
         assert vi.phys_base == gu.view["phys_base_from_kallsyms_iomem"]
         if vi.phys_base != 0:
-            assert vi.phys_base & U64 != qemu_hex_phys_base(text_pb), \
-                "phys_base must not be QEMU's base-16 reading"
+            assert vi.phys_base & U64 != qemu_hex_phys_base(text_pb), "phys_base must not be QEMU's base-16 reading"
         assert vi.number("phys_base") == int(text_pb)
         assert vi.kernel_offset is not None
     if gu.elf_arch == "i386":
@@ -308,21 +310,19 @@ def test_physical_pages_equal(guests, g, fname, required):
         for lo, hi in ra + rb:
             assert lo < hi
         common = _intersect(sorted(ra), sorted(rb))
-        assert any(lo <= paddr < hi for lo, hi in common), \
-            f"note page {paddr:#x} not in both dumps"
+        assert any(lo <= paddr < hi for lo, hi in common), f"note page {paddr:#x} not in both dumps"
         pages = _sample_pages(common, paddr, 256, seed=zlib.crc32(fname.encode()))
         assert paddr in pages
         differ = [p for p in pages if a.read_phys(p, PAGE) != b.read_phys(p, PAGE)]
         if b.format == "elf":
-            # With the default ELF reading, tails read as zeros and are reported present.
+            # Read as the ELF format defines (elf_tails="zeros"), tails are zeros; by default absent.
             tails = _elf_unbacked(path)
-            with vmcoreinfo.open(path) as z:
-                for lo, hi in tails[:3]:
+            with vmcoreinfo.open(path, elf_tails="zeros") as z:
+                for lo, _hi in tails[:3]:
                     assert z.read_phys(lo, 16) == bytes(16)
                     with pytest.raises(vmcoreinfo.AbsentMemoryError):
                         b.read_phys(lo, 16)
-        assert not differ, (f"{len(differ)} of {len(pages)} pages differ, "
-                            f"e.g. {[hex(p) for p in differ[:5]]}")
+        assert not differ, f"{len(differ)} of {len(pages)} pages differ, e.g. {[hex(p) for p in differ[:5]]}"
         # read_phys_into fills a caller's buffer with the same bytes
         buf = bytearray(PAGE)
         b.read_phys_into(paddr, buf)
@@ -334,8 +334,8 @@ def _elf_unbacked(path) -> list[tuple[int, int]]:
     """Physical ranges [paddr + p_filesz, paddr + p_memsz) of an ELF64 LE dump's PT_LOADs."""
     with open(path, "rb") as f:
         eh = f.read(64)
-        phoff, = struct.unpack_from("<Q", eh, 32)
-        phnum, = struct.unpack_from("<H", eh, 56)
+        (phoff,) = struct.unpack_from("<Q", eh, 32)
+        (phnum,) = struct.unpack_from("<H", eh, 56)
         f.seek(phoff)
         table = f.read(56 * phnum)
     out = []
@@ -351,7 +351,7 @@ def _kdump_sub_header_phys_base(path) -> int:
     with open(path, "rb") as f:
         head = f.read(512)
         assert head[:8] == b"KDUMP   "
-        block_size = struct.unpack_from("<i", head, 428)[0]   # 64-bit producer layout
+        block_size = struct.unpack_from("<i", head, 428)[0]  # 64-bit producer layout
         f.seek(block_size)
         return struct.unpack("<Q", f.read(8))[0]
 
@@ -369,8 +369,7 @@ def test_qemu_kdump_header_phys_base_is_hex_reading(guests, g):
         assert dump.vmcoreinfo.phys_base == int(text_pb)
     if int(text_pb) != 0:
         assert hdr != int(text_pb) & U64
-    note(f"{path}: kdump header phys_base {hdr:#x}; text says {text_pb} "
-         f"({int(text_pb) & U64:#x})")
+    note(f"{path}: kdump header phys_base {hdr:#x}; text says {text_pb} ({int(text_pb) & U64:#x})")
     record(path, "header phys_base bug")
 
 
@@ -378,7 +377,7 @@ def test_qemu_kdump_header_phys_base_is_hex_reading(guests, g):
 @pytest.mark.parametrize("g,fname,required", NODRIVER_CASES)
 def test_no_vmcoreinfo_without_driver(guests, g, fname, required):
     gu = guests[g]
-    assert gu.view["fwcfg_raw_hex"] is None           # the guest never wrote fw_cfg
+    assert gu.view["fwcfg_raw_hex"] is None  # the guest never wrote fw_cfg
     path = gu.path(fname, required)
     with vmcoreinfo.open(path) as dump:
         with pytest.raises(vmcoreinfo.NoVmcoreinfoError) as ei:
@@ -409,3 +408,56 @@ def test_every_dump_is_checked(guests):
             note(f"{g}: QEMU refused format={r['format']} paging={r['paging']}: {r['error']}")
         for r in gu.manifest["failed"]:
             note(f"{g}: not produced: {r['file']}: {short(r.get('error'))}")
+
+
+def test_elf_tails_read_absent_like_the_kdump_of_the_same_dump_level(guests):
+    """makedumpfile -E writes pages it excluded as PT_LOAD tails: where the kdump file of the same
+    dump level says a page was excluded by the producer and the ELF file has it in a tail, both
+    say absent by default (the ELF reading used to invent zeros there)."""
+    gu = guests["x86_64"]
+    elf, kd = gu.path("md-d31.elf", False), gu.path("md-zlib-d31.kdump", False)
+    tails = _elf_unbacked(elf)
+    assert tails
+    checked = 0
+    with (
+        vmcoreinfo.open(elf) as e,
+        vmcoreinfo.open(elf, elf_tails="zeros") as z,
+        vmcoreinfo.open(kd) as k,
+    ):
+        for lo, hi in tails:
+            for addr in range((lo + PAGE - 1) // PAGE * PAGE, hi, max(PAGE, (hi - lo) // 8 // PAGE * PAGE)):
+                try:
+                    k.read_phys(addr, 16)
+                    continue  # the kdump run kept this page
+                except vmcoreinfo.AbsentMemoryError as ek:
+                    if "excluded by the producer" not in str(ek):
+                        continue  # e.g. beyond the kdump's max_mapnr (device memory)
+                with pytest.raises(vmcoreinfo.AbsentMemoryError) as ee:
+                    e.read_phys(addr, 16)
+                assert (getattr(ee.value, "address", None) or ee.value.offset) == addr
+                assert z.read_phys(addr, 16) == bytes(16)
+                checked += 1
+    assert checked
+    record(elf, f"{checked} tail pages absent as in md-zlib-d31.kdump")
+
+
+def test_a_real_dump_cut_to_1_mib_says_so(guests, tmp_path):
+    """The first MiB of a real dump: show warns how much memory is missing; reads past the cut
+    name the offset where the data was declared and do not claim the file shrank."""
+    import subprocess
+    import sys
+
+    src = guests["x86_64"].path(REFERENCE, True)
+    cut = tmp_path / "cut.core"
+    with open(src, "rb") as f:
+        cut.write_bytes(f.read(1 << 20))
+    with vmcoreinfo.open(cut) as d:
+        det = d.details()
+        assert det["memory_stored_bytes"] < det["memory_declared_bytes"] // 100
+        assert d.vmcoreinfo.osrelease
+        with pytest.raises(vmcoreinfo.TruncatedError) as ei:
+            d.read_phys(0x1000000, PAGE)
+        assert ei.value.offset > 1 << 20 and "shr" not in str(ei.value)
+    cp = subprocess.run([sys.executable, "-m", "vmcoreinfo", "show", str(cut)], capture_output=True, text=True, check=False)
+    assert cp.returncode == 0
+    assert "(CUT SHORT)" in cp.stdout and "warning: the file holds only" in cp.stderr

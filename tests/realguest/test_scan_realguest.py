@@ -7,6 +7,7 @@ dump's memory is then written as a LiME image and as a sparse raw image in tmp (
 writers of tools/make_lime_fixture.py) and read back: vmcoreinfo comes from the scan and must be
 the guest's text. A few seconds in all.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -58,8 +59,10 @@ def test_scan_finds_the_note_the_guest_reported(guests, g):
         else:
             with pytest.raises(vmcoreinfo.NoVmcoreinfoError):
                 d.vmcoreinfo
-    note(f"{g}/qemu-elf.core: scan of {total >> 20} MiB in {dt:.2f} s ({total / dt / 1e6:.0f} MB/s), "
-         f"candidates {[hex(a) for a in addrs]}")
+    note(
+        f"{g}/qemu-elf.core: scan of {total >> 20} MiB in {dt:.2f} s ({total / dt / 1e6:.0f} MB/s), "
+        f"candidates {[hex(a) for a in addrs]}"
+    )
     record(path, "scan finds guest note")
 
 
@@ -91,8 +94,10 @@ def test_real_memory_as_lime_and_raw(guests, tmp_path):
             assert (m.machine, m.byteorder) == ("x86_64", "little")
             for a, page in ref.items():
                 assert m.read_phys(a, 4096) == page
-        note(f"x86_64 as {fmt}: scan of {total >> 20} MiB in {dt:.2f} s; vmcoreinfo at {vi.note_paddr:#x}"
-             f" of {len(found)} candidate(s)")
+        note(
+            f"x86_64 as {fmt}: scan of {total >> 20} MiB in {dt:.2f} s; vmcoreinfo at {vi.note_paddr:#x}"
+            f" of {len(found)} candidate(s)"
+        )
         record(tmp_path / fname, "lime/raw from real memory")
-        (tmp_path / fname).unlink()   # ~270 MB each; pytest keeps recent tmp dirs
+        (tmp_path / fname).unlink()  # ~270 MB each; pytest keeps recent tmp dirs
     note(f"x86_64: LiME + raw written in {t_write:.2f} s")
