@@ -12,7 +12,7 @@ success. Never a crash, a hang or a huge allocation:
   baseline.
 
 The fixtures are real QEMU/makedumpfile output reduced by tools/reduce_elf.py and
-tools/reduce_kdump.py; ``tests/test_hostile.py`` has further ELF cases (not repeated here).
+tools/reduce_kdump.py; hand-picked ELF header cases close the file.
 """
 
 from __future__ import annotations
@@ -816,3 +816,116 @@ def test_lying_sizes_do_not_allocate(tmp_path: pathlib.Path) -> None:
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--probe"]:
     _probe(sys.argv[2])
+
+# --------------------------------------------------------------------------- hand-picked ELF header cases
+# (cuts at the real fixture's header boundaries, lying header fields, a note past the end,
+# swapped byte order, non-dumps, a file that shrinks after it is opened)
+
+
+def write_file(tmp_path: pathlib.Path, data: bytes, name: str = "bad.core") -> pathlib.Path:
+    p = tmp_path / name
+    p.write_bytes(data)
+    return p
+
+
+def open_and_identify(p: pathlib.Path) -> None:
+    with vmcoreinfo.open(p) as d:
+        d.vmcoreinfo.osrelease
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [
+        0,
+        3,
+        4,
+        16,
+        63,
+        64,
+        0x40 + 64,
+        ELF_PHOFF,
+        ELF_PHOFF + 56,
+        ELF_PHOFF + 4 * 56 - 1,
+        ELF_NOTE_OFF + 11,
+        ELF_NOTE_OFF + 0x100,
+        ELF_NOTE_OFF + 0x1007,
+    ],
+)
+def test_truncation_at_header_boundaries(tmp_path: pathlib.Path, cut: int) -> None:
+    p = write_file(tmp_path, ELF[:cut])
+    with pytest.raises(vmcoreinfo.Error) as ei:
+        open_and_identify(p)
+    assert isinstance(ei.value, (vmcoreinfo.FormatError, vmcoreinfo.NoVmcoreinfoError))
+    assert ei.value.path == str(p)
+    assert ei.value.offset is not None or isinstance(ei.value, vmcoreinfo.NoVmcoreinfoError)
+
+
+def test_truncated_memory_is_a_truncated_error_not_zeros(tmp_path: pathlib.Path) -> None:
+    p = write_file(tmp_path, ELF[: len(ELF) - 0x3000])  # cut into the last PT_LOADs' data
+    with vmcoreinfo.open(p) as d:
+        assert d.vmcoreinfo.osrelease  # headers and notes are intact
+        with pytest.raises(vmcoreinfo.TruncatedError) as ei:
+            d.read_phys(0x1000000, 4096)
+        assert ei.value.offset is not None and ei.value.path == str(p)
+
+
+@pytest.mark.parametrize(
+    "field,fmt,value,exc",
+    [
+        ("e_phoff", "<Q", 2**64 - 8, vmcoreinfo.TruncatedError),
+        ("e_phoff", "<Q", 2**32, vmcoreinfo.TruncatedError),
+        ("e_phnum", "<H", 0xFFFE, vmcoreinfo.TruncatedError),
+        ("e_phentsize", "<H", 57, vmcoreinfo.FormatError),
+        ("p_offset", "<Q", 2**64 - 1, vmcoreinfo.FormatError),
+        ("p_filesz", "<Q", 2**63, vmcoreinfo.LimitError),
+        ("p_filesz", "<Q", 2**32 + 8, vmcoreinfo.LimitError),
+    ],
+)
+def test_lying_elf_header_sizes(tmp_path: pathlib.Path, field: str, fmt: str, value: int, exc: type[Exception]) -> None:
+    where = {"e_phoff": 0x20, "e_phnum": 0x38, "e_phentsize": 0x36, "p_offset": ELF_PHOFF + 8, "p_filesz": ELF_PHOFF + 32}[field]
+    p = write_file(tmp_path, patch(ELF, where, fmt, value))
+    with pytest.raises(exc) as ei:
+        open_and_identify(p)
+    assert ei.value.path == str(p)  # type: ignore[attr-defined]
+
+
+def test_pt_note_past_eof(tmp_path: pathlib.Path) -> None:
+    p = write_file(tmp_path, patch(ELF, ELF_PHOFF + 8, "<Q", len(ELF) - 16))
+    with pytest.raises(vmcoreinfo.TruncatedError) as ei:
+        open_and_identify(p)
+    assert ei.value.offset == len(ELF) - 16
+
+
+def test_lying_descsz_in_the_vmcoreinfo_note(tmp_path: pathlib.Path) -> None:
+    notes = vmcoreinfo.open(FIXTURES / "x86_64-qemu-elf.core").notes()
+    vmci = notes[-1].offset
+    for descsz in (2**32 - 1, 2**31, 0x1000_0000):
+        p = write_file(tmp_path, patch(ELF, vmci + 4, "<I", descsz))
+        with pytest.raises(vmcoreinfo.FormatError) as ei:
+            open_and_identify(p)
+        assert ei.value.offset == vmci
+
+
+def test_swapped_byte_order_is_an_error_not_garbage(tmp_path: pathlib.Path) -> None:
+    b = bytearray(ELF)
+    b[5] = 2  # ELFDATA2MSB: every header field now reads byte-swapped
+    p = write_file(tmp_path, bytes(b))
+    with pytest.raises(vmcoreinfo.FormatError):
+        open_and_identify(p)
+
+
+@pytest.mark.parametrize("head", [b"", b"\x7fEL", b"MZ\x90\x00" + bytes(100), bytes(4096), b"\x7fELF\x03\x01\x01" + bytes(60)])
+def test_not_a_dump(tmp_path: pathlib.Path, head: bytes) -> None:
+    p = write_file(tmp_path, head)
+    with pytest.raises(vmcoreinfo.FormatError) as ei:
+        vmcoreinfo.open(p)
+    assert ei.value.path == str(p) and ei.value.offset is not None
+
+
+def test_elf_file_shrinks_after_open(tmp_path: pathlib.Path) -> None:
+    p = write_file(tmp_path, ELF)
+    with vmcoreinfo.open(p) as d:
+        p.write_bytes(ELF[:0x2000])
+        with pytest.raises(vmcoreinfo.TruncatedError) as ei:
+            d.read_phys(0x18DC000, 4096)
+        assert "shrink" in str(ei.value)
