@@ -1,5 +1,6 @@
 //! The bitmaps, the rank index over bitmap 2, and what the descriptors say as a whole.
 
+use super::header::SubField;
 use super::*;
 
 /// Page counts from the bitmaps (and, for `zero`, the descriptors).
@@ -120,7 +121,7 @@ impl KdumpFile {
             let end = self.sub.end_pfn_64.or(self.sub.end_pfn).unwrap_or(0);
             if start > end || start > self.pfn_limit {
                 return Err(Error::format(
-                    bs + self.sub_layout.offsets().0[3] as u64,
+                    bs + self.sub_layout.offset(SubField::StartPfn),
                     format!("kdump split range {start}..{end} is inconsistent"),
                 ));
             }
@@ -210,8 +211,8 @@ impl KdumpFile {
             buf.resize((n * DESC_SIZE) as usize, 0);
             let off = self.desc_base + i * DESC_SIZE;
             self.src.read_exact_at(&mut buf, off)?;
-            for (k, d) in buf.chunks_exact(DESC_SIZE as usize).enumerate() {
-                f(off + k as u64 * DESC_SIZE, PageDesc::parse(d, self.big));
+            for (k, d) in PageDesc::table(&buf, self.endian).enumerate() {
+                f(off + k as u64 * DESC_SIZE, d);
             }
             i += n;
         }
@@ -246,7 +247,7 @@ impl KdumpFile {
         for ((_, _, _), (desc_off, is_zero)) in shared.iter_mut() {
             let mut db = [0u8; DESC_SIZE as usize];
             self.src.read_exact_at(&mut db, *desc_off)?;
-            let d = PageDesc::parse(&db, self.big);
+            let d = PageDesc::parse(&db, self.endian);
             if self.decode(&d, *desc_off, u64::MAX, &mut scratch).is_ok() {
                 *is_zero = scratch.iter().all(|&b| b == 0);
             }

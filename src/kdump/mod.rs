@@ -45,10 +45,12 @@ mod tests;
 
 use std::sync::{Arc, OnceLock};
 
-use crate::error::{Error, ErrorKind, Result};
+use object::Endianness;
+
+use crate::error::{Error, Result};
 use crate::source::{ReadAt, WithHead};
 
-use header::{HdrFields, Rd};
+use header::{tail_at, HdrFields, Headers};
 pub use header::{PageDesc, SubHeader, SubLayout};
 use index::{bit, DescStats, PageIndex};
 pub use index::{CompressionSummary, PageCounts};
@@ -75,11 +77,6 @@ pub const DESC_SIZE: u64 = 24;
 /// Reads of at least this many pages decompress in parallel.
 pub const PARALLEL_PAGES: usize = 16;
 
-const UTS_LEN: usize = 65;
-const UTS_OFF: usize = 12;
-const HDR64_STATUS: usize = 424;
-const HDR32_STATUS: usize = 412;
-const HDR64_LEN: usize = 464;
 const RANK_WORDS: usize = 8; // popcount prefix every 512 bits
 
 /// Is this the start of a kdump-compressed file?
@@ -90,7 +87,7 @@ pub fn is_kdump(prefix: &[u8]) -> bool {
 /// An open kdump-compressed file.
 pub struct KdumpFile {
     src: Arc<dyn ReadAt>,
-    big: bool,
+    endian: Endianness,
     is32: bool,
     sub_layout: SubLayout,
     header_version: i32,
@@ -115,7 +112,7 @@ impl std::fmt::Debug for KdumpFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KdumpFile")
             .field("header_version", &self.header_version)
-            .field("big_endian", &self.big)
+            .field("endian", &self.endian)
             .field("is_32bit_layout", &self.is32)
             .field("sub_layout", &self.sub_layout)
             .field("machine", &self.uts[4])
@@ -125,11 +122,6 @@ impl std::fmt::Debug for KdumpFile {
             .field("index_loaded", &self.index.get().is_some())
             .finish()
     }
-}
-
-fn uts_string(b: &[u8]) -> String {
-    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-    String::from_utf8_lossy(&b[..end]).into_owned()
 }
 
 impl KdumpFile {
@@ -142,110 +134,9 @@ impl KdumpFile {
     /// them are not read again).
     pub fn open_with_head(src: Arc<dyn ReadAt>, head: &[u8]) -> Result<KdumpFile> {
         let file_len = src.len();
-        let hsrc = WithHead { src: &*src, head };
-        let head = hsrc.read_prefix(0, HDR64_LEN)?;
-        if !is_kdump(&head) {
-            return Err(Error::format(0, "not a kdump-compressed file (no \"KDUMP   \" signature)"));
-        }
-        if head.len() < HDR64_LEN {
-            return Err(Error::truncated(
-                head.len() as u64,
-                format!("kdump header needs {HDR64_LEN} bytes; the file has {file_len}"),
-            ));
-        }
-        // Byte order from header_version.
-        let v_le = i32::from_le_bytes(head[8..12].try_into().unwrap());
-        let v_be = i32::from_be_bytes(head[8..12].try_into().unwrap());
-        let plausible = |v: i32| (1..=255).contains(&v);
-        let big = match (plausible(v_le), plausible(v_be)) {
-            (true, _) => false,
-            (false, true) => true,
-            (false, false) => {
-                return Err(Error::format(8, format!("kdump header_version {v_le:#x} is implausible in either byte order")))
-            }
-        };
-        let r = Rd { b: &head, big };
-        let header_version = r.i32(8);
-
-        // 32- or 64-bit header layout, from the consistency of the fields.
-        let h64 = HdrFields::read(r, false);
-        let h32 = HdrFields::read(r, true);
-        let v64 = h64.validate(file_len);
-        let v32 = h32.validate(file_len);
-        let is32 = match (&v64, &v32) {
-            (Ok(()), Err(_)) => false,
-            (Err(_), Ok(())) => true,
-            (Ok(()), Ok(())) => {
-                // Both fit: prefer the one whose sub-header points inside the file.
-                let fits = |h: &HdrFields, is32: bool| -> bool {
-                    let layouts: &[SubLayout] =
-                        if is32 { &[SubLayout::Packed32, SubLayout::Aligned32] } else { &[SubLayout::L64] };
-                    let bs = u64::from(h.block_size);
-                    let Ok(b) = hsrc.read_prefix(bs, 104) else { return false };
-                    layouts.iter().any(|&l| {
-                        b.len() >= l.offsets().1 && {
-                            let s = SubHeader::read(Rd { b: &b, big }, l, header_version);
-                            s.locations_plausible(l, bs, file_len)
-                        }
-                    })
-                };
-                !fits(&h64, false) && fits(&h32, true)
-            }
-            (Err(e64), Err(e32)) => {
-                // Blame the layout whose block_size at least looks like one.
-                let e = if !h64.block_size.is_power_of_two() && h32.block_size.is_power_of_two() { e32 } else { e64 };
-                return Err(e.clone());
-            }
-        };
-        let hdr = if is32 { h32 } else { h64 };
+        let Headers { endian, is32, header_version, uts, hdr, sub_layout, sub, mut anomalies } =
+            header::read_headers(&WithHead { src: &*src, head }, file_len)?;
         let bs = u64::from(hdr.block_size);
-
-        let uts: [String; 6] = std::array::from_fn(|i| uts_string(&head[UTS_OFF + i * UTS_LEN..UTS_OFF + (i + 1) * UTS_LEN]));
-
-        // Sub-header.
-        let sub_bytes = hsrc.read_prefix(bs, 104)?;
-        let mut anomalies = Vec::new();
-        let candidates: &[SubLayout] = if is32 { &[SubLayout::Packed32, SubLayout::Aligned32] } else { &[SubLayout::L64] };
-        let mut chosen: Option<(SubLayout, SubHeader)> = None;
-        for &l in candidates {
-            if sub_bytes.len() < l.offsets().1 {
-                continue;
-            }
-            let s = SubHeader::read(Rd { b: &sub_bytes, big }, l, header_version);
-            if chosen.is_none() {
-                chosen = Some((l, s.clone()));
-            }
-            if s.locations_plausible(l, bs, file_len) {
-                chosen = Some((l, s));
-                break;
-            }
-        }
-        let Some((sub_layout, mut sub)) = chosen else {
-            return Err(Error::truncated(bs, "kdump sub-header runs past the end of the file"));
-        };
-        // Locations that point outside the file are dropped and reported.
-        let min_loc = bs;
-        let locs = sub.locations(sub_layout);
-        for (i, &(what, off, size, field)) in locs.iter().enumerate() {
-            let (Some(o), Some(s)) = (off, size) else { continue };
-            if o == 0 && s == 0 {
-                continue;
-            }
-            let bad = o < min_loc || o.checked_add(s).map_or(true, |e| e > file_len);
-            if bad {
-                anomalies.push(Error::new(
-                    if o.checked_add(s).is_none() { ErrorKind::Format } else { ErrorKind::Truncated },
-                    Some(bs + field as u64),
-                    format!("kdump sub-header {what} location {o:#x}+{s:#x} is outside the file ({file_len} bytes); ignored"),
-                ));
-                match i {
-                    0 => (sub.offset_vmcoreinfo, sub.size_vmcoreinfo) = (None, None),
-                    1 => (sub.offset_note, sub.note_size) = (None, None),
-                    _ => (sub.offset_eraseinfo, sub.size_eraseinfo) = (None, None),
-                }
-            }
-        }
-
         let max_mapnr = sub.max_mapnr_64.unwrap_or(u64::from(hdr.max_mapnr));
 
         // Bitmaps (validate() checked they fit in the file).
@@ -256,21 +147,21 @@ impl KdumpFile {
         let stored = src.stored_len();
         if half * 2 > stored {
             return Err(Error::limit(
-                (hdr.base + 12) as u64,
+                tail_at!(hdr.base, bitmap_blocks),
                 format!("kdump bitmaps of {} bytes are more than the {stored} bytes the file stores", half * 2),
             ));
         }
         let bits = half * 8;
         if max_mapnr > bits {
             anomalies.push(Error::format(
-                (hdr.base + 16) as u64,
+                tail_at!(hdr.base, max_mapnr),
                 format!("kdump max_mapnr {max_mapnr} exceeds the {bits} pages the bitmaps cover; pages past them are absent"),
             ));
         }
         let pfn_limit = max_mapnr.min(bits);
         Ok(KdumpFile {
             src,
-            big,
+            endian,
             is32,
             sub_layout,
             header_version,
@@ -395,7 +286,7 @@ impl KdumpFile {
         }
     }
     pub fn byteorder_big(&self) -> bool {
-        self.big
+        self.endian == Endianness::Big
     }
     pub fn is_32bit_layout(&self) -> bool {
         self.is32

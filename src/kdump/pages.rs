@@ -3,6 +3,7 @@
 use rayon::prelude::*;
 
 use super::*;
+use crate::error::ErrorKind;
 use crate::phys::{normalize, PhysMemory, PhysRange};
 
 impl KdumpFile {
@@ -19,7 +20,7 @@ impl KdumpFile {
         let off = self.desc_base + idx * DESC_SIZE;
         let mut b = [0u8; DESC_SIZE as usize];
         match self.src.read_exact_at(&mut b, off) {
-            Ok(()) => Ok((off, PageDesc::parse(&b, self.big))),
+            Ok(()) => Ok((off, PageDesc::parse(&b, self.endian))),
             Err(e) if e.kind == ErrorKind::Truncated && self.is_incomplete() => Err(Error::absent(
                 pfn * bs,
                 format!("pfn {pfn}: its page descriptor at {off:#x} was never written (incomplete dump)"),
@@ -71,7 +72,7 @@ impl KdumpFile {
             return Err(Error::format(desc_off, format!("{pfn_s}compressed size {} exceeds the block size {bs}", d.size)));
         }
         let off = d.offset as u64;
-        if off.checked_add(u64::from(d.size)).map_or(true, |e| e > self.src.len()) {
+        if off.checked_add(u64::from(d.size)).is_none_or(|e| e > self.src.len()) {
             return Err(Error::truncated(
                 desc_off,
                 format!("{pfn_s}page data {:#x}+{} runs past the end of the file", off, d.size),
@@ -157,11 +158,8 @@ impl PhysMemory for KdumpFile {
                 .map_init(Vec::new, |scratch, (pfn, in_page, out)| self.read_piece(pfn, in_page, out, scratch))
                 .collect();
         }
-        let descs: Vec<(u64, PageDesc)> = table
-            .chunks_exact(DESC_SIZE as usize)
-            .enumerate()
-            .map(|(i, b)| (table_off + i as u64 * DESC_SIZE, PageDesc::parse(b, self.big)))
-            .collect();
+        let descs: Vec<(u64, PageDesc)> =
+            PageDesc::table(&table, self.endian).enumerate().map(|(i, d)| (table_off + i as u64 * DESC_SIZE, d)).collect();
         let runs = self.read_runs(&descs, pieces.iter().map(|p| p.0))?;
         // Pages that share their stored data (QEMU and makedumpfile point every zero page at one
         // block) are decompressed once per call, then copied.

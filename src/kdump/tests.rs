@@ -1,4 +1,5 @@
 use super::*;
+use crate::error::ErrorKind;
 use crate::phys::{normalize, PhysMemory, PhysRange};
 
 /// A little-endian 64-bit v6 kdump with `block_size` 512, raw pages, bitmap 2 = `present`.
