@@ -50,6 +50,7 @@ use object::Endianness;
 use crate::error::{Error, Result};
 use crate::source::{ReadAt, WithHead};
 
+pub use codec::{codec_names, CODECS};
 use header::{tail_at, HdrFields, Headers};
 pub use header::{PageDesc, SubHeader, SubLayout};
 use index::{bit, DescStats, PageIndex};
@@ -291,8 +292,8 @@ impl KdumpFile {
     pub fn is_32bit_layout(&self) -> bool {
         self.is32
     }
-    /// Problems that did not stop the open (e.g. a VMCOREINFO location outside the file).
-    /// Problems that did not stop the open (and, once pages were read, the page index's).
+    /// Problems that did not stop the open (e.g. a VMCOREINFO location outside the file) and,
+    /// once the page index is loaded, its own (e.g. a descriptor table cut short).
     pub fn anomalies(&self) -> Vec<Error> {
         let mut v = self.anomalies.clone();
         if let Some(Ok(ix)) = self.index.get() {

@@ -2,6 +2,7 @@
 
 use rayon::prelude::*;
 
+use super::codec::{self, CodecError};
 use super::*;
 use crate::error::ErrorKind;
 use crate::phys::{normalize, PhysMemory, PhysRange};
@@ -56,9 +57,10 @@ impl KdumpFile {
     }
 
     /// Check a descriptor before its data is read; gives the data's file offset and size.
+    /// `pfn` is `u64::MAX` when no page is concerned (the zero-page census). Messages are built
+    /// only on the error path: this runs once per page of every bulk read.
     pub(super) fn check_desc(&self, d: &PageDesc, desc_off: u64, pfn: u64) -> Result<(u64, usize)> {
         let bs = self.hdr.block_size;
-        let pfn_s = if pfn == u64::MAX { String::new() } else { format!("pfn {pfn}: ") };
         if d.size == 0 || d.offset <= 0 {
             if self.is_incomplete() && pfn != u64::MAX {
                 return Err(Error::absent(
@@ -66,25 +68,46 @@ impl KdumpFile {
                     format!("pfn {pfn}: page was never written (incomplete dump; descriptor at {desc_off:#x})"),
                 ));
             }
-            return Err(Error::format(desc_off, format!("{pfn_s}page descriptor has offset {} and size {}", d.offset, d.size)));
+            let what = format!("{}page descriptor has offset {} and size {}", pfn_prefix(pfn), d.offset, d.size);
+            return Err(Error::format(desc_off, what));
         }
         if d.size > bs {
-            return Err(Error::format(desc_off, format!("{pfn_s}compressed size {} exceeds the block size {bs}", d.size)));
+            let what = format!("{}compressed size {} exceeds the block size {bs}", pfn_prefix(pfn), d.size);
+            return Err(Error::format(desc_off, what));
         }
         let off = d.offset as u64;
         if off.checked_add(u64::from(d.size)).is_none_or(|e| e > self.src.len()) {
-            return Err(Error::truncated(
-                desc_off,
-                format!("{pfn_s}page data {:#x}+{} runs past the end of the file", off, d.size),
-            ));
+            let what = format!("{}page data {off:#x}+{} runs past the end of the file", pfn_prefix(pfn), d.size);
+            return Err(Error::truncated(desc_off, what));
         }
         if d.flags & CODEC_BITS == 0 && d.size != bs {
-            return Err(Error::decompress(
-                desc_off,
-                format!("{pfn_s}uncompressed page has size {} instead of the block size {bs}", d.size),
-            ));
+            let what = format!("{}uncompressed page has size {} instead of the block size {bs}", pfn_prefix(pfn), d.size);
+            return Err(Error::decompress(desc_off, what));
         }
         Ok((off, d.size as usize))
+    }
+
+    /// Turn a page's stored bytes (`data`, as [`check_desc`](Self::check_desc) located them)
+    /// into the page (`out`, block_size bytes).
+    pub(super) fn decompress(&self, d: &PageDesc, desc_off: u64, pfn: u64, data: &[u8], out: &mut [u8]) -> Result<()> {
+        let flags = d.flags & CODEC_BITS;
+        if flags == 0 {
+            out.copy_from_slice(data);
+            return Ok(());
+        }
+        codec::decompress(flags, data, out).map_err(|e| match e {
+            CodecError::Unsupported(name) => Error::unsupported(
+                Some(desc_off),
+                format!("{}{name} page data: this build has no {name} support (cargo feature `lzo`)", pfn_prefix(pfn)),
+            ),
+            CodecError::Several => {
+                Error::format(desc_off, format!("{}page descriptor flags {:#x} name several codecs", pfn_prefix(pfn), d.flags))
+            }
+            CodecError::Bad(name, detail) => Error::decompress(
+                desc_off,
+                format!("{}{name} page data at {:#x} ({} bytes): {detail}", pfn_prefix(pfn), d.offset as u64, d.size),
+            ),
+        })
     }
 
     /// Read one whole page (block) into `out` (`block_size` bytes).
@@ -96,7 +119,7 @@ impl KdumpFile {
         self.decode(&d, off, pfn, out)
     }
 
-    /// Read `[addr, addr+buf.len())` from pages `first..`, each into its slice.
+    /// Read `out.len()` bytes of page `pfn` from `in_page` on (`scratch` holds a partial page).
     pub(super) fn read_piece(&self, pfn: u64, in_page: usize, out: &mut [u8], scratch: &mut Vec<u8>) -> Result<()> {
         let bs = self.hdr.block_size as usize;
         if in_page == 0 && out.len() == bs {
@@ -285,5 +308,14 @@ impl KdumpFile {
             runs.push((s, b));
         }
         Ok(Runs(runs))
+    }
+}
+
+/// `"pfn N: "` for error messages (empty for `u64::MAX`: no page concerned).
+fn pfn_prefix(pfn: u64) -> String {
+    if pfn == u64::MAX {
+        String::new()
+    } else {
+        format!("pfn {pfn}: ")
     }
 }
