@@ -47,7 +47,10 @@ use std::sync::{Arc, OnceLock};
 
 use object::Endianness;
 
+use crate::elf::{NoteSegment, MAX_TABLE_BYTES};
 use crate::error::{Error, Result};
+use crate::machine::{machine_from_uname, machine_from_vmcoreinfo};
+use crate::notes;
 use crate::source::{ReadAt, WithHead};
 
 pub use codec::{codec_names, CODECS};
@@ -312,5 +315,39 @@ impl KdumpFile {
     /// Number of page descriptors.
     pub fn descriptor_count(&self) -> Result<u64> {
         Ok(self.index()?.ndesc)
+    }
+
+    // ---- what a dump reader needs from the headers ----
+
+    /// The ELF notes blob the sub-header points at, read whole as a note segment (4-byte
+    /// padding, as QEMU and makedumpfile write it); `None` when the header has none. `head` is
+    /// the file's first bytes if already read, as for [`open_with_head`](Self::open_with_head).
+    /// A `Limit` error when the blob is larger than [`MAX_TABLE_BYTES`](crate::elf::MAX_TABLE_BYTES)
+    /// or than the bytes the file stores (a flattened file's holes read as zeros: never allocate
+    /// for what the file does not hold).
+    pub fn note_segment(&self, head: &[u8]) -> Result<Option<NoteSegment>> {
+        let Some((off, size)) = self.notes_location() else { return Ok(None) };
+        if size > MAX_TABLE_BYTES {
+            return Err(Error::limit(off, format!("kdump note area of {size} bytes exceeds the {MAX_TABLE_BYTES} byte limit")));
+        }
+        let stored = self.src.stored_len();
+        if size > stored {
+            return Err(Error::limit(
+                off,
+                format!("kdump note area of {size} bytes is more than the {stored} bytes the file stores"),
+            ));
+        }
+        let data = WithHead { src: &*self.src, head }.read_vec(off, size, "kdump note area")?;
+        Ok(Some(NoteSegment { file_offset: off, align: notes::NOTE_ALIGN, data: Arc::from(data) }))
+    }
+
+    /// `(e_machine, 64-bit)`: the header's `utsname.machine` when it names a machine; otherwise
+    /// (QEMU writes "Unknown" on arm) the machine the VMCOREINFO text implies, `vmcoreinfo` being
+    /// called only then; `(0, true)` when neither says.
+    pub fn machine_guess<T: AsRef<[u8]>>(&self, vmcoreinfo: impl FnOnce() -> Option<T>) -> (u16, bool) {
+        if let Some(m) = machine_from_uname(self.machine()) {
+            return m;
+        }
+        vmcoreinfo().and_then(|t| machine_from_vmcoreinfo(t.as_ref())).unwrap_or((0, true))
     }
 }
