@@ -75,6 +75,17 @@ fn class_name(class64: bool) -> &'static str {
     }
 }
 
+/// The one ELF class QEMU writes for this machine (`Some(true)`: ELF64), or `None` when it
+/// depends on the guest: x86_64, aarch64, ppc64 and s390 are ELF64; arm is ELF32; i386 (ELF64
+/// with memory past 4 GiB), riscv and machines not listed may be either.
+pub fn fixed_class(e_machine: u16) -> Option<bool> {
+    match e_machine {
+        EM_X86_64 | EM_AARCH64 | EM_PPC64 | EM_S390 => Some(true),
+        EM_ARM => Some(false),
+        _ => None,
+    }
+}
+
 /// Check the ELF class against `e_machine`, as QEMU writes dumps:
 /// x86_64, aarch64, ppc64 and s390 must be ELF64; arm must be ELF32; i386 is ELF32, or ELF64
 /// only when guest memory reaches 4 GiB (`max_phys_end`, an exclusive end, at least 2^32; QEMU
@@ -82,10 +93,8 @@ fn class_name(class64: bool) -> &'static str {
 /// either. A violation is a [`Rule::ClassForMachine`] error at `e_ident[EI_CLASS]`.
 pub fn check_class_for_machine(e_machine: u16, elf_class_64: bool, max_phys_end: u64) -> Result<()> {
     let required64 = match e_machine {
-        EM_X86_64 | EM_AARCH64 | EM_PPC64 | EM_S390 => Some(true),
-        EM_ARM => Some(false),
         EM_386 => Some(max_phys_end >= I386_ELF64_THRESHOLD && elf_class_64),
-        _ => None,
+        _ => fixed_class(e_machine),
     };
     match required64 {
         Some(want) if want != elf_class_64 => {

@@ -47,6 +47,7 @@ use std::sync::{Arc, OnceLock};
 
 use object::Endianness;
 
+use crate::bitness::fixed_class;
 use crate::elf::{NoteSegment, MAX_TABLE_BYTES};
 use crate::error::{Error, Result};
 use crate::machine::{machine_from_uname, machine_from_vmcoreinfo};
@@ -341,13 +342,19 @@ impl KdumpFile {
         Ok(Some(NoteSegment { file_offset: off, align: notes::NOTE_ALIGN, data: Arc::from(data) }))
     }
 
-    /// `(e_machine, 64-bit)`: the header's `utsname.machine` when it names a machine; otherwise
-    /// (QEMU writes "Unknown" on arm) the machine the VMCOREINFO text implies, `vmcoreinfo` being
-    /// called only then; `(0, true)` when neither says.
+    /// `(e_machine, 64-bit)`: the header's `utsname.machine` when it names a machine. Otherwise
+    /// (QEMU writes "Unknown" on arm and riscv) the machine the VMCOREINFO text implies
+    /// (`vmcoreinfo` is called only then; 0 when it says none), with the class of the header
+    /// layout, unless that machine has one class only ([`fixed_class`]): a 32-bit layout is a
+    /// 32-bit producer.
     pub fn machine_guess<T: AsRef<[u8]>>(&self, vmcoreinfo: impl FnOnce() -> Option<T>) -> (u16, bool) {
         if let Some(m) = machine_from_uname(self.machine()) {
             return m;
         }
-        vmcoreinfo().and_then(|t| machine_from_vmcoreinfo(t.as_ref())).unwrap_or((0, true))
+        let layout64 = !self.is32;
+        match vmcoreinfo().and_then(|t| machine_from_vmcoreinfo(t.as_ref())) {
+            Some((m, _)) => (m, fixed_class(m).unwrap_or(layout64)),
+            None => (0, layout64),
+        }
     }
 }

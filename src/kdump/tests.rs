@@ -1,4 +1,5 @@
 use super::*;
+use crate::bitness::{EM_AARCH64, EM_RISCV};
 use crate::error::ErrorKind;
 use crate::phys::{normalize, PhysMemory, PhysRange};
 
@@ -122,4 +123,39 @@ fn bitmaps_in_flattened_holes_are_refused_not_allocated() {
     let flat = crate::flattened::flatten(&[(0, &v)], true);
     let f = crate::flattened::Flattened::open(Arc::new(flat)).unwrap();
     assert!(KdumpFile::open(Arc::new(f)).is_ok());
+}
+
+/// A real QEMU 7.2 kdump-zlib of a 32-bit ARM guest (`-M virt -cpu cortex-a15`, 2 MiB, no guest
+/// kernel, a pattern page loaded at 0x40101000; reassembled with `makedumpfile -R`; see
+/// tests/fixtures/kdump/README.md): 32-bit header layout, QEMU's packed sub-header, machine
+/// "Unknown", no VMCOREINFO.
+const ARM32_QEMU: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kdump/qemu-arm-zlib.kdump");
+
+#[test]
+fn real_arm32_qemu_kdump_is_32bit_whatever_its_machine_says() {
+    let kd = KdumpFile::open(Arc::new(std::fs::read(ARM32_QEMU).unwrap())).unwrap();
+    assert!(kd.is_32bit_layout() && !kd.byteorder_big());
+    assert_eq!(kd.sub_layout(), SubLayout::Packed32);
+    assert_eq!((kd.machine(), kd.block_size(), kd.max_mapnr()), ("Unknown", 4096, 0x40200));
+    assert_eq!(kd.vmcoreinfo_location(), None);
+    // QEMU's per-CPU notes, from the packed sub-header's note location.
+    let seg = kd.note_segment(&[]).unwrap().unwrap();
+    let names: Vec<Vec<u8>> =
+        crate::notes::notes(&seg.data, false, seg.align, seg.file_offset).map(|n| n.unwrap().name.to_vec()).collect();
+    assert_eq!(names.first().map(Vec::as_slice), Some(&b"CORE"[..]));
+    // Neither the header nor a text names the machine: the class is the header layout's.
+    assert_eq!(kd.machine_guess(|| None::<&[u8]>), (0, false));
+    // A text that names a machine of either class (riscv) does not override the layout; one
+    // whose machine has one class only (aarch64) does.
+    assert_eq!(kd.machine_guess(|| Some(&b"OSRELEASE=6.1\nNUMBER(phys_ram_base)=0x80000000\n"[..])), (EM_RISCV, false));
+    assert_eq!(kd.machine_guess(|| Some(&b"OSRELEASE=6.1-arm64\n"[..])), (EM_AARCH64, true));
+    let d = crate::dump::Dump::open(std::path::Path::new(ARM32_QEMU), Default::default()).unwrap();
+    assert_eq!((d.e_machine(), d.class64(), d.machine()), (0, false, "unknown"));
+    // The page QEMU's loader put in guest memory reads back.
+    let mut page = vec![0u8; 4096];
+    kd.read_phys(0x4010_1000, &mut page).unwrap();
+    assert_eq!(&page[..16], b"KDUMP32 ARM TEST");
+    assert_eq!(u16::from_le_bytes([page[4094], page[4095]]), 4094);
+    kd.read_phys(0x4010_2000, &mut page).unwrap();
+    assert_eq!(u16::from_le_bytes([page[2], page[3]]), 2);
 }
