@@ -4,46 +4,32 @@
 use crate::error::{Error, Result, Rule};
 use crate::text::{parse_hex, View};
 
-/// `e_machine`: SPARC.
-pub const EM_SPARC: u16 = 2;
-/// `e_machine`: Intel 80386 (i386).
-pub const EM_386: u16 = 3;
-/// `e_machine`: Motorola 68000.
-pub const EM_68K: u16 = 4;
-/// `e_machine`: MIPS.
-pub const EM_MIPS: u16 = 8;
-/// `e_machine`: HP PA-RISC.
-pub const EM_PARISC: u16 = 15;
-/// `e_machine`: PowerPC (32-bit).
-pub const EM_PPC: u16 = 20;
-/// `e_machine`: PowerPC 64-bit.
-pub const EM_PPC64: u16 = 21;
-/// `e_machine`: IBM S/390 and z/Architecture.
-pub const EM_S390: u16 = 22;
-/// `e_machine`: ARM (32-bit).
-pub const EM_ARM: u16 = 40;
-/// `e_machine`: SuperH.
-pub const EM_SH: u16 = 42;
-/// `e_machine`: SPARC V9 (64-bit).
-pub const EM_SPARCV9: u16 = 43;
-/// `e_machine`: Intel Itanium.
-pub const EM_IA_64: u16 = 50;
-/// `e_machine`: AMD x86-64.
-pub const EM_X86_64: u16 = 62;
-/// `e_machine`: OpenRISC.
-pub const EM_OPENRISC: u16 = 92;
-/// `e_machine`: Tensilica Xtensa.
-pub const EM_XTENSA: u16 = 94;
-/// `e_machine`: ARM 64-bit (AArch64).
-pub const EM_AARCH64: u16 = 183;
-/// `e_machine`: Xilinx MicroBlaze.
-pub const EM_MICROBLAZE: u16 = 189;
-/// `e_machine`: RISC-V.
-pub const EM_RISCV: u16 = 243;
-/// `e_machine`: LoongArch.
-pub const EM_LOONGARCH: u16 = 258;
-/// `e_machine`: DEC Alpha (unofficial value used by Linux).
-pub const EM_ALPHA: u16 = 0x9026;
+/// `e_machine` values, as the `u16` the dump readers carry, taken from `object::elf`'s
+/// `Machine` constants (the names are object's and the ELF specification's).
+mod em {
+    use object::elf;
+    pub const EM_SPARC: u16 = elf::EM_SPARC.0;
+    pub const EM_386: u16 = elf::EM_386.0;
+    pub const EM_68K: u16 = elf::EM_68K.0;
+    pub const EM_MIPS: u16 = elf::EM_MIPS.0;
+    pub const EM_PARISC: u16 = elf::EM_PARISC.0;
+    pub const EM_PPC: u16 = elf::EM_PPC.0;
+    pub const EM_PPC64: u16 = elf::EM_PPC64.0;
+    pub const EM_S390: u16 = elf::EM_S390.0;
+    pub const EM_ARM: u16 = elf::EM_ARM.0;
+    pub const EM_SH: u16 = elf::EM_SH.0;
+    pub const EM_SPARCV9: u16 = elf::EM_SPARCV9.0;
+    pub const EM_IA_64: u16 = elf::EM_IA_64.0;
+    pub const EM_X86_64: u16 = elf::EM_X86_64.0;
+    pub const EM_OPENRISC: u16 = elf::EM_OPENRISC.0;
+    pub const EM_XTENSA: u16 = elf::EM_XTENSA.0;
+    pub const EM_AARCH64: u16 = elf::EM_AARCH64.0;
+    pub const EM_MICROBLAZE: u16 = elf::EM_MICROBLAZE.0;
+    pub const EM_RISCV: u16 = elf::EM_RISCV.0;
+    pub const EM_LOONGARCH: u16 = elf::EM_LOONGARCH.0;
+    pub const EM_ALPHA: u16 = elf::EM_ALPHA.0;
+}
+pub use em::*;
 
 /// Offset of `e_ident[EI_CLASS]` in an ELF header: where class errors point.
 pub const EI_CLASS_OFFSET: u64 = 4;
@@ -101,6 +87,17 @@ fn class_name(class64: bool) -> &'static str {
     }
 }
 
+/// The one ELF class QEMU writes for this machine (`Some(true)`: ELF64), or `None` when it
+/// depends on the guest: x86_64, aarch64, ppc64 and s390 are ELF64; arm is ELF32; i386 (ELF64
+/// in every QEMU dump of a PC guest, ELF32 from other producers), riscv and machines not listed may be either.
+pub fn fixed_class(e_machine: u16) -> Option<bool> {
+    match e_machine {
+        EM_X86_64 | EM_AARCH64 | EM_PPC64 | EM_S390 => Some(true),
+        EM_ARM => Some(false),
+        _ => None,
+    }
+}
+
 /// Check the ELF class against `e_machine`, as QEMU writes dumps: x86_64, aarch64, ppc64 and
 /// s390 must be ELF64; arm must be ELF32; i386, riscv and unknown machines may be either. A
 /// violation is a [`Rule::ClassForMachine`] error at `e_ident[EI_CLASS]`.
@@ -110,11 +107,7 @@ fn class_name(class64: bool) -> &'static str {
 /// block ends exactly at 4 GiB whatever the guest's RAM. The PT_LOADs need not show it: with
 /// `paging=true` they are the guest's own mappings (see [`class_diagnostic`]).
 pub fn check_class_for_machine(e_machine: u16, elf_class_64: bool) -> Result<()> {
-    let required64 = match e_machine {
-        EM_X86_64 | EM_AARCH64 | EM_PPC64 | EM_S390 => Some(true),
-        EM_ARM => Some(false),
-        _ => None,
-    };
+    let required64 = fixed_class(e_machine);
     match required64 {
         Some(want) if want != elf_class_64 => Err(Error::bitness(
             Rule::ClassForMachine,

@@ -14,7 +14,7 @@ use crate::notes::{self, RawNote};
 use crate::phys::{PhysMemory, PhysRange};
 use crate::raw::RawImage;
 use crate::scan::{self, ByteOrder, Candidate, ScanReport};
-use crate::source::{FileSource, ReadAt, WithHead};
+use crate::source::{FileSource, ReadAt};
 use crate::text;
 
 /// Options for [`Dump::open`].
@@ -173,6 +173,12 @@ impl TextBlob {
     }
 }
 
+impl AsRef<[u8]> for TextBlob {
+    fn as_ref(&self) -> &[u8] {
+        self.bytes()
+    }
+}
+
 /// How many valid scan candidates a memory image's implicit scan reads to compare their texts.
 pub const COMPARE_CANDIDATES: usize = 16;
 
@@ -298,51 +304,23 @@ impl Dump {
         options: OpenOptions,
         flattened: Option<FlattenedInfo>,
     ) -> Result<Dump> {
-        let file = KdumpFile::open_with_head(src.clone(), head)?;
-        let big_endian = file.byteorder_big();
-        let mut notes = Vec::new();
-        if let Some((off, size)) = file.notes_location() {
-            if size > elf::MAX_TABLE_BYTES {
-                return Err(Error::limit(
-                    off,
-                    format!("kdump note area of {size} bytes exceeds the {} byte limit", elf::MAX_TABLE_BYTES),
-                ));
-            }
-            // A flattened file's holes read as zeros: never allocate for what the file does not store.
-            if size > src.stored_len() {
-                return Err(Error::limit(
-                    off,
-                    format!("kdump note area of {size} bytes is more than the {} bytes the file stores", src.stored_len()),
-                ));
-            }
-            let data = WithHead { src: &*src, head }.read_vec(off, size, "kdump note area")?;
-            notes.push(NoteSegment { file_offset: off, align: 4, data: Arc::from(data) });
-        }
+        let file = KdumpFile::open_with_head(src, head)?;
+        let notes = file.note_segment(head)?.into_iter().collect();
         let mut d = Dump {
             path: name,
             format: if flattened.is_some() { Format::FlattenedKdump } else { Format::Kdump },
             class64: true,
-            big_endian,
+            big_endian: file.byteorder_big(),
             e_machine: 0,
             options,
             notes,
             backend: Backend::Kdump { file, flattened },
             image: OnceLock::new(),
         };
-        let (e_machine, class64) = d.kdump_machine();
-        d.e_machine = e_machine;
-        d.class64 = class64;
-        Ok(d)
-    }
-
-    /// The kdump header's utsname.machine, or, when QEMU wrote "Unknown" (arm) or nothing
-    /// useful, the machine the VMCOREINFO text and notes imply.
-    fn kdump_machine(&self) -> (u16, bool) {
-        let Backend::Kdump { file, .. } = &self.backend else { return (self.e_machine, self.class64) };
-        if let Some(m) = machine_from_uname(file.machine()) {
-            return m;
+        if let Backend::Kdump { file, .. } = &d.backend {
+            (d.e_machine, d.class64) = file.machine_guess(|| d.vmcoreinfo().ok());
         }
-        self.vmcoreinfo().ok().and_then(|blob| machine_from_vmcoreinfo(blob.bytes())).unwrap_or((0, true))
+        Ok(d)
     }
 
     /// phys_base from the VMCOREINFO text and from the kdump header, side by side.
@@ -796,31 +774,7 @@ impl PhysMemory for Dump {
     }
 }
 
-/// The machine a VMCOREINFO text implies, from the keys only one architecture writes (and, last,
-/// a Debian-style `OSRELEASE` suffix): `(e_machine, 64-bit)`. Used for kdump headers that name
-/// no machine (QEMU writes "Unknown" on arm) and for memory images, which name none at all.
-pub fn machine_from_vmcoreinfo(text_bytes: &[u8]) -> Option<(u16, bool)> {
-    let idx = text::Index::build(text_bytes);
-    let v = idx.view(text_bytes);
-    let has = |k: &str| v.contains(k);
-    if has("NUMBER(kimage_voffset)") || has("NUMBER(VA_BITS)") && has("NUMBER(PHYS_OFFSET)") {
-        return Some((bitness::EM_AARCH64, true));
-    }
-    if has("SYMBOL(init_top_pgt)") || has("NUMBER(phys_base)") {
-        return Some((bitness::EM_X86_64, true));
-    }
-    if has("CONFIG_X86_PAE") {
-        return Some((bitness::EM_386, false));
-    }
-    if has("NUMBER(phys_ram_base)") {
-        return Some((bitness::EM_RISCV, true));
-    }
-    let rel = v.osrelease()?;
-    [("-arm64", (bitness::EM_AARCH64, true)), ("-amd64", (bitness::EM_X86_64, true)), ("-s390x", (bitness::EM_S390, true))]
-        .into_iter()
-        .find(|(suffix, _)| rel.ends_with(suffix))
-        .map(|(_, m)| m)
-}
+pub use crate::machine::machine_from_vmcoreinfo;
 
 /// Check a text's SYMBOL and KERNELOFFSET values against `bits`, placing a violation where the
 /// text is (in the file, or in guest memory).
@@ -839,22 +793,6 @@ fn check_text_width(blob: TextBlob, bits: u32) -> Result<TextBlob> {
 
 /// File offset of `e_machine` in an ELF header (both classes).
 const E_MACHINE_OFFSET: u64 = 18;
-
-/// `utsname.machine` as kdump producers write it → (e_machine, 64-bit).
-fn machine_from_uname(m: &str) -> Option<(u16, bool)> {
-    Some(match m {
-        "x86_64" => (bitness::EM_X86_64, true),
-        "i386" | "i486" | "i586" | "i686" => (bitness::EM_386, false),
-        "aarch64" | "arm64" => (bitness::EM_AARCH64, true),
-        m if m.starts_with("arm") => (bitness::EM_ARM, false),
-        "ppc64" | "ppc64le" => (bitness::EM_PPC64, true),
-        "ppc" => (bitness::EM_PPC, false),
-        "s390x" => (bitness::EM_S390, true),
-        "riscv64" => (bitness::EM_RISCV, true),
-        "riscv32" => (bitness::EM_RISCV, false),
-        _ => return None,
-    })
-}
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@
 //! it passes the checks of [`check_guest_note`], in that order.
 
 use crate::error::{Error, Result, Rule};
+use crate::notes::{self, align4};
 
 /// `guest_format` / `host_format`: no note.
 pub const FORMAT_NONE: u16 = 0;
@@ -19,8 +20,7 @@ pub const FW_CFG_ENTRY_SIZE: usize = 16;
 /// QEMU's limit on the guest note's size, name size and desc size (1 MiB).
 pub const MAX_GUEST_NOTE_SIZE: u32 = 1 << 20;
 
-/// Size of an ELF note header (`n_namesz`, `n_descsz`, `n_type`), the same for ELF32 and ELF64.
-pub const NOTE_HEADER_SIZE: usize = 12;
+pub use crate::notes::{padded_note_size, NOTE_HEADER_SIZE};
 
 /// [`NOTE_HEADER_SIZE`] as the `u32` that fw_cfg sizes are.
 const HEADER_U32: u32 = NOTE_HEADER_SIZE as u32;
@@ -238,21 +238,6 @@ impl NoteSizes {
     }
 }
 
-fn align4(v: u64) -> u64 {
-    // `v` comes from a u32, so this cannot overflow a u64.
-    (v + 3) & !3
-}
-
-/// Size of a note with these name and desc sizes, each padded to 4 bytes.
-pub fn padded_note_size(namesz: u32, descsz: u32) -> u64 {
-    NOTE_HEADER_SIZE as u64 + align4(u64::from(namesz)) + align4(u64::from(descsz))
-}
-
-fn read_u32(b: &[u8], at: usize, big_endian: bool) -> Option<u32> {
-    let w: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
-    Some(if big_endian { u32::from_be_bytes(w) } else { u32::from_le_bytes(w) })
-}
-
 /// Apply QEMU's dump-time rules to the guest note, in QEMU's order:
 /// `entry_size` < 12 → [`Rule::SizeBelowHeader`]; `entry_size` > `limit` (QEMU: 1 MiB,
 /// [`MAX_GUEST_NOTE_SIZE`]; callers may raise it) → [`Rule::SizeAboveLimit`]; `guest_format` not
@@ -285,9 +270,7 @@ pub fn check_guest_note(entry_size: u32, guest_format: u16, note: &[u8], big_end
             format!("guest note format {guest_format} is not ELF ({FORMAT_ELF})"),
         ));
     }
-    let (Some(namesz), Some(descsz), Some(n_type)) =
-        (read_u32(note, 0, big_endian), read_u32(note, 4, big_endian), read_u32(note, 8, big_endian))
-    else {
+    let Some((namesz, descsz, n_type)) = notes::note_header(note, big_endian) else {
         return Err(Error::truncated(
             note.len() as u64,
             format!("guest note header needs {NOTE_HEADER_SIZE} bytes, only {} available", note.len()),
@@ -296,14 +279,14 @@ pub fn check_guest_note(entry_size: u32, guest_format: u16, note: &[u8], big_end
     if namesz > MAX_GUEST_NOTE_SIZE {
         return Err(Error::note_rule(
             Rule::NameTooLarge,
-            Some(0),
+            Some(notes::N_NAMESZ_OFFSET),
             format!("guest note n_namesz {namesz} is larger than {MAX_GUEST_NOTE_SIZE}"),
         ));
     }
     if descsz > MAX_GUEST_NOTE_SIZE {
         return Err(Error::note_rule(
             Rule::DescTooLarge,
-            Some(4),
+            Some(notes::N_DESCSZ_OFFSET),
             format!("guest note n_descsz {descsz} is larger than {MAX_GUEST_NOTE_SIZE}"),
         ));
     }

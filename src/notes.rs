@@ -4,14 +4,49 @@
 //! notes to 4 bytes even in ELF64 (p_align 0 or 4); a segment with p_align 8 is walked with
 //! 8-byte padding, as binutils does.
 
-use object::elf::FileHeader64;
+use object::elf::{FileHeader64, NoteHeader32};
 use object::read::elf::NoteIterator;
 use object::Endianness;
 
 use crate::error::{Error, Result};
 
+/// Size of an ELF note header (`n_namesz`, `n_descsz`, `n_type`), the same for ELF32 and ELF64.
+pub const NOTE_HEADER_SIZE: usize = std::mem::size_of::<NoteHeader32<Endianness>>();
+/// Padding of note names and descs in core dumps: 4 bytes, even in ELF64 (QEMU, the kernel).
+pub const NOTE_ALIGN: u64 = 4;
+
 /// The note name the kernel gives its VMCOREINFO note (namesz 11 with the NUL).
 pub const VMCOREINFO_NAME: &[u8] = b"VMCOREINFO";
+/// The VMCOREINFO note's name as stored, with its NUL.
+pub const VMCOREINFO_NAME_NUL: &[u8; 11] = b"VMCOREINFO\0";
+/// `n_namesz` of the VMCOREINFO note.
+pub const VMCOREINFO_NAMESZ: u32 = VMCOREINFO_NAME_NUL.len() as u32;
+/// Offset of the name in a note.
+pub const NAME_OFFSET: usize = NOTE_HEADER_SIZE;
+/// Offset of the desc (the text) in a VMCOREINFO note: header + name padded to 4 (24).
+pub const VMCOREINFO_DESC_OFFSET: usize = NOTE_HEADER_SIZE + align4(VMCOREINFO_NAMESZ as u64) as usize;
+
+/// Offsets of `n_namesz` and `n_descsz` in a note header (where rule errors point).
+pub const N_NAMESZ_OFFSET: u64 = std::mem::offset_of!(NoteHeader32<Endianness>, n_namesz) as u64;
+pub const N_DESCSZ_OFFSET: u64 = std::mem::offset_of!(NoteHeader32<Endianness>, n_descsz) as u64;
+
+/// `(n_namesz, n_descsz, n_type)` of the note header at the start of `b`, in the given byte
+/// order (object's `NoteHeader32`: ELF64 uses the same 12 bytes); `None` when `b` is shorter.
+pub fn note_header(b: &[u8], big_endian: bool) -> Option<(u32, u32, u32)> {
+    let e = if big_endian { Endianness::Big } else { Endianness::Little };
+    let (h, _) = object::pod::from_bytes::<NoteHeader32<Endianness>>(b).ok()?;
+    Some((h.n_namesz.get(e), h.n_descsz.get(e), h.n_type.get(e).0))
+}
+
+/// `x` rounded up to [`NOTE_ALIGN`] (`x` from a u32 field: no overflow).
+pub const fn align4(x: u64) -> u64 {
+    (x + (NOTE_ALIGN - 1)) & !(NOTE_ALIGN - 1)
+}
+
+/// Size of a note with these name and desc sizes, each padded to 4 bytes.
+pub fn padded_note_size(namesz: u32, descsz: u32) -> u64 {
+    NOTE_HEADER_SIZE as u64 + align4(u64::from(namesz)) + align4(u64::from(descsz))
+}
 
 /// One note, borrowed from its segment's bytes.
 #[derive(Debug, Clone, Copy)]
@@ -36,12 +71,8 @@ impl RawNote<'_> {
     }
     /// Padded length of the note (header + name + desc, each padded to 4).
     pub fn padded_len(&self) -> u64 {
-        12 + align4(u64::from(self.namesz)) + align4(self.desc.len() as u64)
+        NOTE_HEADER_SIZE as u64 + align4(u64::from(self.namesz)) + align4(self.desc.len() as u64)
     }
-}
-
-fn align4(x: u64) -> u64 {
-    (x + 3) & !3
 }
 
 /// Iterator over the notes of one segment. `base` is the segment's file offset, used in errors.
@@ -59,7 +90,7 @@ pub struct Notes<'a> {
 pub fn notes(data: &[u8], big_endian: bool, p_align: u64, base: u64) -> Notes<'_> {
     let endian = if big_endian { Endianness::Big } else { Endianness::Little };
     // p_align values other than 0/4/8 are not meaningful for notes; binutils pads to 4 then.
-    let align = if p_align == 8 { 8 } else { 4 };
+    let align = if p_align == 8 { 8 } else { NOTE_ALIGN as usize };
     let inner = NoteIterator::new(endian, align as u64, data).ok();
     Notes { inner, data, base, endian, align, pos: 0 }
 }
@@ -76,7 +107,7 @@ impl<'a> Iterator for Notes<'a> {
                 let base = self.data.as_ptr() as usize;
                 let desc = n.desc();
                 let namesz = n.n_namesz(self.endian);
-                let name_end = at + 12 + namesz as usize;
+                let name_end = at + NOTE_HEADER_SIZE + namesz as usize;
                 let desc_offset = if desc.is_empty() { name_end } else { desc.as_ptr() as usize - base };
                 let end = desc_offset + desc.len();
                 self.pos = end.div_ceil(self.align) * self.align;
@@ -85,7 +116,7 @@ impl<'a> Iterator for Notes<'a> {
             Err(e) => {
                 self.inner = None;
                 let rest = self.data.len().saturating_sub(at);
-                let what = if rest < 12 { "note header is truncated".to_string() } else { e.to_string() };
+                let what = if rest < NOTE_HEADER_SIZE { "note header is truncated".to_string() } else { e.to_string() };
                 Some(Err(Error::truncated(self.base + at as u64, format!("malformed note: {what}"))))
             }
         }

@@ -15,6 +15,7 @@
 
 use crate::error::{Error, ErrorKind, Location, Result};
 use crate::fwcfg;
+use crate::notes;
 use crate::phys::PhysMemory;
 
 /// Step between probes: the note buffer is page-aligned.
@@ -22,15 +23,17 @@ pub const PAGE: u64 = 4096;
 /// Bytes read per `read_phys` call.
 pub const CHUNK: usize = 4 << 20;
 /// Bytes a probe looks at: header (12) + name padded to 12 + `OSRELEASE=`.
-pub const PROBE_LEN: usize = 34;
+pub const PROBE_LEN: usize = notes::VMCOREINFO_DESC_OFFSET + TEXT_START.len();
 /// Offset of the desc (the text) in a VMCOREINFO note.
-pub const DESC_OFFSET: u64 = 24;
+pub const DESC_OFFSET: u64 = notes::VMCOREINFO_DESC_OFFSET as u64;
 /// Most candidates a report keeps (more are only counted): a hostile image could make every
 /// page a candidate, and each may later be read (up to 1 MiB of text each).
 pub const MAX_CANDIDATES: usize = 256;
-const NAME: &[u8; 11] = b"VMCOREINFO\0";
+const NAME: &[u8; 11] = notes::VMCOREINFO_NAME_NUL;
 const TEXT_START: &[u8; 10] = b"OSRELEASE=";
-const NAMESZ: u32 = 11;
+const NAMESZ: u32 = notes::VMCOREINFO_NAMESZ;
+const NAME_AT: usize = notes::NAME_OFFSET;
+const DESC_AT: usize = notes::VMCOREINFO_DESC_OFFSET;
 
 /// Which byte orders to accept for the note header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,18 +100,9 @@ impl ScanReport {
     }
 }
 
-fn word(b: &[u8], at: usize, big: bool) -> u32 {
-    let w = [b[at], b[at + 1], b[at + 2], b[at + 3]];
-    if big {
-        u32::from_be_bytes(w)
-    } else {
-        u32::from_le_bytes(w)
-    }
-}
-
 /// Test the first [`PROBE_LEN`] bytes of a page; `Some((descsz, big_endian))` for a candidate.
 pub fn probe(b: &[u8], order: ByteOrder) -> Option<(u32, bool)> {
-    if b.len() < PROBE_LEN || &b[12..23] != NAME || &b[24..34] != TEXT_START {
+    if b.len() < PROBE_LEN || &b[NAME_AT..NAME_AT + NAME.len()] != NAME || &b[DESC_AT..PROBE_LEN] != TEXT_START {
         return None;
     }
     let orders: &[bool] = match order {
@@ -117,9 +111,8 @@ pub fn probe(b: &[u8], order: ByteOrder) -> Option<(u32, bool)> {
         ByteOrder::Any => &[false, true],
     };
     orders.iter().copied().find_map(|big| {
-        let descsz = word(b, 4, big);
-        (word(b, 0, big) == NAMESZ && word(b, 8, big) == 0 && (1..=fwcfg::MAX_GUEST_NOTE_SIZE).contains(&descsz))
-            .then_some((descsz, big))
+        let (namesz, descsz, n_type) = notes::note_header(b, big)?;
+        (namesz == NAMESZ && n_type == 0 && (1..=fwcfg::MAX_GUEST_NOTE_SIZE).contains(&descsz)).then_some((descsz, big))
     })
 }
 

@@ -43,12 +43,16 @@ def pages(d: vmcoreinfo.Dump, step: int = 4096) -> list[tuple[int, str]]:
 
 
 def summary(d: vmcoreinfo.Dump) -> dict[str, object]:
-    vi = d.vmcoreinfo
+    try:
+        vi = d.vmcoreinfo
+        text: tuple[object, ...] = (vi.osrelease, dict(vi))
+    except vmcoreinfo.NoVmcoreinfoError:  # the 32-bit ARM kdump fixture has none
+        text = (None, None)
     return {
         "format": d.format,
         "machine": d.machine,
-        "osrelease": vi.osrelease,
-        "items": dict(vi),
+        "osrelease": text[0],
+        "items": text[1],
         "notes": [(n.name, n.type, n.offset, bytes(n.desc)) for n in d.notes()],
         "ranges": d.memory_ranges(),
         "pages": pages(d),

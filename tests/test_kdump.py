@@ -51,6 +51,18 @@ def test_arm64_qemu_kdump_unknown_machine_64k_blocks(name: str) -> None:
         assert vi.page_size == 4096
 
 
+def test_arm32_qemu_kdump_unknown_machine_is_32_bit() -> None:
+    # Real QEMU output for a 32-bit ARM guest: 32-bit header layout, machine "Unknown", no text.
+    with vmcoreinfo.open(K / "qemu-arm-zlib.kdump") as d:
+        det = d.details()
+        assert (det["utsname"]["machine"], det["header_layout"]) == ("Unknown", "32-bit")
+        assert (d.elf_class, d.byteorder, d.machine) == (32, "little", "unknown")
+        assert [n.name for n in d.notes()][:1] == ["CORE"]
+        assert d.read_phys(0x40101000, 16) == b"KDUMP32 ARM TEST"
+        with pytest.raises(vmcoreinfo.NoVmcoreinfoError):
+            d.vmcoreinfo
+
+
 def test_qemu_phys_base_bug_is_flagged_and_the_text_wins() -> None:
     with vmcoreinfo.open(K / "qemu-x86_64-zlib.kdump") as d:
         pb = d.details()["phys_base"]

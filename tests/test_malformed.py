@@ -218,7 +218,9 @@ def record_list(data: bytes) -> list[tuple[int, bytes]]:
     return [(off, data[h + 16 : h + 16 + size]) for h, off, size in flat_records(data) if off != -1]
 
 
-KDUMPS = sorted(p.name for p in KD.glob("*.kdump"))
+# The layout helpers here read the 64-bit layout, and the cases expect a VMCOREINFO text: the
+# 32-bit ARM fixture (neither) is covered by tests/test_kdump.py and src/kdump/tests.rs.
+KDUMPS = sorted(p.name for p in KD.glob("*.kdump") if p.name != "qemu-arm-zlib.kdump")
 FLATS = sorted(p.name for p in KD.glob("*.flat"))
 ELF = (FIXTURES / "x86_64-qemu-elf.core").read_bytes()
 ELF_PHOFF = 0xC0

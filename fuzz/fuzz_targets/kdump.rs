@@ -21,7 +21,7 @@ pub fn exercise(kd: &KdumpFile) {
     let _ = (kd.machine(), kd.release(), kd.timestamp(), kd.compression_flags(), kd.is_incomplete());
     let _ = (kd.max_mapnr(), kd.sub_header(), kd.vmcoreinfo_location(), kd.notes_location(), kd.eraseinfo_location());
     for a in kd.anomalies() {
-        assert!(a.offset.is_some());
+        assert!(a.location.is_some());
     }
     if let Ok(c) = kd.page_counts() {
         assert!(c.excluded <= c.valid);
@@ -63,7 +63,7 @@ pub fn exercise(kd: &KdumpFile) {
     for addr in [0u64, u64::MAX - 7, kd.max_mapnr().saturating_mul(bs)] {
         let mut b = [0u8; 8];
         if let Err(e) = kd.read_phys(addr, &mut b) {
-            assert!(e.offset().is_some());
+            assert!(e.location.is_some());
         }
     }
 }
