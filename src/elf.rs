@@ -369,6 +369,28 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn file_offset_is_where_overlapping_loads_are_read_from() {
+        // Two PT_LOADs map physical 0x5000..0x6000; in header order the one at file 0x2000 comes
+        // first, in the map's (paddr, file offset) order the one at file 0x1000 wins. The file
+        // offset reported for a physical range must be where read_phys reads its bytes.
+        let a = vec![0xaau8; 0x1000];
+        let b = vec![0xbbu8; 0x1000];
+        let v = build_elf64(
+            62,
+            &[(E::PT_LOAD.0, 0x2000, 0x5000, 0x1000, 0x1000, 0), (E::PT_LOAD.0, 0x1000, 0x5000, 0x1000, 0x1000, 0)],
+            &[(0x1000, &a), (0x2000, &b)],
+        );
+        let file = v.clone();
+        let dump = crate::dump::Dump::from_source(Arc::new(v), Arc::from("t.core"), Default::default()).unwrap();
+        let mut got = [0u8; 16];
+        dump.read_phys(0x5100, &mut got).unwrap();
+        let off = dump.phys_file_offset(0x5100, 16).expect("one PT_LOAD holds it") as usize;
+        assert_eq!(&file[off..off + 16], &got, "file offset {off:#x} does not hold the bytes read");
+        assert_eq!(off, 0x1100);
+        assert_eq!(dump.elf().unwrap().conflicting_overlap_bytes, 0x1000);
+    }
+
+    #[test]
     fn hostile_headers_are_typed_errors() {
         let mut v = build_elf64(62, &[(E::PT_LOAD.0, 0x1000, 0, 0x10, 0x10, 0)], &[]);
         v[56..58].copy_from_slice(&0xfffeu16.to_le_bytes()); // phnum far past EOF
