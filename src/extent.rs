@@ -110,32 +110,38 @@ impl ExtentMap {
     pub fn build(mut extents: Vec<Extent>, beyond: Beyond, labels: Labels) -> (ExtentMap, u64) {
         extents.retain(|e| !e.is_empty());
         extents.sort_unstable_by_key(|e| (e.start, e.file_offset));
-        let mut out: Vec<Extent> = Vec::with_capacity(extents.len());
+        // Compact in place: `extents[..w]` is the map built so far (a large index, such as a
+        // flattened file's, is never held twice).
+        let mut w = 0usize;
         let mut conflicts = 0u64;
-        for mut e in extents {
-            let last_end = out.last().map_or(0, |l| l.end);
-            if e.start < last_end {
-                conflicts = conflicts.saturating_add(conflicting_bytes(&out, &e));
-                if e.end <= last_end {
-                    continue;
+        for r in 0..extents.len() {
+            let mut e = extents[r];
+            if w > 0 {
+                let last_end = extents[w - 1].end;
+                if e.start < last_end {
+                    conflicts = conflicts.saturating_add(conflicting_bytes(&extents[..w], &e));
+                    if e.end <= last_end {
+                        continue;
+                    }
+                    let skip = last_end - e.start;
+                    e.start = last_end;
+                    // Past the stored part the file offset is never used; keep it in range.
+                    e.file_offset += skip.min(e.stored);
+                    e.stored = e.stored.saturating_sub(skip);
                 }
-                let skip = last_end - e.start;
-                e.start = last_end;
-                // Past the stored part the file offset is never used; keep it in range.
-                e.file_offset += skip.min(e.stored);
-                e.stored = e.stored.saturating_sub(skip);
-            }
-            if let Some(last) = out.last_mut() {
+                let last = &mut extents[w - 1];
                 if last.end == e.start && last.stored == last.len() && last.file_offset + last.stored == e.file_offset {
                     last.end = e.end;
                     last.stored += e.stored;
                     continue;
                 }
             }
-            out.push(e);
+            extents[w] = e;
+            w += 1;
         }
-        out.shrink_to_fit();
-        (ExtentMap { extents: out, beyond, labels }, conflicts)
+        extents.truncate(w);
+        extents.shrink_to_fit();
+        (ExtentMap { extents, beyond, labels }, conflicts)
     }
 
     /// The extents, sorted and non-overlapping.
