@@ -656,12 +656,7 @@ impl Dump {
         match &self.backend {
             Backend::Raw(r) => r.file_offset(addr, len),
             Backend::Lime(l) => l.file_offset(addr, len),
-            Backend::Elf(e) => {
-                let end = addr.checked_add(len)?;
-                // The first PT_LOAD that maps the address wins, as in the physical map.
-                let l = e.loads.iter().find(|l| l.paddr <= addr && addr - l.paddr < l.memsz)?;
-                (end - l.paddr <= l.filesz).then(|| l.offset + (addr - l.paddr))
-            }
+            Backend::Elf(e) => e.file_offset(addr, len),
             Backend::Kdump { .. } => None,
         }
     }

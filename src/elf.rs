@@ -11,8 +11,9 @@ use object::elf::{self as E, FileHeader32, FileHeader64};
 use object::read::elf::{FileHeader, ProgramHeader, SectionHeader};
 use object::Endianness;
 
-use crate::error::{Error, ErrorKind, Result};
-use crate::phys::{normalize, PhysMemory, PhysRange};
+use crate::error::{Error, Result};
+use crate::extent::{Beyond, Extent, ExtentMap, Labels};
+use crate::phys::{PhysMemory, PhysRange};
 use crate::source::ReadAt;
 
 // Offsets in e_ident (object names only the struct fields).
@@ -45,15 +46,12 @@ pub struct Load {
     pub memsz: u64,
 }
 
-/// A piece of the physical map: `[start, end)` physical, file bytes for
-/// `[start, start + file_len)` at `file_start`, zeros after.
-#[derive(Debug, Clone, Copy)]
-struct MapEntry {
-    start: u64,
-    end: u64,
-    file_start: u64,
-    file_len: u64,
-}
+/// Error words of the PT_LOAD map.
+const LABELS: Labels = Labels {
+    gap: "the dump holds no memory at this address",
+    unstored: "the dump records this memory only as a PT_LOAD p_filesz < p_memsz tail (not saved by the producer)",
+    data: "PT_LOAD data for physical",
+};
 
 /// A parsed ELF dump.
 pub struct ElfDump {
@@ -64,11 +62,11 @@ pub struct ElfDump {
     pub notes: Vec<NoteSegment>,
     pub loads: Vec<Load>,
     /// Bytes of PT_LOADs that overlap an earlier PT_LOAD with a different file mapping
-    /// (the earlier one wins).
+    /// (the earlier in (paddr, file offset) order wins).
     pub conflicting_overlap_bytes: u64,
-    map: Vec<MapEntry>,
+    /// The physical map: one extent per PT_LOAD (`p_filesz` bytes stored, `p_memsz` covered).
+    map: ExtentMap,
     src: Arc<dyn ReadAt>,
-    tails_absent: bool,
 }
 
 impl std::fmt::Debug for ElfDump {
@@ -104,7 +102,7 @@ impl ElfDump {
 
     /// Highest physical address + 1 that any PT_LOAD covers.
     pub fn max_phys_end(&self) -> u64 {
-        self.map.last().map_or(0, |m| m.end)
+        self.map.end()
     }
 
     /// How to read the part of a PT_LOAD past `p_filesz` (up to `p_memsz`). The ELF format
@@ -112,26 +110,29 @@ impl ElfDump {
     /// memory they did not save: makedumpfile `-E` for the pages it excluded, QEMU for memory it
     /// could not read. With `absent = true` such bytes are reported absent instead.
     pub fn set_tails_absent(&mut self, absent: bool) {
-        self.tails_absent = absent;
+        self.map.set_beyond(if absent { Beyond::Absent } else { Beyond::Zeros });
     }
 
     /// Bytes of physical memory that lie in `p_filesz < p_memsz` tails.
     pub fn tail_bytes(&self) -> u64 {
-        self.map.iter().map(|m| (m.end - m.start).saturating_sub(m.file_len)).sum()
+        self.map.unstored_bytes()
     }
 
     /// Bytes of physical memory the PT_LOADs declare the file stores (`p_filesz`, counted once
     /// where PT_LOADs overlap), and how many of them lie inside the file as opened.
     pub fn stored_memory(&self) -> (u64, u64) {
-        let len = self.src.len();
-        self.map.iter().fold((0, 0), |(declared, stored), m| {
-            (declared + m.file_len, stored + len.saturating_sub(m.file_start).min(m.file_len))
-        })
+        self.map.stored_within(self.src.len())
     }
 
-    fn find(&self, addr: u64) -> Option<&MapEntry> {
-        let i = self.map.partition_point(|m| m.end <= addr);
-        self.map.get(i).filter(|m| m.start <= addr)
+    /// File offset of physical `[addr, addr + len)` when one run of PT_LOAD file bytes holds
+    /// all of it: where [`PhysMemory::read_phys`] reads those bytes from.
+    pub fn file_offset(&self, addr: u64, len: u64) -> Option<u64> {
+        self.map.file_offset(addr, len)
+    }
+
+    /// The physical map (sorted, non-overlapping).
+    pub fn extents(&self) -> &[Extent] {
+        self.map.extents()
     }
 }
 
@@ -256,101 +257,34 @@ where
         conflicting_overlap_bytes,
         map,
         src,
-        tails_absent: false,
     })
 }
 
-/// Sort PT_LOADs by physical address into non-overlapping entries. Where PT_LOADs overlap (QEMU
-/// with paging writes several virtual mappings of one physical range), the first in address
-/// order wins; overlaps that map the same physical bytes to different file bytes are counted.
-fn build_map(loads: &[Load]) -> (Vec<MapEntry>, u64) {
-    let mut v: Vec<MapEntry> = loads
-        .iter()
-        .filter(|l| l.memsz.max(l.filesz) > 0)
-        .map(|l| {
-            let len = l.memsz.max(l.filesz);
-            MapEntry { start: l.paddr, end: l.paddr + len, file_start: l.offset, file_len: l.filesz }
-        })
-        .collect();
-    v.sort_by_key(|m| (m.start, m.file_start));
-    let mut out: Vec<MapEntry> = Vec::with_capacity(v.len());
-    let mut conflicts = 0u64;
-    for mut m in v {
-        if let Some(last) = out.last() {
-            if m.start < last.end {
-                let skip = last.end - m.start;
-                let consistent = m.file_start.wrapping_sub(m.start) == last.file_start.wrapping_sub(last.start);
-                if !consistent {
-                    conflicts = conflicts.saturating_add(skip.min(m.end - m.start));
-                }
-                if m.end <= last.end {
-                    continue;
-                }
-                m.start += skip;
-                m.file_start = m.file_start.saturating_add(skip);
-                m.file_len = m.file_len.saturating_sub(skip);
-            }
-        }
-        out.push(m);
-    }
-    (out, conflicts)
+/// The physical map of the PT_LOADs: `p_memsz` (or `p_filesz`, if larger) bytes from `p_paddr`,
+/// the first `p_filesz` of them in the file. Where PT_LOADs overlap (QEMU with paging writes
+/// several virtual mappings of one physical range) the extent map's one rule decides: the first
+/// in (paddr, file offset) order wins; overlaps that map the same physical bytes to different
+/// file bytes are counted.
+fn build_map(loads: &[Load]) -> (ExtentMap, u64) {
+    // parse_class checked that offset + filesz and paddr + max(memsz, filesz) do not overflow.
+    let extents = loads.iter().filter_map(|l| Extent::new(l.paddr, l.memsz.max(l.filesz), l.offset, l.filesz)).collect();
+    ExtentMap::build(extents, Beyond::Zeros, LABELS)
 }
 
 impl PhysMemory for ElfDump {
     fn read_phys(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
-        let mut done = 0usize;
-        while done < buf.len() {
-            let a = addr.checked_add(done as u64).ok_or_else(|| Error::absent(addr, "address range wraps past 2^64"))?;
-            let m = self.find(a).ok_or_else(|| Error::absent(a, "the dump holds no memory at this address"))?;
-            let chunk = ((m.end - a).min((buf.len() - done) as u64)) as usize;
-            let out = &mut buf[done..done + chunk];
-            let rel = a - m.start;
-            let from_file = m.file_len.saturating_sub(rel).min(chunk as u64) as usize;
-            let at = m.file_start + rel;
-            if from_file > 0 && at + from_file as u64 > self.src.len() {
-                // The file was cut short before it was opened: name where the data was declared.
-                let (declared, stored) = self.stored_memory();
-                return Err(Error::truncated(
-                    at,
-                    format!(
-                        "PT_LOAD data for physical {a:#x} is declared at file offset {at:#x}, but the file ends at {:#x} \
-                         ({} bytes): it holds {stored} of the {declared} bytes of memory its PT_LOADs declare",
-                        self.src.len(),
-                        self.src.len()
-                    ),
-                ));
-            }
-            if from_file > 0 {
-                self.src.read_exact_at(&mut out[..from_file], m.file_start + rel).map_err(|e| {
-                    if e.kind == ErrorKind::Truncated {
-                        Error { message: format!("PT_LOAD data for physical {a:#x} is missing: {}", e.message), ..e }
-                    } else {
-                        e
-                    }
-                })?;
-            }
-            if from_file < chunk && self.tails_absent {
-                return Err(Error::absent(
-                    a + from_file as u64,
-                    "the dump records this memory only as a PT_LOAD p_filesz < p_memsz tail (not saved by the producer)",
-                ));
-            }
-            // p_filesz < p_memsz: the ELF format defines the rest as zeros.
-            out[from_file..].fill(0);
-            done += chunk;
-        }
-        Ok(())
+        self.map.read(&*self.src, addr, buf)
     }
 
     fn ranges(&self) -> Result<Vec<PhysRange>> {
-        let end = |m: &MapEntry| if self.tails_absent { m.start + m.file_len.min(m.end - m.start) } else { m.end };
-        Ok(normalize(self.map.iter().map(|m| PhysRange { start: m.start, end: end(m) }).collect()))
+        Ok(self.map.ranges())
     }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     /// Build a minimal ELF64 LE core: header, optional section headers, phdrs at `phoff`, payload.
     pub fn build_elf64(machine: u16, phdrs: &[(u32, u64, u64, u64, u64, u64)], payload: &[(u64, &[u8])]) -> Vec<u8> {
@@ -459,6 +393,28 @@ pub(crate) mod tests {
         let d = open(v).unwrap();
         assert_eq!(d.conflicting_overlap_bytes, 0);
         assert_eq!(d.ranges().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn file_offset_is_where_overlapping_loads_are_read_from() {
+        // Two PT_LOADs map physical 0x5000..0x6000; in header order the one at file 0x2000 comes
+        // first, in the map's (paddr, file offset) order the one at file 0x1000 wins. The file
+        // offset reported for a physical range must be where read_phys reads its bytes.
+        let a = vec![0xaau8; 0x1000];
+        let b = vec![0xbbu8; 0x1000];
+        let v = build_elf64(
+            62,
+            &[(E::PT_LOAD.0, 0x2000, 0x5000, 0x1000, 0x1000, 0), (E::PT_LOAD.0, 0x1000, 0x5000, 0x1000, 0x1000, 0)],
+            &[(0x1000, &a), (0x2000, &b)],
+        );
+        let file = v.clone();
+        let dump = crate::dump::Dump::from_source(Arc::new(v), Arc::from("t.core"), Default::default()).unwrap();
+        let mut got = [0u8; 16];
+        dump.read_phys(0x5100, &mut got).unwrap();
+        let off = dump.phys_file_offset(0x5100, 16).expect("one PT_LOAD holds it") as usize;
+        assert_eq!(&file[off..off + 16], &got, "file offset {off:#x} does not hold the bytes read");
+        assert_eq!(off, 0x1100);
+        assert_eq!(dump.elf().unwrap().conflicting_overlap_bytes, 0x1000);
     }
 
     #[test]

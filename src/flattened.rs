@@ -7,8 +7,9 @@
 //! each record's data at its offset, in file order.
 //!
 //! [`Flattened`] indexes every record in one pass at open (record headers are read through a small
-//! window buffer; the data is never copied) and answers reads of the *reassembled* file by binary
-//! search over a non-overlapping interval map. The semantics are exactly those of `-R`:
+//! window buffer; the data is never copied) and answers reads of the *reassembled* file through
+//! an [`ExtentMap`] (logical offset -> the record's data in the file; holes are the unstored,
+//! zero-read tail of the extent before them). The semantics are exactly those of `-R`:
 //!
 //! * **Overlap:** a later record overwrites the bytes of earlier ones it covers. The map is built
 //!   at index time (earlier intervals are trimmed or split when a later record covers them), so a
@@ -25,20 +26,21 @@
 //!   end marker are ignored.
 //! * **Hostile records:** a negative offset, a negative size (other than the `-1/-1` marker),
 //!   or an `offset + size` that overflows `i64` is a `Format` error at the record header's file
-//!   offset. More than [`MAX_RECORDS`] records is a `Limit` error (the index costs 24 bytes per
-//!   record and at most three intervals per record while it is built).
+//!   offset. More than [`MAX_RECORDS`] records is a `Limit` error (the index costs 32 bytes per
+//!   piece and at most three intervals per record while it is built).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
+use crate::extent::{Beyond, Extent, ExtentMap, Labels};
 use crate::source::ReadAt;
 
 /// Size of the flattened-format file header.
 pub const HEADER_SIZE: u64 = 4096;
 /// Size of one record header (`be64 offset; be64 size`).
 pub const RECORD_HEADER_SIZE: u64 = 16;
-/// The most records we index (about 1.5 GiB of index). Real files have one record per
+/// The most records we index (about 2 GiB of index). Real files have one record per
 /// write of makedumpfile's buffers: a few thousand for a 40 MB dump.
 pub const MAX_RECORDS: u64 = 1 << 26;
 
@@ -66,11 +68,18 @@ struct Segment {
     src: u64,
 }
 
+/// Error words of the reassembled view (offsets in it, not physical addresses).
+const LABELS: Labels = Labels {
+    gap: "no flattened record covers this offset of the reassembled file",
+    unstored: "no flattened record covers this offset of the reassembled file",
+    data: "flattened record data for reassembled offset",
+};
+
 /// A flattened-format file seen as the file `makedumpfile -R` would write.
 pub struct Flattened {
     inner: Arc<dyn ReadAt>,
-    /// Sorted, non-overlapping.
-    segs: Vec<Segment>,
+    /// `[0, logical_len)`: each piece a record wrote, followed by the hole up to the next piece.
+    map: ExtentMap,
     logical_len: u64,
     records: u64,
     end_marker: bool,
@@ -81,7 +90,7 @@ impl std::fmt::Debug for Flattened {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Flattened")
             .field("records", &self.records)
-            .field("segments", &self.segs.len())
+            .field("segments", &self.map.extents().len())
             .field("logical_len", &self.logical_len)
             .field("end_marker", &self.end_marker)
             .field("hole_bytes", &self.hole_bytes)
@@ -215,9 +224,19 @@ impl Flattened {
             last_span = next - pos;
             pos = next;
         }
-        let segs: Vec<Segment> = map.into_iter().map(|(start, (end, src))| Segment { start, end, src }).collect();
-        let covered: u64 = segs.iter().map(|s| s.end - s.start).sum();
-        Ok(Flattened { inner, segs, logical_len, records, end_marker, hole_bytes: logical_len - covered })
+        // Each piece, stored, then the hole up to the next piece (or the end) as its unstored
+        // tail; a hole at the start is an extent that stores nothing. Offsets are below 2^63.
+        let mut extents = Vec::with_capacity(map.len() + 1);
+        let first = map.keys().next().copied().unwrap_or(logical_len);
+        extents.extend(Extent::new(0, first, 0, 0));
+        let mut pieces = map.into_iter().peekable();
+        while let Some((start, (end, src))) = pieces.next() {
+            let next = pieces.peek().map_or(logical_len, |&(s, _)| s);
+            extents.extend(Extent::new(start, next - start, src, end - start));
+        }
+        let (map, _) = ExtentMap::build(extents, Beyond::Zeros, LABELS);
+        let hole_bytes = map.unstored_bytes();
+        Ok(Flattened { inner, map, logical_len, records, end_marker, hole_bytes })
     }
 
     /// Number of data records indexed (the end marker not counted).
@@ -238,7 +257,7 @@ impl Flattened {
     }
     /// Number of non-overlapping pieces in the index.
     pub fn segment_count(&self) -> usize {
-        self.segs.len()
+        self.map.extents().len()
     }
 }
 
@@ -260,31 +279,11 @@ impl ReadAt for Flattened {
                 format!("reassembled flattened file ends at {:#x}", self.logical_len),
             ));
         }
-        // First segment whose end is past `offset`.
-        let mut i = self.segs.partition_point(|s| s.end <= offset);
-        let mut pos = offset;
-        let mut out = &mut buf[..];
-        while !out.is_empty() {
-            let seg = self.segs.get(i).copied();
-            match seg {
-                Some(s) if s.start <= pos => {
-                    let n = ((s.end - pos) as usize).min(out.len());
-                    self.inner.read_exact_at(&mut out[..n], s.src + (pos - s.start))?;
-                    out = &mut out[n..];
-                    pos += n as u64;
-                    i += 1;
-                }
-                other => {
-                    // A hole: zeros up to the next segment (or the end of the read).
-                    let next = other.map_or(want_end, |s| s.start.min(want_end));
-                    let n = ((next - pos) as usize).min(out.len());
-                    out[..n].fill(0);
-                    out = &mut out[n..];
-                    pos += n as u64;
-                }
-            }
-        }
-        Ok(())
+        // Every offset below logical_len is in an extent (stored or a zero-read hole).
+        self.map.read(&*self.inner, offset, buf).map_err(|e| match (e.kind, e.address()) {
+            (ErrorKind::Absent, Some(at)) => Error::truncated(at, e.message),
+            _ => e,
+        })
     }
 }
 

@@ -7,6 +7,7 @@ pub mod bitness;
 pub mod dump;
 pub mod elf;
 pub mod error;
+pub mod extent;
 pub mod flattened;
 pub mod fwcfg;
 pub mod kdump;

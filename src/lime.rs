@@ -26,7 +26,8 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::phys::{normalize, PhysMemory, PhysRange};
+use crate::extent::{Beyond, Extent, ExtentMap, Labels};
+use crate::phys::{PhysMemory, PhysRange};
 use crate::source::ReadAt;
 
 /// `magic` of a LiME range header (little-endian u32; the bytes "EMiL").
@@ -56,10 +57,19 @@ pub struct LimeRange {
     pub header_offset: u64,
 }
 
-/// An opened LiME image: the index of its ranges, sorted by address.
+/// Error words of the LiME map.
+const LABELS: Labels = Labels {
+    gap: "no LiME range holds this address",
+    unstored: "no LiME range holds this address",
+    data: "LiME range data for physical",
+};
+
+/// An opened LiME image: the index of its ranges, sorted by address, and the extent map reads
+/// go through.
 pub struct LimeImage {
     src: Arc<dyn ReadAt>,
     ranges: Vec<LimeRange>,
+    map: ExtentMap,
 }
 
 impl std::fmt::Debug for LimeImage {
@@ -160,7 +170,11 @@ impl LimeImage {
                 ));
             }
         }
-        Ok(LimeImage { src, ranges })
+        // Checked above: end <= u64::MAX and data_offset + size <= file_len.
+        let extents =
+            ranges.iter().filter_map(|r| Extent::new(r.start, r.end - r.start, r.data_offset, r.end - r.start)).collect();
+        let (map, _) = ExtentMap::build(extents, Beyond::Absent, LABELS);
+        Ok(LimeImage { src, ranges, map })
     }
 
     /// The indexed ranges, sorted by physical address.
@@ -168,33 +182,19 @@ impl LimeImage {
         &self.ranges
     }
 
-    fn find(&self, addr: u64) -> Option<&LimeRange> {
-        let i = self.ranges.partition_point(|r| r.end <= addr);
-        self.ranges.get(i).filter(|r| r.start <= addr)
-    }
-
     /// File offset of physical `[addr, addr + len)` when one range holds all of it.
     pub fn file_offset(&self, addr: u64, len: u64) -> Option<u64> {
-        let r = self.find(addr)?;
-        (addr.checked_add(len)? <= r.end).then(|| r.data_offset + (addr - r.start))
+        self.map.file_offset(addr, len)
     }
 }
 
 impl PhysMemory for LimeImage {
     fn read_phys(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
-        let mut done = 0usize;
-        while done < buf.len() {
-            let a = addr.checked_add(done as u64).ok_or_else(|| Error::absent(addr, "address range wraps past 2^64"))?;
-            let r = self.find(a).ok_or_else(|| Error::absent(a, "no LiME range holds this address"))?;
-            let n = (r.end - a).min((buf.len() - done) as u64) as usize;
-            self.src.read_exact_at(&mut buf[done..done + n], r.data_offset + (a - r.start))?;
-            done += n;
-        }
-        Ok(())
+        self.map.read(&*self.src, addr, buf)
     }
 
     fn ranges(&self) -> Result<Vec<PhysRange>> {
-        Ok(normalize(self.ranges.iter().map(|r| PhysRange { start: r.start, end: r.end }).collect()))
+        Ok(self.map.ranges())
     }
 }
 

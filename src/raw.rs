@@ -7,13 +7,21 @@
 
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::extent::{Beyond, Extent, ExtentMap, Labels};
 use crate::phys::{PhysMemory, PhysRange};
 use crate::source::ReadAt;
 
-/// A raw physical image over a byte source.
+const LABELS: Labels = Labels {
+    gap: "the raw image ends before this physical address",
+    unstored: "the raw image ends before this physical address",
+    data: "raw image data for physical",
+};
+
+/// A raw physical image over a byte source: one extent, physical `[0, len)` at file offset 0.
 pub struct RawImage {
     src: Arc<dyn ReadAt>,
+    map: ExtentMap,
 }
 
 impl std::fmt::Debug for RawImage {
@@ -24,7 +32,9 @@ impl std::fmt::Debug for RawImage {
 
 impl RawImage {
     pub fn new(src: Arc<dyn ReadAt>) -> RawImage {
-        RawImage { src }
+        let len = src.len();
+        let (map, _) = ExtentMap::build(Extent::new(0, len, 0, len).into_iter().collect(), Beyond::Absent, LABELS);
+        RawImage { src, map }
     }
 
     /// Bytes of physical memory held (the file length at open).
@@ -38,26 +48,17 @@ impl RawImage {
 
     /// File offset of physical address `addr` when `[addr, addr + len)` is held.
     pub fn file_offset(&self, addr: u64, len: u64) -> Option<u64> {
-        (addr.checked_add(len)? <= self.src.len()).then_some(addr)
+        self.map.file_offset(addr, len)
     }
 }
 
 impl PhysMemory for RawImage {
     fn read_phys(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
-        let len = self.src.len();
-        if addr >= len && !buf.is_empty() {
-            return Err(Error::absent(addr, format!("the raw image ends at physical {len:#x}")));
-        }
-        let end = addr.checked_add(buf.len() as u64);
-        if end.is_none_or(|e| e > len) {
-            return Err(Error::absent(len, format!("the raw image ends at physical {len:#x}")));
-        }
-        self.src.read_exact_at(buf, addr)
+        self.map.read(&*self.src, addr, buf)
     }
 
     fn ranges(&self) -> Result<Vec<PhysRange>> {
-        let len = self.src.len();
-        Ok(if len == 0 { Vec::new() } else { vec![PhysRange { start: 0, end: len }] })
+        Ok(self.map.ranges())
     }
 }
 
