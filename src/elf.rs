@@ -5,6 +5,7 @@
 //! Honours `e_phoff` wherever it points (QEMU 7.2 writes `e_ehsize = 8` and puts the section
 //! headers before the program headers) and does not trust `e_ehsize`.
 
+use crate::format::{DumpFormat, Format, Identity};
 use std::sync::Arc;
 
 use object::elf::{self as E, FileHeader32, FileHeader64};
@@ -278,6 +279,27 @@ impl PhysMemory for ElfDump {
 
     fn ranges(&self) -> Result<Vec<PhysRange>> {
         Ok(self.map.ranges())
+    }
+}
+
+impl DumpFormat for ElfDump {
+    fn format(&self) -> Format {
+        Format::Elf
+    }
+    fn identity(&self) -> Option<Identity> {
+        Some(Identity { e_machine: self.e_machine, class64: self.class64, big_endian: self.big_endian, source: "elf-header" })
+    }
+    fn note_segments(&self) -> &[NoteSegment] {
+        &self.notes
+    }
+    fn file_offset(&self, addr: u64, len: u64) -> Option<u64> {
+        ElfDump::file_offset(self, addr, len)
+    }
+    fn stored_memory(&self) -> Result<Option<(u64, u64)>> {
+        Ok(Some(ElfDump::stored_memory(self)))
+    }
+    fn source(&self) -> &Arc<dyn ReadAt> {
+        &self.src
     }
 }
 

@@ -164,7 +164,20 @@ fn insert(map: &mut BTreeMap<u64, (u64, u64)>, new: Segment) {
     map.insert(new.start, (new.end, new.src));
 }
 
+/// What the flattened layer found.
+#[derive(Debug, Clone, Copy)]
+pub struct FlattenedInfo {
+    pub records: u64,
+    pub logical_len: u64,
+    pub has_end_marker: bool,
+}
+
 impl Flattened {
+    /// The facts the flattened layer found (records, reassembled size, end marker).
+    pub fn info(&self) -> FlattenedInfo {
+        FlattenedInfo { records: self.record_count(), logical_len: self.logical_len(), has_end_marker: self.has_end_marker() }
+    }
+
     /// Index every record of a flattened file (one pass; see the module docs for the rules).
     pub fn open(inner: Arc<dyn ReadAt>) -> Result<Flattened> {
         let len = inner.len();

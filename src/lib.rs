@@ -2,6 +2,12 @@
 //!
 //! The core is pyo3-free and split by concern; `python` (behind the `python` feature) is the
 //! thin binding layer that maturin builds into `vmcoreinfo._native`.
+//!
+//! Unsafe code is denied crate-wide. The exceptions are marked where they are, each with its
+//! contract: the `Pod` impls of the kdump header structs (plain integers over `object::endian`
+//! types) and the buffer protocol of the Python layer.
+
+#![deny(unsafe_code)]
 
 pub mod bitness;
 pub mod dump;
@@ -9,7 +15,9 @@ pub mod elf;
 pub mod error;
 pub mod extent;
 pub mod flattened;
+pub mod format;
 pub mod fwcfg;
+pub mod image;
 pub mod kdump;
 pub mod kview;
 pub mod lime;
@@ -20,8 +28,11 @@ pub mod raw;
 pub mod scan;
 pub mod source;
 pub mod text;
+pub mod textblob;
 
+// The Python layer implements the buffer protocol for zero-copy `memoryview`s over shared bytes.
 #[cfg(feature = "python")]
+#[allow(unsafe_code)]
 mod python;
 
 pub use error::{Error, ErrorKind, Location, Result, Rule};

@@ -23,6 +23,7 @@
 //! the later range in file order, since there is no right answer for which copy to believe.
 //! Memory between ranges is absent.
 
+use crate::format::{DumpFormat, Format, Identity};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -195,6 +196,21 @@ impl PhysMemory for LimeImage {
 
     fn ranges(&self) -> Result<Vec<PhysRange>> {
         Ok(self.map.ranges())
+    }
+}
+
+impl DumpFormat for LimeImage {
+    fn format(&self) -> Format {
+        Format::Lime
+    }
+    fn identity(&self) -> Option<Identity> {
+        None
+    }
+    fn file_offset(&self, addr: u64, len: u64) -> Option<u64> {
+        LimeImage::file_offset(self, addr, len)
+    }
+    fn source(&self) -> &Arc<dyn ReadAt> {
+        &self.src
     }
 }
 

@@ -1,6 +1,6 @@
 //! Physical memory as a dump presents it: which ranges it holds, and reads from them.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A half-open range `[start, end)` of guest-physical addresses held by a dump.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -20,6 +20,30 @@ pub trait PhysMemory: Send + Sync {
     /// The ranges held, sorted, non-overlapping, adjacent ranges merged. (Fallible: a kdump
     /// file reads its bitmaps on first use.)
     fn ranges(&self) -> Result<Vec<PhysRange>>;
+}
+
+/// Check that sorted, merged `ranges` cover all of `[addr, addr + len)`: the error names the
+/// first address they do not hold.
+pub fn check_covered(ranges: &[PhysRange], addr: u64, len: u64) -> Result<()> {
+    let end = addr.checked_add(len);
+    let mut at = addr;
+    // One pass from the range holding `addr`.
+    let first = ranges.partition_point(|r| r.end <= addr);
+    for r in &ranges[first..] {
+        if r.start > at {
+            break;
+        }
+        at = r.end;
+        if end.is_some_and(|e| at >= e) {
+            return Ok(());
+        }
+    }
+    let why = if end.is_none() {
+        "the range runs past the top of the physical address space"
+    } else {
+        "the dump does not hold this memory"
+    };
+    Err(Error::absent(at, why))
 }
 
 /// Sort and merge ranges (helper for implementations of [`PhysMemory::ranges`]).
@@ -43,5 +67,15 @@ mod tests {
     fn normalize_merges_overlaps_and_adjacency() {
         let r = |s, e| PhysRange { start: s, end: e };
         assert_eq!(normalize(vec![r(10, 20), r(0, 5), r(5, 8), r(15, 30), r(40, 40)]), vec![r(0, 8), r(10, 30)]);
+    }
+
+    #[test]
+    fn check_covered_names_the_first_absent_address() {
+        let r = |s, e| PhysRange { start: s, end: e };
+        let m = [r(0, 0x1000), r(0x1000, 0x3000), r(0x4000, 0x5000)];
+        assert!(check_covered(&m, 0x800, 0x2000).is_ok());
+        assert_eq!(check_covered(&m, 0x800, 0x3000).unwrap_err().address(), Some(0x3000));
+        assert_eq!(check_covered(&m, 0x3800, 1).unwrap_err().address(), Some(0x3800));
+        assert_eq!(check_covered(&m, 0x4000, u64::MAX).unwrap_err().address(), Some(0x5000));
     }
 }

@@ -5,6 +5,7 @@
 //! (`OpenOptions::format = Some(Format::Raw)`). Address `a` is file offset `a`; addresses at or
 //! past the end of the file are absent. A sparse file's holes are zeros, as the file reads.
 
+use crate::format::{DumpFormat, Format, Identity};
 use std::sync::Arc;
 
 use crate::error::Result;
@@ -59,6 +60,21 @@ impl PhysMemory for RawImage {
 
     fn ranges(&self) -> Result<Vec<PhysRange>> {
         Ok(self.map.ranges())
+    }
+}
+
+impl DumpFormat for RawImage {
+    fn format(&self) -> Format {
+        Format::Raw
+    }
+    fn identity(&self) -> Option<Identity> {
+        None
+    }
+    fn file_offset(&self, addr: u64, len: u64) -> Option<u64> {
+        RawImage::file_offset(self, addr, len)
+    }
+    fn source(&self) -> &Arc<dyn ReadAt> {
+        &self.src
     }
 }
 

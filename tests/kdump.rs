@@ -695,3 +695,19 @@ fn stored_pages_counts_what_a_cut_file_still_holds() {
     let e = kd.page_counts().unwrap_err();
     assert_eq!((e.kind, e.offset()), (ErrorKind::Truncated, Some(desc as u64)), "{e}");
 }
+
+#[test]
+fn kdump_note_area_in_flattened_holes_is_refused_not_allocated() {
+    use vmcoreinfo::dump::{Dump, OpenOptions};
+    // The real QEMU kdump fixture, flattened, with the sub-header's note area moved to a
+    // 200 MiB hole that an empty record at 1 TiB makes part of the reassembled file.
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kdump/qemu-x86_64-zlib.kdump");
+    let mut v = std::fs::read(path).unwrap();
+    let bs = 4096;
+    v[bs + 48..bs + 56].copy_from_slice(&(1u64 << 39).to_le_bytes());
+    v[bs + 56..bs + 64].copy_from_slice(&(200u64 << 20).to_le_bytes());
+    let flat = vmcoreinfo::flattened::flatten(&[(0, &v), (1 << 40, &[])], true);
+    let name: Arc<str> = Arc::from("t.flat");
+    let err = Dump::from_source(Arc::new(flat), name, OpenOptions::default()).err().expect("must be refused");
+    assert_eq!((err.kind, err.offset()), (ErrorKind::Limit, Some(1 << 39)), "{err}");
+}

@@ -60,7 +60,8 @@ def test_lime_x86_64_vmcoreinfo_equals_the_real_text() -> None:
         assert vi.raw == X86_TEXT
         assert vi.note_paddr == X86_NOTE
         assert vi.osrelease == "6.1.0-48-cloud-amd64"
-        assert (d.machine, d.elf_class, d.byteorder) == ("x86_64", 64, "little")
+        assert (d.machine, d.elf_class, d.byteorder) == ("x86_64", None, "little")  # no ELF involved
+        assert (d.details()["identity_source"], d.details()["address_bits"]) == ("scan", 64)
         # The text's file offset is where the text is in the LiME file.
         assert vi.offset_in_file is not None
         assert X86_LIME.read_bytes()[vi.offset_in_file : vi.offset_in_file + len(X86_TEXT)] == X86_TEXT

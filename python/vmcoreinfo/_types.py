@@ -63,6 +63,7 @@ class Details(TypedDict, total=False):
 
     format: FormatName
     machine: str
+    identity_source: Literal["elf-header", "kdump-header", "kdump-layout+vmcoreinfo", "scan", "unknown"]
     e_machine: int
     address_bits: Literal[32, 64]
     class_note: str

@@ -36,6 +36,7 @@
 //! (or of the page descriptor) at fault. No page allocation exceeds `block_size`, which is capped
 //! at [`MAX_BLOCK_SIZE`].
 
+mod backend;
 mod codec;
 mod header;
 mod index;
@@ -54,6 +55,7 @@ use crate::machine::{machine_from_uname, machine_from_vmcoreinfo};
 use crate::notes;
 use crate::source::{ReadAt, WithHead};
 
+pub use backend::KdumpDump;
 pub use codec::{codec_names, CODECS};
 use header::{tail_at, HdrFields, Headers};
 pub use header::{PageDesc, SubHeader, SubLayout};

@@ -79,6 +79,13 @@ pub struct Dump {
 }
 
 impl Dump {
+    /// The machine and where it comes from (a memory image's scan runs here, without the GIL;
+    /// a scan that fails raises instead of reporting an unknown machine).
+    fn identity(&self, py: Python<'_>) -> PyResult<crate::dump::Identity> {
+        let d = self.get()?;
+        py.detach(|| d.identity()).map_err(|e| e.in_file(d.path()).into())
+    }
+
     fn get(&self) -> PyResult<Arc<CoreDump>> {
         let guard = self.inner.read().unwrap_or_else(|p| p.into_inner());
         match &*guard {
@@ -135,22 +142,27 @@ impl Dump {
     /// raw images it comes from the scanned VMCOREINFO text (the first use runs the scan).
     #[getter]
     fn machine(&self, py: Python<'_>) -> PyResult<&'static str> {
-        let d = self.get()?;
-        Ok(py.detach(|| d.machine()))
+        let id = self.identity(py)?;
+        Ok(crate::bitness::machine_name(id.e_machine, id.class64))
     }
 
-    /// ELF class of the dump (and of its notes): 32 or 64.
+    /// The class of the file's ELF structures: 32 or 64 (for ELF files the ELF header's, for
+    /// kdump files their header layout's, which is also their notes' class). ``None`` for LiME
+    /// and raw images: no ELF structure is involved (``details()["address_bits"]`` gives the
+    /// guest's address width for every format).
     #[getter]
-    fn elf_class(&self, py: Python<'_>) -> PyResult<u32> {
+    fn elf_class(&self, py: Python<'_>) -> PyResult<Option<u32>> {
         let d = self.get()?;
-        Ok(if py.detach(|| d.class64()) { 64 } else { 32 })
+        if d.format().is_memory_image() {
+            return Ok(None);
+        }
+        Ok(Some(if self.identity(py)?.class64 { 64 } else { 32 }))
     }
 
-    /// ``"little"`` or ``"big"``.
+    /// ``"little"`` or ``"big"``. For LiME and raw images, the byte order of the note the scan found.
     #[getter]
     fn byteorder(&self, py: Python<'_>) -> PyResult<&'static str> {
-        let d = self.get()?;
-        Ok(if py.detach(|| d.big_endian()) { "big" } else { "little" })
+        Ok(if self.identity(py)?.big_endian { "big" } else { "little" })
     }
 
     /// Whether ``close()`` was called.
@@ -340,6 +352,7 @@ impl Dump {
         let out = PyDict::new(py);
         out.set_item("format", d.format().name())?;
         out.set_item("machine", d.machine())?;
+        out.set_item("identity_source", d.identity().map_err(err)?.source)?;
         out.set_item("e_machine", d.e_machine())?;
         out.set_item("address_bits", crate::bitness::address_bits(d.e_machine(), d.class64()))?;
         if let Some(e) = d.elf() {

@@ -57,6 +57,7 @@ impl FwCfgEntry {
     }
 
     /// Encode as the 16 little-endian bytes of the fw_cfg file.
+    #[allow(clippy::wrong_self_convention)] // a Python method: pyo3 passes `&self`
     fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, &self.core().to_bytes())
     }

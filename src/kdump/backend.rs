@@ -1,0 +1,142 @@
+//! A kdump-compressed file (plain or flattened) as a dump format: the reader, the note area read
+//! at open, the machine it implies, and the VMCOREINFO text its sub-header points at.
+
+use std::sync::Arc;
+
+use super::KdumpFile;
+use crate::elf::NoteSegment;
+use crate::error::{Error, Result, Rule};
+use crate::flattened::FlattenedInfo;
+use crate::format::{DumpFormat, Format, Identity};
+use crate::phys::{PhysMemory, PhysRange};
+use crate::source::ReadAt;
+use crate::textblob::{refuse_windows_header, TextBlob};
+
+/// A kdump file opened as a dump.
+pub struct KdumpDump {
+    pub file: KdumpFile,
+    /// For a flattened file, what its records held (the reader reads the reassembled view).
+    pub flattened: Option<FlattenedInfo>,
+    notes: Vec<NoteSegment>,
+    identity: Identity,
+}
+
+impl KdumpDump {
+    /// Open the kdump reader over `src` (`head`: its first bytes, already read; empty for a
+    /// flattened file's reassembled view), read the note area, and settle the machine: the
+    /// header's utsname.machine, else the VMCOREINFO text with the header's layout.
+    pub fn open(src: Arc<dyn ReadAt>, head: &[u8], flattened: Option<FlattenedInfo>, max_note_size: u32) -> Result<KdumpDump> {
+        let file = KdumpFile::open_with_head(src, head)?;
+        let notes = file.note_segment(head)?.into_iter().collect();
+        let big_endian = file.byteorder_big();
+        let placeholder = Identity { e_machine: 0, class64: true, big_endian, source: "unknown" };
+        let mut d = KdumpDump { file, flattened, notes, identity: placeholder };
+        let named = crate::machine::machine_from_uname(d.file.machine()).is_some();
+        let (e_machine, class64) = d.file.machine_guess(|| d.text_or_note(max_note_size));
+        let source = match (named, e_machine) {
+            (true, _) => "kdump-header",
+            (false, 0) => "unknown",
+            (false, _) => "kdump-layout+vmcoreinfo",
+        };
+        d.identity = Identity { e_machine, class64, big_endian, source };
+        Ok(d)
+    }
+
+    /// The text for the machine guess: the sub-header's, else the last VMCOREINFO note's.
+    fn text_or_note(&self, max_note_size: u32) -> Option<TextBlob> {
+        if let Some(t) = self.vmcoreinfo_text(max_note_size) {
+            return t.ok();
+        }
+        let big = self.identity.big_endian;
+        let mut last = None;
+        for seg in &self.notes {
+            for n in crate::notes::notes(&seg.data, big, seg.align, seg.file_offset).flatten() {
+                if n.is_vmcoreinfo() {
+                    last = Some(TextBlob {
+                        data: seg.data.clone(),
+                        start: n.desc_offset,
+                        end: n.desc_offset + n.desc.len(),
+                        file_offset: Some(seg.file_offset + n.desc_offset as u64),
+                        phys_addr: None,
+                        text_paddr: None,
+                    });
+                }
+            }
+        }
+        last
+    }
+}
+
+impl PhysMemory for KdumpDump {
+    fn read_phys(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
+        self.file.read_phys(addr, buf)
+    }
+    fn ranges(&self) -> Result<Vec<PhysRange>> {
+        self.file.ranges()
+    }
+}
+
+impl DumpFormat for KdumpDump {
+    fn format(&self) -> Format {
+        if self.flattened.is_some() {
+            Format::FlattenedKdump
+        } else {
+            Format::Kdump
+        }
+    }
+    fn identity(&self) -> Option<Identity> {
+        Some(self.identity)
+    }
+    fn note_segments(&self) -> &[NoteSegment] {
+        &self.notes
+    }
+    /// The sub-header points straight at the text (QEMU and makedumpfile alike); when the text
+    /// lies inside the note area already read, those bytes are shared.
+    fn vmcoreinfo_text(&self, max_note_size: u32) -> Option<Result<TextBlob>> {
+        let (off, size) = self.file.vmcoreinfo_location()?;
+        let limit = u64::from(max_note_size);
+        if size > limit {
+            return Some(Err(Error::note_rule(
+                Rule::SizeAboveLimit,
+                Some(off),
+                format!("kdump size_vmcoreinfo {size} is larger than the limit {limit}"),
+            )));
+        }
+        for seg in &self.notes {
+            let seg_end = seg.file_offset + seg.data.len();
+            if off >= seg.file_offset && off + size <= seg_end {
+                let start = (off - seg.file_offset) as usize;
+                let blob = TextBlob {
+                    data: seg.data.clone(),
+                    start,
+                    end: start + size as usize,
+                    file_offset: Some(off),
+                    phys_addr: None,
+                    text_paddr: None,
+                };
+                return Some(refuse_windows_header(blob));
+            }
+        }
+        Some(self.file.source().read_vec(off, size, "kdump VMCOREINFO").and_then(|data| {
+            refuse_windows_header(TextBlob {
+                data: Arc::from(data),
+                start: 0,
+                end: size as usize,
+                file_offset: Some(off),
+                phys_addr: None,
+                text_paddr: None,
+            })
+        }))
+    }
+    fn file_offset(&self, _addr: u64, _len: u64) -> Option<u64> {
+        None
+    }
+    fn stored_memory(&self) -> Result<Option<(u64, u64)>> {
+        let (declared, stored) = self.file.stored_pages()?;
+        let bs = u64::from(self.file.block_size());
+        Ok(Some((declared.saturating_mul(bs), stored.saturating_mul(bs))))
+    }
+    fn source(&self) -> &Arc<dyn ReadAt> {
+        self.file.source()
+    }
+}
