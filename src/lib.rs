@@ -18,6 +18,7 @@ pub mod raw;
 pub mod scan;
 pub mod source;
 pub mod text;
+pub mod write;
 
 #[cfg(feature = "python")]
 mod python;

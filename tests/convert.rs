@@ -1,0 +1,239 @@
+//! Writers on the committed fixtures (real QEMU 7.2 and makedumpfile 1.7.2 dumps, reduced; LiME
+//! images of their real pages): every output reads back with the input's physical pages and
+//! VMCOREINFO text, and errors leave no file.
+
+use std::path::{Path, PathBuf};
+
+use vmcoreinfo::dump::{Dump, Format, OpenOptions};
+use vmcoreinfo::write::elf::{write_elf, ElfOptions};
+use vmcoreinfo::write::kdump::{write_kdump, Compression, KdumpOptions};
+use vmcoreinfo::write::{VmcoreinfoSource, WriteReport};
+use vmcoreinfo::ErrorKind;
+
+const INPUTS: &[&str] = &[
+    "x86_64-qemu-elf.core",
+    "x86_64-qemu-elf-paging.core",
+    "arm64-qemu-elf.core",
+    "x86_64-makedumpfile-d31.elf",
+    "x86_64-qemu.lime",
+    "arm64-qemu.lime",
+    "kdump/qemu-x86_64-zlib.kdump",
+    "kdump/qemu-x86_64-zlib.flat",
+    "kdump/qemu-arm64-zlib.kdump",
+    "kdump/qemu-arm64-zlib.flat",
+    "kdump/md-x86_64-zlib-d31.kdump",
+    "kdump/md-x86_64-lzo-d31.kdump",
+    "kdump/md-x86_64-zstd-d31.kdump",
+    "kdump/md-x86_64-snappy-d31.kdump",
+    "kdump/md-x86_64-none-d31.kdump",
+    "kdump/md-x86_64-zlib-d31.flat",
+];
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vmci-convert-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn open(p: &Path) -> Dump {
+    Dump::open(p, OpenOptions::default()).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Every byte of every input range reads the same from the output; returns the bytes compared.
+fn same_memory(input: &Dump, output: &Dump) -> u64 {
+    let mut n = 0;
+    let mut a = vec![0u8; 1 << 16];
+    let mut b = vec![0u8; 1 << 16];
+    for r in input.memory_ranges().unwrap() {
+        let mut p = r.start;
+        while p < r.end {
+            let len = ((r.end - p) as usize).min(a.len());
+            input.read_phys(p, &mut a[..len]).unwrap();
+            output.read_phys(p, &mut b[..len]).unwrap_or_else(|e| panic!("output at {p:#x}: {e}"));
+            assert!(a[..len] == b[..len], "pages differ at {p:#x}");
+            p += len as u64;
+            n += len as u64;
+        }
+    }
+    n
+}
+
+fn check(name: &str, out: &Path, report: &WriteReport) {
+    let input = open(&fixture(name));
+    let output = open(out);
+    assert!(same_memory(&input, &output) > 0, "{name}: no memory compared");
+    let want = input.vmcoreinfo().unwrap();
+    assert_eq!(output.vmcoreinfo().unwrap().bytes(), want.bytes(), "{name}: VMCOREINFO text");
+    let expect = if input.format().is_memory_image() { "scan" } else { "note" };
+    assert_eq!(report.vmcoreinfo.name(), expect, "{name}");
+    assert_eq!(output.machine(), input.machine(), "{name}: machine");
+    assert_eq!(output.big_endian(), input.big_endian());
+    // The VMCOREINFO note is the last note, and CPU notes are carried over.
+    let names: Vec<Vec<u8>> = output.notes().map(|(_, n)| n.unwrap().name.to_vec()).collect();
+    assert_eq!(names.last().map(Vec::as_slice), Some(&b"VMCOREINFO"[..]), "{name}");
+    let in_core = input.notes().filter(|(_, n)| n.as_ref().unwrap().name == b"CORE").count();
+    assert_eq!(names.iter().filter(|n| n.as_slice() == b"CORE").count(), in_core, "{name}: CORE notes");
+}
+
+#[test]
+fn elf_round_trips() {
+    let dir = tmpdir("elf");
+    for (i, name) in INPUTS.iter().enumerate() {
+        for exclude_zero in [false, true] {
+            let out = dir.join(format!("{i}-{exclude_zero}.core"));
+            let r = write_elf(&open(&fixture(name)), &out, ElfOptions { exclude_zero }, None)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            check(name, &out, &r);
+            let o = open(&out);
+            assert_eq!(o.format(), Format::Elf);
+            let e = o.elf().unwrap();
+            let class64 = e.class64;
+            let bytes = std::fs::read(&out).unwrap();
+            // e_ehsize right, program headers right after the ELF header.
+            let (ehsize, phoff) = if class64 {
+                (u16::from_le_bytes([bytes[52], bytes[53]]), u64::from_le_bytes(bytes[32..40].try_into().unwrap()))
+            } else {
+                (u16::from_le_bytes([bytes[40], bytes[41]]), u64::from(u32::from_le_bytes(bytes[28..32].try_into().unwrap())))
+            };
+            assert_eq!(u64::from(ehsize), phoff, "{name}");
+            assert_eq!(ehsize, if class64 { 64 } else { 52 });
+            assert_eq!(r.file_bytes, bytes.len() as u64);
+            if exclude_zero {
+                assert!(e.loads.iter().any(|l| l.filesz < l.memsz) || r.zero_pages == 0, "{name}: zero tails");
+            } else {
+                assert!(e.loads.iter().all(|l| l.filesz == l.memsz && l.paddr == l.vaddr), "{name}");
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn kdump_round_trips() {
+    let dir = tmpdir("kdump");
+    let comps = [Compression::Zlib, Compression::Zstd, Compression::Snappy, Compression::None, Compression::Lzo];
+    for (i, name) in INPUTS.iter().enumerate() {
+        for c in comps {
+            if !c.available() {
+                continue;
+            }
+            let out = dir.join(format!("{i}-{}.kdump", c.name()));
+            let input = open(&fixture(name));
+            let r = write_kdump(&input, &out, KdumpOptions { compression: c }, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+            check(name, &out, &r);
+            let o = open(&out);
+            let k = o.kdump().unwrap();
+            assert_eq!(k.header_version(), 6);
+            assert_eq!(u64::from(k.block_size()), r.page_size);
+            assert_eq!(k.compression_flags(), c.flag(), "{name}");
+            assert_eq!(k.machine(), if o.machine() == "aarch64" { "aarch64" } else { "x86_64" }, "{name}");
+            let pb = o.phys_base_sources().unwrap();
+            assert_eq!(pb.agree(), Some(true), "{name}: phys_base in the header is the text's: {pb:?}");
+            assert_eq!(r.file_bytes, std::fs::metadata(&out).unwrap().len());
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn kdump_output_is_deterministic() {
+    let dir = tmpdir("det");
+    let input = open(&fixture("kdump/qemu-arm64-zlib.kdump"));
+    let a = dir.join("a");
+    let b = dir.join("b");
+    write_kdump(&input, &a, KdumpOptions::default(), None).unwrap();
+    write_kdump(&input, &b, KdumpOptions::default(), None).unwrap();
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn qemu_phys_base_is_corrected() {
+    // QEMU's kdump header holds x86_64 phys_base read as hex from the decimal text.
+    let dir = tmpdir("pb");
+    let input = open(&fixture("kdump/qemu-x86_64-zlib.kdump"));
+    let pb_in = input.phys_base_sources().unwrap();
+    let out = dir.join("o.kdump");
+    let r = write_kdump(&input, &out, KdumpOptions::default(), None).unwrap();
+    let pb_out = open(&out).phys_base_sources().unwrap();
+    assert_eq!(pb_out.header, pb_in.text.map(|t| t as u64));
+    assert_eq!(pb_in.agree() == Some(false), r.diagnostics.iter().any(|d| d.code == "phys-base-corrected"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn dump_without_note_gets_the_scanned_one() {
+    let dir = tmpdir("repair");
+    let input = open(&fixture("x86_64-qemu-elf-no-vmcoreinfo.core"));
+    assert_eq!(input.vmcoreinfo().unwrap_err().kind, ErrorKind::NoVmcoreinfo);
+    let out = dir.join("o.core");
+    let r = write_elf(&input, &out, ElfOptions::default(), None).unwrap();
+    let scan = input.image_scan().unwrap();
+    match &scan.chosen {
+        Some((_, blob)) => {
+            assert!(matches!(r.vmcoreinfo, VmcoreinfoSource::Scan { .. }));
+            assert!(r.diagnostics.iter().any(|d| d.code == "vmcoreinfo-from-scan"));
+            assert_eq!(open(&out).vmcoreinfo().unwrap().bytes(), blob.bytes());
+        }
+        None => {
+            assert_eq!(r.vmcoreinfo, VmcoreinfoSource::Absent);
+            assert!(r.diagnostics.iter().any(|d| d.code == "no-vmcoreinfo"));
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn errors_leave_no_file() {
+    let dir = tmpdir("err");
+    let input = open(&fixture("x86_64-qemu-elf.core"));
+    // Unwritable destination: a missing directory.
+    let e = write_elf(&input, &dir.join("missing/o.core"), ElfOptions::default(), None).unwrap_err();
+    assert!(matches!(e.kind, ErrorKind::Io { errno: Some(2) }), "{e}");
+    assert!(e.path.as_deref().unwrap().ends_with("missing/o.core"));
+    // A destination that is a directory.
+    let e = write_kdump(&input, &dir, KdumpOptions::default(), None).unwrap_err();
+    assert!(matches!(e.kind, ErrorKind::Io { .. }), "{e}");
+    // Cancelled from the progress callback: no file, no temporary.
+    let out = dir.join("c.core");
+    let mut calls = 0;
+    let mut cancel = |_d: u64, _t: u64| {
+        calls += 1;
+        false
+    };
+    let e = write_kdump(&input, &out, KdumpOptions::default(), Some(&mut cancel)).unwrap_err();
+    assert!(vmcoreinfo::write::is_cancelled(&e), "{e}");
+    assert_eq!(calls, 1);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing left behind");
+    let e = write_elf(&input, &out, ElfOptions::default(), Some(&mut |_, _| false)).unwrap_err();
+    assert!(vmcoreinfo::write::is_cancelled(&e));
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing left behind");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn write_errors_name_the_output_and_leave_no_file() {
+    // The data write fails (EFBIG past RLIMIT_FSIZE) in tests/test_convert.py, which can set the
+    // limit in a child process; here: a destination whose directory refuses new files.
+    let dir = tmpdir("ro");
+    let mut perm = std::fs::metadata(&dir).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o555);
+    std::fs::set_permissions(&dir, perm.clone()).unwrap();
+    let input = open(&fixture("x86_64-qemu-elf.core"));
+    let r = write_elf(&input, &dir.join("o.core"), ElfOptions::default(), None);
+    let is_root = std::fs::File::create(dir.join("probe")).is_ok();
+    let _ = std::fs::remove_file(dir.join("probe"));
+    if !is_root {
+        let e = r.unwrap_err();
+        assert!(matches!(e.kind, ErrorKind::Io { errno: Some(13) }), "{e}");
+        assert!(e.path.as_deref().unwrap().ends_with("o.core"));
+    }
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    std::fs::set_permissions(&dir, perm).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
