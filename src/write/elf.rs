@@ -167,8 +167,8 @@ pub fn write_elf(dump: &Dump, out: &Path, options: ElfOptions, progress: Option<
     })?;
     let file_bytes = data_off + stored;
     output.set_len(file_bytes)?;
-    output.commit()?;
     tick(&mut progress, total, total)?;
+    output.commit()?;
     report.segments = segs.len() as u64;
     report.memory_bytes = memory;
     report.pages = memory.div_ceil(page);

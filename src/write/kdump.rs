@@ -458,8 +458,8 @@ pub fn write_kdump(dump: &Dump, out: &Path, options: KdumpOptions, progress: Opt
         Ok(())
     })?;
     output.set_len(written)?;
-    output.commit()?;
     tick(&mut progress, total, total)?;
+    output.commit()?;
     if uncovered > 0 {
         diagnostics.push(WriteDiagnostic {
             code: "partial-pages",
