@@ -185,6 +185,34 @@ fn uts_machine(dump: &Dump) -> String {
     s.to_owned()
 }
 
+/// The kernel's `init_uts_ns.name` read from guest memory (sysname, nodename, release, version,
+/// machine, domainname), when VMCOREINFO says where it is and the kernel image's virtual to
+/// physical mapping is a fixed offset that VMCOREINFO gives (x86_64: `__START_KERNEL_map` and
+/// `phys_base`; arm64: `kimage_voffset`). Only accepted when its sysname is `Linux` and its
+/// release is the text's OSRELEASE.
+fn guest_utsname(dump: &Dump, text: &[u8], release: &str) -> Option<[String; 6]> {
+    let idx = text::Index::build(text);
+    let v = idx.view(text);
+    let vaddr = v.symbol("init_uts_ns").ok()?? + v.offset("uts_namespace", "name").ok()?.unwrap_or(0);
+    let paddr = match dump.e_machine() {
+        bitness::EM_X86_64 => {
+            let phys_base = v.phys_base().ok()??;
+            vaddr.checked_sub(0xffff_ffff_8000_0000)?.wrapping_add(phys_base as u64)
+        }
+        bitness::EM_AARCH64 => vaddr.wrapping_sub(v.number("kimage_voffset").ok()?? as u64),
+        _ => return None,
+    };
+    let mut buf = [0u8; 6 * UTS_LEN];
+    dump.read_phys(paddr, &mut buf).ok()?;
+    let field = |i: usize| {
+        let f = &buf[i * UTS_LEN..(i + 1) * UTS_LEN];
+        let end = f.iter().position(|&b| b == 0)?;
+        std::str::from_utf8(&f[..end]).ok().map(str::to_owned)
+    };
+    let u: [String; 6] = [field(0)?, field(1)?, field(2)?, field(3)?, field(4)?, field(5)?];
+    (u[0] == "Linux" && u[2] == release && !u[3].is_empty() && !u[4].is_empty()).then_some(u)
+}
+
 /// Write `dump` as a kdump-compressed file at `out` (see the module documentation).
 pub fn write_kdump(dump: &Dump, out: &Path, options: KdumpOptions, progress: Option<Progress<'_>>) -> Result<WriteReport> {
     let mut progress = progress;
@@ -288,14 +316,19 @@ pub fn write_kdump(dump: &Dump, out: &Path, options: KdumpOptions, progress: Opt
     };
     let nr_prstatus = dump.notes().filter(|(_, n)| n.as_ref().is_ok_and(|n| n.name == b"CORE" && n.n_type == 1)).count();
     let nr_cpus = if nr_prstatus > 0 { nr_prstatus as u32 } else { input_kdump.map_or(1, |k| k.nr_cpus().max(1) as u32) };
-    let uts = [
-        "Linux".to_owned(),
-        input_kdump.map(|k| k.nodename().to_owned()).unwrap_or_default(),
-        release,
-        input_kdump.map(|k| k.version().to_owned()).unwrap_or_default(),
-        uts_machine(dump),
-        input_kdump.map(|k| k.domainname().to_owned()).unwrap_or_default(),
-    ];
+    // The guest's own utsname when its memory holds it (libkdumpfile, and drgn through it, ignore
+    // a header whose release, version or machine is empty).
+    let uts = match text.and_then(|t| guest_utsname(dump, t, &release)) {
+        Some(u) => u,
+        None => [
+            "Linux".to_owned(),
+            input_kdump.map(|k| k.nodename().to_owned()).unwrap_or_default(),
+            release,
+            input_kdump.map(|k| k.version().to_owned()).filter(|v| !v.is_empty()).unwrap_or_else(|| "unknown".to_owned()),
+            uts_machine(dump),
+            input_kdump.map(|k| k.domainname().to_owned()).unwrap_or_default(),
+        ],
+    };
     let mut head = Vec::with_capacity(bitmap_off as usize);
     {
         let mut w = Endian { big, buf: &mut head };
