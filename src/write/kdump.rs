@@ -106,7 +106,7 @@ enum Packer {
     None,
     Zlib(flate2::Compress),
     Zstd(Box<zstd::bulk::Compressor<'static>>),
-    Snappy(snap::raw::Encoder),
+    Snappy(Box<snap::raw::Encoder>),
     #[cfg(feature = "lzo")]
     Lzo,
 }
@@ -120,7 +120,7 @@ impl Packer {
             Compression::Zstd => {
                 Packer::Zstd(Box::new(zstd::bulk::Compressor::new(1).expect("zstd compressor (allocation failure)")))
             }
-            Compression::Snappy => Packer::Snappy(snap::raw::Encoder::new()),
+            Compression::Snappy => Packer::Snappy(Box::new(snap::raw::Encoder::new())),
             #[cfg(feature = "lzo")]
             Compression::Lzo => Packer::Lzo,
             #[cfg(not(feature = "lzo"))]

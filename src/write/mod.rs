@@ -148,10 +148,13 @@ fn absent(mut diagnostics: Vec<WriteDiagnostic>, e: &Error) -> Resolved {
     Resolved { text: None, source: VmcoreinfoSource::Absent, diagnostics }
 }
 
+/// Where a text lies in a buffer: (offset, length).
+pub(crate) type TextAt = (usize, usize);
+
 /// A note buffer in the dump's byte order: the input's notes (CPU states included) in their
 /// order, then the VMCOREINFO note last. Returns the buffer and the offset of the VMCOREINFO
 /// desc in it.
-pub(crate) fn build_notes(dump: &Dump, vmcoreinfo: Option<&[u8]>) -> Result<(Vec<u8>, Option<(usize, usize)>)> {
+pub(crate) fn build_notes(dump: &Dump, vmcoreinfo: Option<&[u8]>) -> Result<(Vec<u8>, Option<TextAt>)> {
     let big = dump.big_endian();
     let mut out = Vec::new();
     for (seg, n) in dump.notes() {
