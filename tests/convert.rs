@@ -237,3 +237,92 @@ fn write_errors_name_the_output_and_leave_no_file() {
     std::fs::set_permissions(&dir, perm).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A little-endian ELF64 core for x86_64 with the given notes and one PT_LOAD per (paddr, data).
+fn build_elf(notes: &[u8], loads: &[(u64, Vec<u8>)]) -> Vec<u8> {
+    let phnum = loads.len() + 1;
+    let xnum = phnum >= 0xffff;
+    let phoff = 64u64;
+    let shoff = phoff + 56 * phnum as u64;
+    let mut off = shoff + if xnum { 64 } else { 0 };
+    let mut v = Vec::new();
+    v.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    v.extend_from_slice(&4u16.to_le_bytes());
+    v.extend_from_slice(&62u16.to_le_bytes());
+    v.extend_from_slice(&1u32.to_le_bytes());
+    v.extend_from_slice(&0u64.to_le_bytes());
+    v.extend_from_slice(&phoff.to_le_bytes());
+    v.extend_from_slice(&(if xnum { shoff } else { 0 }).to_le_bytes());
+    v.extend_from_slice(&0u32.to_le_bytes());
+    for x in [64u16, 56, if xnum { 0xffff } else { phnum as u16 }, if xnum { 64 } else { 0 }, u16::from(xnum), 0] {
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    let mut ph = |t: u32, off: u64, addr: u64, size: u64| {
+        v.extend_from_slice(&t.to_le_bytes());
+        v.extend_from_slice(&0u32.to_le_bytes());
+        for x in [off, addr, addr, size, size, 0] {
+            v.extend_from_slice(&x.to_le_bytes());
+        }
+    };
+    ph(4, off, 0, notes.len() as u64);
+    off += notes.len() as u64;
+    for (addr, data) in loads {
+        ph(1, off, *addr, data.len() as u64);
+        off += data.len() as u64;
+    }
+    if xnum {
+        let mut sh = [0u8; 64];
+        sh[44..48].copy_from_slice(&(phnum as u32).to_le_bytes());
+        v.extend_from_slice(&sh);
+    }
+    v.extend_from_slice(notes);
+    for (_, data) in loads {
+        v.extend_from_slice(data);
+    }
+    v
+}
+
+fn vmcoreinfo_note(text: &[u8]) -> Vec<u8> {
+    let mut n = Vec::new();
+    n.extend_from_slice(&11u32.to_le_bytes());
+    n.extend_from_slice(&(text.len() as u32).to_le_bytes());
+    n.extend_from_slice(&0u32.to_le_bytes());
+    n.extend_from_slice(b"VMCOREINFO\0\0");
+    n.extend_from_slice(text);
+    n.resize(n.len().next_multiple_of(4), 0);
+    n
+}
+
+#[test]
+fn more_than_65535_ranges_use_pn_xnum_and_partial_pages_are_reported() {
+    let dir = tmpdir("xnum");
+    let text = b"OSRELEASE=6.1.0-test\nPAGESIZE=4096\nSYMBOL(init_top_pgt)=ffffffff82000000\nNUMBER(phys_base)=-167772160\n";
+    // 70,000 ranges of 16 bytes, one per page: no range fills its page.
+    let loads: Vec<(u64, Vec<u8>)> = (0..70_000u64).map(|i| (i * 4096 + 32, (i as u32 | 1).to_le_bytes().repeat(4))).collect();
+    let src = dir.join("many.core");
+    std::fs::write(&src, build_elf(&vmcoreinfo_note(text), &loads)).unwrap();
+    let input = open(&src);
+    assert_eq!(input.memory_ranges().unwrap().len(), 70_000);
+    let out = dir.join("o.core");
+    let r = write_elf(&input, &out, ElfOptions::default(), None).unwrap();
+    assert_eq!(r.segments, 70_000);
+    let bytes = std::fs::read(&out).unwrap();
+    assert_eq!(u16::from_le_bytes([bytes[56], bytes[57]]), 0xffff, "e_phnum = PN_XNUM");
+    let o = open(&out);
+    assert_eq!(o.elf().unwrap().phnum, 70_001);
+    assert_eq!(same_memory(&input, &o), 70_000 * 16);
+    assert_eq!(o.vmcoreinfo().unwrap().bytes(), text);
+
+    let out = dir.join("o.kdump");
+    let r = write_kdump(&input, &out, KdumpOptions::default(), None).unwrap();
+    assert_eq!(r.pages, 70_000);
+    assert!(r.diagnostics.iter().any(|d| d.code == "partial-pages"), "{:?}", r.diagnostics);
+    let o = open(&out);
+    assert_eq!(same_memory(&input, &o), 70_000 * 16);
+    let mut page = vec![1u8; 4096];
+    o.read_phys(4096, &mut page).unwrap();
+    assert!(page[..32].iter().all(|&b| b == 0) && page[48..].iter().all(|&b| b == 0), "the rest of the page is zeros");
+    // QEMU-style header phys_base would be the hex reading; ours is the text's.
+    assert_eq!(o.phys_base_sources().unwrap().header, Some(-167_772_160i64 as u64));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -18,7 +18,7 @@ pub mod elf;
 pub mod kdump;
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -284,10 +284,12 @@ impl Output {
         tmp_name.push(file_name);
         tmp_name.push(format!(".{}.{n}.tmp", std::process::id()));
         let tmp = dir.join(tmp_name);
+        // Memory dumps hold secrets: readable by the owner only (as makedumpfile creates them).
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&tmp)
             .map_err(|e| err(e, "cannot create the output file"))?;
         Ok(Output { file, tmp, dest: dest.to_path_buf(), name, committed: false })
@@ -427,6 +429,8 @@ mod tests {
         o.write_at(0, b"abc").unwrap();
         o.commit().unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"abc");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
         let e = Output::create(&dir.join("no/such/dir/x")).err().unwrap();
         assert!(matches!(e.kind, ErrorKind::Io { errno: Some(2) }), "{e:?}");
