@@ -326,3 +326,37 @@ fn more_than_65535_ranges_use_pn_xnum_and_partial_pages_are_reported() {
     assert_eq!(o.phys_base_sources().unwrap().header, Some(-167_772_160i64 as u64));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn flattened_stream_reassembles_to_the_same_dump() {
+    use vmcoreinfo::write::kdump::write_kdump_to;
+    use vmcoreinfo::write::Target;
+    let dir = tmpdir("flat");
+    for name in ["x86_64-qemu-elf.core", "kdump/qemu-arm64-zlib.flat", "x86_64-qemu.lime"] {
+        let input = open(&fixture(name));
+        let mut buf: Vec<u8> = Vec::new();
+        let r = write_kdump_to(
+            &input,
+            Target::Flattened { stream: Box::new(&mut buf), name: "<stdout>" },
+            KdumpOptions { compression: Compression::Zstd },
+            None,
+        )
+        .unwrap();
+        let out = dir.join("o.flat");
+        std::fs::write(&out, &buf).unwrap();
+        let o = open(&out);
+        assert_eq!(o.format(), Format::FlattenedKdump, "{name}");
+        assert!(o.flattened().unwrap().has_end_marker);
+        assert_eq!(o.flattened().unwrap().logical_len, r.file_bytes);
+        assert!(same_memory(&input, &o) > 0);
+        assert_eq!(o.vmcoreinfo().unwrap().bytes(), input.vmcoreinfo().unwrap().bytes());
+        // The same bytes as the file writer, once reassembled.
+        let file = dir.join("o.kdump");
+        write_kdump(&input, &file, KdumpOptions { compression: Compression::Zstd }, None).unwrap();
+        let plain = std::fs::read(&file).unwrap();
+        let mut reassembled = vec![0u8; plain.len()];
+        o.kdump().unwrap().source().read_exact_at(&mut reassembled, 0).unwrap();
+        assert!(reassembled == plain, "{name}: reassembled flattened output differs from the file output");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -26,8 +26,8 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use super::{
-    build_notes, read_covered, resolve_vmcoreinfo, text_page_size, tick, with_writer, Endian, Output, Progress, WriteDiagnostic,
-    WriteReport, CHUNK_BYTES,
+    build_notes, read_covered, resolve_vmcoreinfo, text_page_size, tick, with_writer, Endian, Output, Progress, Target,
+    WriteDiagnostic, WriteReport, CHUNK_BYTES,
 };
 use crate::bitness;
 use crate::dump::Dump;
@@ -215,6 +215,16 @@ fn guest_utsname(dump: &Dump, text: &[u8], release: &str) -> Option<[String; 6]>
 
 /// Write `dump` as a kdump-compressed file at `out` (see the module documentation).
 pub fn write_kdump(dump: &Dump, out: &Path, options: KdumpOptions, progress: Option<Progress<'_>>) -> Result<WriteReport> {
+    write_kdump_to(dump, Target::File(out), options, progress)
+}
+
+/// [`write_kdump`] to a file or, flattened, to a stream (see [`Target`]).
+pub fn write_kdump_to(
+    dump: &Dump,
+    out: Target<'_>,
+    options: KdumpOptions,
+    progress: Option<Progress<'_>>,
+) -> Result<WriteReport> {
     let mut progress = progress;
     let comp = options.compression;
     if !comp.available() {
@@ -387,7 +397,7 @@ pub fn write_kdump(dump: &Dump, out: &Path, options: KdumpOptions, progress: Opt
     head.extend_from_slice(&notes);
     head.resize(bitmap_off as usize, 0);
 
-    let output = Output::create(out)?;
+    let output = Output::open(out)?;
     output.write_at(0, &head)?;
     drop(head);
 

@@ -18,6 +18,7 @@ pub mod elf;
 pub mod kdump;
 
 use std::fs::File;
+use std::io::Write;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -255,18 +256,48 @@ pub(crate) fn read_covered(dump: &Dump, ranges: &[PhysRange], addr: u64, buf: &m
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// The output file: a hidden temporary in the destination's directory, renamed over the
-/// destination by [`Output::commit`]; removed when dropped uncommitted.
-pub(crate) struct Output {
-    file: File,
-    tmp: PathBuf,
-    dest: PathBuf,
-    name: Arc<str>,
-    committed: bool,
+/// Where a writer's output goes.
+pub enum Target<'a> {
+    /// A file: written under a hidden temporary name beside it and renamed over it when
+    /// complete (complete or absent).
+    File(&'a Path),
+    /// makedumpfile's flattened format on a stream (a pipe, stdout): every positioned write
+    /// becomes a `{be64 offset, be64 size, data}` record after the 4096-byte header, and the
+    /// `-1/-1` end marker closes it. `makedumpfile -R` (or this library) reassembles it. What
+    /// was written to a stream cannot be taken back: after an error the stream ends without
+    /// its end marker, which readers report as incomplete. `name` is used in errors.
+    Flattened { stream: Box<dyn std::io::Write + Send + 'a>, name: &'a str },
 }
 
-impl Output {
-    pub fn create(dest: &Path) -> Result<Output> {
+/// The output: a file written under a temporary name and renamed over the destination by
+/// [`Output::commit`] (removed when dropped uncommitted), or a flattened stream.
+pub(crate) struct Output<'a> {
+    kind: OutKind<'a>,
+    name: Arc<str>,
+}
+
+enum OutKind<'a> {
+    File { file: File, tmp: PathBuf, dest: PathBuf, committed: bool },
+    Stream(std::sync::Mutex<Box<dyn std::io::Write + Send + 'a>>),
+}
+
+impl<'a> Output<'a> {
+    pub fn open(target: Target<'a>) -> Result<Output<'a>> {
+        match target {
+            Target::File(p) => Self::create(p),
+            Target::Flattened { stream, name } => {
+                let out = Output { kind: OutKind::Stream(std::sync::Mutex::new(stream)), name: Arc::from(name) };
+                let mut head = vec![0u8; crate::flattened::HEADER_SIZE as usize];
+                head[..12].copy_from_slice(b"makedumpfile");
+                head[16..24].copy_from_slice(&1i64.to_be_bytes());
+                head[24..32].copy_from_slice(&1i64.to_be_bytes());
+                out.stream_write(&head)?;
+                Ok(out)
+            }
+        }
+    }
+
+    pub fn create(dest: &Path) -> Result<Output<'a>> {
         let name: Arc<str> = Arc::from(dest.to_string_lossy().as_ref());
         let err = |e: std::io::Error, what: &str| Error::io(&e, None, what).in_file(&name);
         let file_name = dest
@@ -292,39 +323,72 @@ impl Output {
             .mode(0o600)
             .open(&tmp)
             .map_err(|e| err(e, "cannot create the output file"))?;
-        Ok(Output { file, tmp, dest: dest.to_path_buf(), name, committed: false })
+        Ok(Output { kind: OutKind::File { file, tmp, dest: dest.to_path_buf(), committed: false }, name })
+    }
+
+    fn stream_write(&self, data: &[u8]) -> Result<()> {
+        let OutKind::Stream(s) = &self.kind else { unreachable!("stream_write on a file") };
+        let mut s = s.lock().unwrap_or_else(|p| p.into_inner());
+        s.write_all(data).map_err(|e| Error::io(&e, None, "cannot write the output stream").in_file(&self.name))
     }
 
     pub fn write_at(&self, off: u64, data: &[u8]) -> Result<()> {
-        self.file
-            .write_all_at(data, off)
-            .map_err(|e| Error::io(&e, Some(off), "cannot write the output file").in_file(&self.name))
-    }
-
-    /// Set the final length (a file may end in a hole).
-    pub fn set_len(&self, len: u64) -> Result<()> {
-        self.file.set_len(len).map_err(|e| Error::io(&e, Some(len), "cannot size the output file").in_file(&self.name))
-    }
-
-    /// Sync the data, rename the temporary over the destination, sync the directory.
-    pub fn commit(mut self) -> Result<()> {
-        let io = |e: std::io::Error, what: &str| Error::io(&e, None, what).in_file(&self.name);
-        self.file.sync_all().map_err(|e| io(e, "cannot sync the output file"))?;
-        std::fs::rename(&self.tmp, &self.dest).map_err(|e| io(e, "cannot rename the output file into place"))?;
-        self.committed = true;
-        if let Some(dir) = self.dest.parent().filter(|p| !p.as_os_str().is_empty()) {
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
+        match &self.kind {
+            OutKind::File { file, .. } => file
+                .write_all_at(data, off)
+                .map_err(|e| Error::io(&e, Some(off), "cannot write the output file").in_file(&self.name)),
+            OutKind::Stream(_) if data.is_empty() => Ok(()),
+            OutKind::Stream(_) => {
+                let mut rec = Vec::with_capacity(16);
+                rec.extend_from_slice(&off.to_be_bytes());
+                rec.extend_from_slice(&(data.len() as u64).to_be_bytes());
+                self.stream_write(&rec)?;
+                self.stream_write(data)
             }
         }
-        Ok(())
+    }
+
+    /// Set the final length (a file may end in a hole; a stream's length is its last record's end).
+    pub fn set_len(&self, len: u64) -> Result<()> {
+        match &self.kind {
+            OutKind::File { file, .. } => {
+                file.set_len(len).map_err(|e| Error::io(&e, Some(len), "cannot size the output file").in_file(&self.name))
+            }
+            OutKind::Stream(_) => Ok(()),
+        }
+    }
+
+    /// File: sync the data, rename the temporary over the destination, sync the directory.
+    /// Stream: the end marker, then flush.
+    pub fn commit(mut self) -> Result<()> {
+        let name = self.name.clone();
+        let io = |e: std::io::Error, what: &str| Error::io(&e, None, what).in_file(&name);
+        match &mut self.kind {
+            OutKind::File { file, tmp, dest, committed } => {
+                file.sync_all().map_err(|e| io(e, "cannot sync the output file"))?;
+                std::fs::rename(&*tmp, &*dest).map_err(|e| io(e, "cannot rename the output file into place"))?;
+                *committed = true;
+                if let Some(dir) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    if let Ok(d) = File::open(dir) {
+                        let _ = d.sync_all();
+                    }
+                }
+                Ok(())
+            }
+            OutKind::Stream(s) => {
+                let mut s = s.lock().unwrap_or_else(|p| p.into_inner());
+                let mut end = (-1i64).to_be_bytes().to_vec();
+                end.extend_from_slice(&(-1i64).to_be_bytes());
+                s.write_all(&end).and_then(|()| s.flush()).map_err(|e| io(e, "cannot write the output stream"))
+            }
+        }
     }
 }
 
-impl Drop for Output {
+impl Drop for Output<'_> {
     fn drop(&mut self) {
-        if !self.committed {
-            let _ = std::fs::remove_file(&self.tmp);
+        if let OutKind::File { tmp, committed: false, .. } = &self.kind {
+            let _ = std::fs::remove_file(tmp);
         }
     }
 }
@@ -362,7 +426,7 @@ impl Writer {
 /// compressing the next chunk overlaps writing the last one). At most two batches wait in the
 /// queue, so memory stays bounded. A write error wins over the producer's error (the producer
 /// only sees that the writer stopped).
-pub(crate) fn with_writer<R>(out: &Output, produce: impl FnOnce(&Writer) -> Result<R>) -> Result<R> {
+pub(crate) fn with_writer<R>(out: &Output<'_>, produce: impl FnOnce(&Writer) -> Result<R>) -> Result<R> {
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(2);
         let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<u8>>();
