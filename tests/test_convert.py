@@ -257,3 +257,34 @@ def test_cli_run_as_module(tmp_path):
     )
     assert cp.returncode == 0, cp.stderr
     assert "ELF" in cp.stdout and out.exists()
+
+
+def test_flattened_output(tmp_path):
+    src = FIX / "kdump" / "qemu-arm64-zlib.kdump"
+    with vmcoreinfo.open(src) as d:
+        r = d.write_kdump(tmp_path / "o.flat", "zstd", flattened=True)
+        assert r["flattened"] is True
+        with vmcoreinfo.open(tmp_path / "o.flat") as o:
+            assert o.format == "flattened-kdump"
+            assert o.vmcoreinfo.raw == d.vmcoreinfo.raw
+            assert same_memory(d, o) > 0
+
+
+def test_cli_flattened_to_stdout_pipe(tmp_path):
+    """`vmcoreinfo convert IN - --to kdump | ...`: the flattened stream through a real pipe."""
+    out = tmp_path / "piped.flat"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vmcoreinfo", "convert", str(FIX / "x86_64-qemu-elf.core"), "-", "--to", "kdump"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    data, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert b"stdout: flattened kdump" in err
+    out.write_bytes(data)
+    with vmcoreinfo.open(out) as o, vmcoreinfo.open(FIX / "x86_64-qemu-elf.core") as d:
+        assert o.format == "flattened-kdump"
+        assert o.vmcoreinfo.raw == d.vmcoreinfo.raw
+        assert same_memory(d, o) > 0
+    with pytest.raises(SystemExit) as ei:
+        main(["convert", str(FIX / "x86_64-qemu-elf.core"), "-", "--to", "elf"])
+    assert ei.value.code == 2

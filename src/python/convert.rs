@@ -1,5 +1,6 @@
 //! `Dump.write_elf` / `Dump.write_kdump`: the core writers with the GIL released.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,8 +12,8 @@ use pyo3::types::PyDict;
 use crate::dump::Dump as CoreDump;
 use crate::error::Error;
 use crate::write::elf::{write_elf, ElfOptions};
-use crate::write::kdump::{write_kdump, Compression, KdumpOptions};
-use crate::write::{VmcoreinfoSource, WriteReport};
+use crate::write::kdump::{write_kdump, write_kdump_to, Compression, KdumpOptions};
+use crate::write::{Target, VmcoreinfoSource, WriteReport};
 
 /// The GIL is taken back at most this often while writing: for the progress callback and to let
 /// Ctrl-C (KeyboardInterrupt) through.
@@ -102,12 +103,29 @@ pub(crate) fn kdump<'py>(
     dump: Arc<CoreDump>,
     path: PathBuf,
     compression: &str,
+    flattened: bool,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let compression = Compression::from_name(compression)
         .ok_or_else(|| PyValueError::new_err("compression must be 'zlib', 'zstd', 'snappy', 'lzo' or 'none'"))?;
-    let r = run(py, &dump, progress, |tick| write_kdump(&dump, &path, KdumpOptions { compression }, Some(tick)))?;
+    let options = KdumpOptions { compression };
+    let r = if flattened {
+        // A stream (a pipe, /dev/stdout) or a file written in place: records cannot be taken back.
+        let name = path.to_string_lossy().into_owned();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::io(&e, None, "cannot open the output").in_file(&Arc::from(name.as_str())))?;
+        let stream = Box::new(std::io::BufWriter::with_capacity(1 << 20, file));
+        run(py, &dump, progress, |tick| write_kdump_to(&dump, Target::Flattened { stream, name: &name }, options, Some(tick)))?
+    } else {
+        run(py, &dump, progress, |tick| write_kdump(&dump, &path, options, Some(tick)))?
+    };
     let d = report_dict(py, "kdump", &path, &r)?;
     d.set_item("compression", compression.name())?;
+    d.set_item("flattened", flattened)?;
     Ok(d)
 }

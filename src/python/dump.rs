@@ -431,17 +431,20 @@ impl Dump {
     /// cores, zero pages stored once. utsname names the machine and the release, the sub-header
     /// holds phys_base as the VMCOREINFO text gives it (QEMU's header misreads x86_64's decimal
     /// text as hex), the VMCOREINFO text and the notes. ``"lzo"`` raises
-    /// ``UnsupportedFormatError`` in a build without the (GPL-2.0) ``lzo`` feature. Otherwise as
-    /// :meth:`write_elf`.
-    #[pyo3(signature = (path, compression = "zlib", *, progress = None))]
+    /// ``UnsupportedFormatError`` in a build without the (GPL-2.0) ``lzo`` feature.
+    /// ``flattened=True`` writes makedumpfile's flattened format straight to ``path`` (a pipe,
+    /// ``/dev/stdout``; ``makedumpfile -R`` reassembles it): a stream cannot be taken back, so
+    /// after an error it ends without its end marker. Otherwise as :meth:`write_elf`.
+    #[pyo3(signature = (path, compression = "zlib", *, flattened = false, progress = None))]
     fn write_kdump<'py>(
         &self,
         py: Python<'py>,
         path: std::path::PathBuf,
         compression: &str,
+        flattened: bool,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        super::convert::kdump(py, self.get()?, path, compression, progress)
+        super::convert::kdump(py, self.get()?, path, compression, flattened, progress)
     }
 
     /// Close the dump; further use raises ``ClosedError``. Idempotent.
