@@ -288,3 +288,16 @@ def test_cli_flattened_to_stdout_pipe(tmp_path):
     with pytest.raises(SystemExit) as ei:
         main(["convert", str(FIX / "x86_64-qemu-elf.core"), "-", "--to", "elf"])
     assert ei.value.code == 2
+
+
+def test_sigint_during_write_leaves_no_file(tmp_path):
+    """A real SIGINT (Ctrl-C) while the GIL is released: the write stops at the next check and
+    KeyboardInterrupt propagates; nothing is left behind."""
+    import signal
+
+    def cb(done: int, total: int) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with vmcoreinfo.open(FIX / "kdump" / "qemu-arm64-zlib.kdump") as d, pytest.raises(KeyboardInterrupt):
+        d.write_elf(tmp_path / "o", progress=cb)
+    assert leftovers(tmp_path) == []

@@ -157,3 +157,38 @@ def test_converted_dump_is_read_by_everyone(guests, derived_dir, tmp_path, g, fn
         assert gu.view["marker-written"] in dmesg, f"{tag}: the guest's marker is not in the log"
         record(f"converted {tag}", "makedumpfile-dmesg")
     out.unlink()
+
+
+def test_ctrl_c_leaves_a_complete_file_or_none(guests, tmp_path):
+    """SIGINT to `vmcoreinfo convert` while it writes (once its temporary file exists, then a
+    little later): it stops with status 130 and leaves nothing; a run left alone leaves a
+    complete, readable file and no temporary."""
+    import signal
+    import sys
+    import time
+
+    src = guests["x86_64"].path("qemu-elf.core", True)
+    outcomes = []
+    for delay in (0.0, 0.3, None):
+        d = tmp_path / f"run-{delay}"
+        d.mkdir()
+        p = subprocess.Popen([sys.executable, "-m", "vmcoreinfo", "convert", str(src), str(d / "o.kdump"), "--to", "kdump"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if delay is not None:
+            deadline = time.monotonic() + 120
+            while not any(x.name.endswith(".tmp") for x in d.iterdir()) and p.poll() is None:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            time.sleep(delay)
+            p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=600)
+        left = sorted(x.name for x in d.iterdir())
+        if p.returncode == 130:
+            assert left == [], f"interrupted {delay} s into the write but left {left}"
+        else:
+            assert p.returncode == 0 and left == ["o.kdump"], (p.returncode, left, err[-500:])
+            with vmcoreinfo.open(d / "o.kdump") as o:
+                assert o.vmcoreinfo.raw == guests["x86_64"].text
+        outcomes.append(p.returncode)
+    assert outcomes[0] == 130, f"the run interrupted as soon as it wrote did not stop: {outcomes}"
+    assert outcomes[-1] == 0
