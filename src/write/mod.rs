@@ -376,7 +376,7 @@ impl<'a> Output<'a> {
                 Ok(())
             }
             OutKind::Stream(s) => {
-                let mut s = s.lock().unwrap_or_else(|p| p.into_inner());
+                let s = s.get_mut().unwrap_or_else(|p| p.into_inner());
                 let mut end = (-1i64).to_be_bytes().to_vec();
                 end.extend_from_slice(&(-1i64).to_be_bytes());
                 s.write_all(&end).and_then(|()| s.flush()).map_err(|e| io(e, "cannot write the output stream"))
