@@ -192,3 +192,29 @@ def test_ctrl_c_leaves_a_complete_file_or_none(guests, tmp_path):
         outcomes.append(p.returncode)
     assert outcomes[0] == 130, f"the run interrupted as soon as it wrote did not stop: {outcomes}"
     assert outcomes[-1] == 0
+
+
+def test_flattened_stream_through_a_pipe_is_reassembled_by_makedumpfile(guests, tmp_path):
+    """`vmcoreinfo convert IN - --to kdump | makedumpfile -R OUT`: the flattened stream through a
+    real pipe, reassembled by makedumpfile, read by us, libkdumpfile and crash."""
+    import sys
+
+    gu = guests["x86_64"]
+    src = gu.path("qemu-elf.core", True)
+    out = tmp_path / "reassembled.kdump"
+    conv = subprocess.Popen([sys.executable, "-m", "vmcoreinfo", "convert", str(src), "-", "--to", "kdump"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    md = subprocess.run(["makedumpfile", "-R", str(out)], stdin=conv.stdout, capture_output=True, text=True,
+                        timeout=600)
+    conv.stdout.close()
+    err = conv.stderr.read()
+    assert conv.wait(timeout=600) == 0, err[-500:]
+    assert md.returncode == 0, md.stdout[-500:] + md.stderr[-500:]
+    with vmcoreinfo.open(src) as d, vmcoreinfo.open(out) as o:
+        assert o.format == "kdump"
+        assert o.vmcoreinfo.raw == gu.text
+        assert _same_pages(d, o) > 0
+    peer = _libkdumpfile(out, gu.view["note_paddr"], 4096)
+    assert peer["ok"] and peer["arch"] == "x86_64" and bytes.fromhex(peer["raw_hex"]) == gu.text, peer
+    assert crash_osrelease(str(out)) == (0, gu.view["uname_r"])
+    record("converted x86_64/qemu-elf.core -> flattened | makedumpfile -R", "pages== vmcoreinfo== libkdumpfile== crash==")
