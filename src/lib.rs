@@ -29,6 +29,7 @@ pub mod scan;
 pub mod source;
 pub mod text;
 pub mod textblob;
+pub mod write;
 
 // The Python layer implements the buffer protocol for zero-copy `memoryview`s over shared bytes.
 #[cfg(feature = "python")]

@@ -18,6 +18,7 @@ from typing import Any, Literal, cast
 
 import vmcoreinfo
 
+from . import _convert_cli
 from ._errors import Error, NoVmcoreinfoError
 
 SUMMARY_KEYS = ("osrelease", "build_id", "page_size", "kernel_offset", "phys_base", "crashtime")
@@ -412,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = add("demo", "run `show -v` on the sample dump that ships with the package")
     d.add_argument("--json", action="store_true", help=json_help)
     d.set_defaults(func=cmd_demo)
+    _convert_cli.add_parser(sub)
     return p
 
 

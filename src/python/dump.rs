@@ -446,6 +446,48 @@ impl Dump {
         Ok(out)
     }
 
+    /// Write the dump as a standard ELF core at ``path``: program headers right after the ELF
+    /// header, one PT_NOTE with the dump's notes and the VMCOREINFO note last, one PT_LOAD per
+    /// physical range (``p_paddr`` = ``p_vaddr`` = the physical address). ``exclude_zero`` leaves
+    /// zero pages out of the file as ``p_filesz < p_memsz`` tails (as ``makedumpfile -E``; one
+    /// more read pass). A dump without a VMCOREINFO note gets the one a scan of its memory finds
+    /// (reported in ``diagnostics``). The file is written under a temporary name and renamed
+    /// when complete: an error, or an exception from ``progress(done, total)`` (KeyboardInterrupt
+    /// included), leaves no file. The GIL is released; ``progress`` is called at most 4 times a
+    /// second. Returns a report dict (``vmcoreinfo``: ``"note"``, ``"scan"`` or ``"absent"``,
+    /// ``diagnostics``, ``segments``, ``pages``, ``zero_pages``, ``file_bytes``, ...).
+    #[pyo3(signature = (path, *, exclude_zero = false, progress = None))]
+    fn write_elf<'py>(
+        &self,
+        py: Python<'py>,
+        path: std::path::PathBuf,
+        exclude_zero: bool,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        super::convert::elf(py, self.get()?, path, exclude_zero, progress)
+    }
+
+    /// Write the dump as a kdump-compressed file (header version 6) at ``path``, pages compressed
+    /// with ``compression`` (``"zlib"``, ``"zstd"``, ``"snappy"``, ``"lzo"`` or ``"none"``) on all
+    /// cores, zero pages stored once. utsname names the machine and the release, the sub-header
+    /// holds phys_base as the VMCOREINFO text gives it (QEMU's header misreads x86_64's decimal
+    /// text as hex), the VMCOREINFO text and the notes. ``"lzo"`` raises
+    /// ``UnsupportedFormatError`` in a build without the (GPL-2.0) ``lzo`` feature.
+    /// ``flattened=True`` writes makedumpfile's flattened format straight to ``path`` (a pipe,
+    /// ``/dev/stdout``; ``makedumpfile -R`` reassembles it): a stream cannot be taken back, so
+    /// after an error it ends without its end marker. Otherwise as :meth:`write_elf`.
+    #[pyo3(signature = (path, compression = "zlib", *, flattened = false, progress = None))]
+    fn write_kdump<'py>(
+        &self,
+        py: Python<'py>,
+        path: std::path::PathBuf,
+        compression: &str,
+        flattened: bool,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        super::convert::kdump(py, self.get()?, path, compression, flattened, progress)
+    }
+
     /// Close the dump; further use raises ``ClosedError``. Idempotent.
     fn close(&self) {
         if let Ok(mut g) = self.inner.write() {

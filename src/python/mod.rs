@@ -1,6 +1,7 @@
 //! The thin pyo3 layer: `vmcoreinfo._native`. All logic lives in the pyo3-free core.
 
 mod buffer;
+mod convert;
 mod dump;
 mod errors;
 mod fwcfg;
