@@ -42,6 +42,7 @@ from ._native import (
     parse,
 )
 from ._native import open_dump as _open_dump
+from ._batch import Identity, IdentifyIter, identify_many
 
 from collections.abc import Mapping as _Mapping
 
@@ -55,6 +56,9 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "open",
     "parse",
+    "identify_many",
+    "Identity",
+    "IdentifyIter",
     "Dump",
     "Note",
     "VmcoreInfo",

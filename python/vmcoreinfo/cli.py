@@ -9,6 +9,7 @@ from typing import Any, Callable, Literal, Sequence, cast
 
 import vmcoreinfo
 
+from . import _batch
 from ._errors import Error, NoVmcoreinfoError
 
 SUMMARY_KEYS = ("osrelease", "build_id", "page_size", "kernel_offset", "phys_base", "crashtime")
@@ -129,6 +130,8 @@ def _print_summary(s: dict[str, Any], out: Any) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    if _batch.wants_batch(args):  # several files, directories, globs: streamed by identify_many
+        return _batch.run_show_many(args)
     rc = 0
     results = []
     progress = len(args.dumps) > 1 and sys.stderr.isatty()
@@ -227,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("-v", "--verbose", action="store_true", help="all keys, notes and memory ranges")
     s.add_argument("--format", choices=FORMATS, help="read as this format instead of detecting it ('raw' is never detected)")
+    _batch.add_show_many_arguments(s)
     s.set_defaults(func=cmd_show)
     sc = sub.add_parser("scan", help="scan a dump's physical memory for VMCOREINFO notes (the fallback for dumps without one)")
     sc.add_argument("dump", metavar="DUMP")
