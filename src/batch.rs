@@ -143,6 +143,8 @@ impl Shared {
 }
 
 /// What [`Batch::try_next`] found.
+// `Ready` is the common case and moves straight out: boxing it would allocate once per file.
+#[allow(clippy::large_enum_variant)]
 pub enum Next {
     /// The next result in submission order.
     Ready(PathBuf, Identity),
