@@ -174,7 +174,7 @@ class _Progress:
 
 
 def _json_record(r: Identity) -> dict[str, Any]:
-    d = r.as_dict()
+    d: dict[str, Any] = dict(r.as_dict())
     et, em, eo = d.pop("error_type"), d.pop("error_message"), d.pop("error_offset")
     d["error"] = None if et is None else {"type": et, "message": em, "offset": eo}
     return d
@@ -191,8 +191,8 @@ class _ParquetSink:
     BATCH = 8192
 
     def __init__(self, path: str):
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        import pyarrow as pa  # type: ignore[import-untyped, import-not-found, unused-ignore]
+        import pyarrow.parquet as pq  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
         self.pa = pa
         s, i, u = pa.string(), pa.int64(), pa.uint64()

@@ -25,11 +25,11 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import dask.bag as db
 import dask.dataframe as dd
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
 from ._batch import identify_many
 from ._native import Identity
@@ -117,8 +117,8 @@ def identify_bag(paths: str | Iterable[str], *, batch_size: int = 1000, threads:
     ``batch_size`` paths. ``threads``: identify_many threads per task (default: the worker's CPUs;
     with several worker threads per process, 1 is enough)."""
     chunks = _chunks(paths, batch_size)
-    return db.from_sequence(chunks, npartitions=len(chunks)).map_partitions(
-        lambda part: [d for chunk in part for d in identify_partition(chunk, threads, format)])
+    bag = db.from_sequence(chunks, npartitions=len(chunks))  # type: ignore[no-untyped-call, unused-ignore]
+    return cast(db.Bag, bag.map_partitions(lambda part: [d for chunk in part for d in identify_partition(chunk, threads, format)]))
 
 
 def identify_dataframe(paths: str | Iterable[str], *, batch_size: int = 1000, threads: int | None = None,
@@ -126,4 +126,6 @@ def identify_dataframe(paths: str | Iterable[str], *, batch_size: int = 1000, th
     """A DataFrame with one row per path (columns: ``Identity.FIELDS``; integers nullable), in
     input order; one partition, and one task, per ``batch_size`` paths."""
     chunks = _chunks(paths, batch_size)
-    return dd.from_map(_frame, chunks, threads=threads, format=format, meta=META, enforce_metadata=False)
+    df = dd.from_map(_frame, chunks, threads=threads, format=format, meta=META,  # type: ignore[no-untyped-call, unused-ignore]
+                     enforce_metadata=False)
+    return cast(dd.DataFrame, df)
