@@ -245,18 +245,30 @@ fn take(st: &mut State) -> Next {
     }
 }
 
-impl Drop for Batch {
-    /// Drop jobs not started, let running ones finish their run, and join the workers.
-    fn drop(&mut self) {
+impl Batch {
+    /// Stop and wait for the workers: jobs not started are dropped, runs in progress finish.
+    pub fn join(mut self) {
+        self.close();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+
+    fn close(&self) {
         {
             let mut st = self.shared.lock();
             st.closing = true;
             st.jobs.clear();
         }
         self.shared.work.notify_all();
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
+    }
+}
+
+impl Drop for Batch {
+    /// Drop jobs not started and let the workers end on their own after their current run,
+    /// without waiting for them (a dropped batch never blocks its caller; [`Batch::join`] waits).
+    fn drop(&mut self) {
+        self.close();
     }
 }
 
@@ -391,10 +403,14 @@ mod tests {
     }
 
     #[test]
-    fn dropping_a_batch_midway_joins_its_workers() {
+    fn stopping_a_batch_midway() {
         let good = fixture("x86_64-qemu-elf.core");
-        let mut it = identify_many(std::iter::repeat_n(good, 10_000), 2, 256, OpenOptions::default());
+        let mut it = identify_many(std::iter::repeat_n(good.clone(), 10_000), 2, 256, OpenOptions::default());
         assert!(it.next().is_some_and(|(_, id)| id.is_ok()));
-        drop(it); // must return (workers joined), not hang
+        drop(it); // returns at once; the workers end by themselves
+        let b = Batch::new(2, OpenOptions::default());
+        b.submit(std::iter::repeat_n(good, 1000));
+        assert!(b.next_blocking().is_some());
+        b.join(); // waits for the workers, which drop the jobs not started
     }
 }

@@ -314,9 +314,14 @@ impl IdentifyIter {
         Ok(Some(out))
     }
 
-    /// Stop early: drop the files not yet started and join the worker threads.
-    fn close(&mut self) {
+    /// Stop early: drop the files not yet started and wait for the worker threads to end (the
+    /// GIL released meanwhile). Dropping the iterator stops it too, without waiting.
+    fn close(&mut self, py: Python<'_>) {
+        let batch = self.batch.take();
         self.stop();
+        if let Some(b) = batch {
+            py.detach(|| b.join());
+        }
     }
 
     /// Worker threads of this batch (0 once finished or closed).
