@@ -48,13 +48,13 @@ else
 fi
 echo "wheel: $WHEEL ($(du -h "$WHEEL" | cut -f1))"
 case "$(basename "$WHEEL")" in
-  *-cp311-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl) ;;
+  *-cp311-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl|*-cp311-abi3-manylinux2014_x86_64.manylinux_2_17_x86_64.whl) ;;
   *) echo "wheel-check: unexpected wheel tags: $(basename "$WHEEL")" >&2; exit 1 ;;
 esac
 
 step "auditwheel show"
 "$AUDITWHEEL" show "$WHEEL" | tee "$W/auditwheel.txt"
-grep -q 'consistent with the following platform tag: "manylinux_2_17_x86_64"' "$W/auditwheel.txt" \
+tr -s '\n ' '  ' < "$W/auditwheel.txt" | grep -q 'consistent with the following platform tag: "manylinux_2_17_x86_64"' \
   || { echo "wheel-check: auditwheel does not find the wheel manylinux_2_17_x86_64" >&2; exit 1; }
 
 step "fresh venv: the wheel with its extras, pytest, mypy (no Rust toolchain on PATH from here on)"
