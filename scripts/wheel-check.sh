@@ -38,7 +38,7 @@ if [ -z "${WHEEL:-}" ]; then
   rm -f "$W"/dist/vmcoreinfo-*
   PATH="$W/bin:$W/build-venv/bin:$PATH" maturin build --quiet --release --zig --compatibility manylinux2014 \
     --target x86_64-unknown-linux-gnu -i "$PY" -o "$W/dist"
-  PATH="$W/build-venv/bin:$PATH" maturin sdist --quiet -o "$W/dist"
+  PATH="$W/build-venv/bin:$PATH" maturin sdist -o "$W/dist"
   WHEEL=$(ls "$W"/dist/vmcoreinfo-*-manylinux*.whl)
   SDIST=$(ls "$W"/dist/vmcoreinfo-*.tar.gz)
   AUDITWHEEL="$W/build-venv/bin/auditwheel"
@@ -79,7 +79,8 @@ trap 'rm -rf "$RUN"' EXIT
 mkdir -p "$RUN/benches"
 # Everything but the real-guest stage (it boots QEMU guests; scripts/test.sh runs it on the source tree).
 tar -C "$ROOT" --exclude=tests/realguest --exclude=__pycache__ -cf - tests | tar -C "$RUN" -xf -
-cp benches/make_corpus.py "$RUN/benches/"
+cp benches/make_corpus.py "$RUN/benches/"   # the corpus maker tests/test_batch.py and test_dask.py use
+cp -r tools "$RUN/tools"                     # tests/test_lime_raw.py runs tools/make_lime_fixture.py
 printf '[pytest]\naddopts = -ra\nmarkers =\n    realguest: real-guest stage (not run here)\n' > "$RUN/pytest.ini"
 (
   cd "$RUN"

@@ -231,6 +231,23 @@ impl Batch {
     }
 }
 
+impl Batch {
+    /// Wait until the next `n` results in order are done (all those in flight, if fewer).
+    /// A consumer that must reacquire a lock to take results (Python's GIL) waits with this
+    /// for a whole stretch instead of once per result: under a busy interpreter each
+    /// reacquisition can cost a thread switch interval.
+    pub fn wait_ready(&self, n: usize) {
+        let mut st = self.shared.lock();
+        loop {
+            let want = n.max(1).min((st.next_in - st.next_out) as usize);
+            if st.results.iter().take(want).all(Option::is_some) {
+                return;
+            }
+            st = self.shared.done.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
 fn take(st: &mut State) -> Next {
     if st.next_out == st.next_in {
         return Next::Empty;
@@ -296,16 +313,13 @@ fn worker(s: &Shared) {
         if st.closing {
             return;
         }
-        let mut wake = false;
         for (seq, path, id) in out.drain(..) {
             let i = (seq - st.next_out) as usize;
-            wake |= i == 0;
             st.results[i] = Some((path, id));
         }
         drop(st);
-        if wake {
-            s.done.notify_one();
-        }
+        // One consumer; it checks whether what it waits for is now done.
+        s.done.notify_one();
     }
 }
 
@@ -390,6 +404,13 @@ mod tests {
         let paths: Vec<PathBuf> = (0..500).map(|i| [&good, &arm, &bad][i % 3].clone()).collect();
         for (threads, window) in [(1, 1), (2, 3), (4, 64)] {
             let got: Vec<_> = identify_many(paths.clone(), threads, window, OpenOptions::default()).collect();
+            let b = Batch::new(threads, OpenOptions::default());
+            b.submit(paths.iter().take(window).cloned());
+            b.wait_ready(window);
+            for i in 0..window.min(paths.len()) {
+                assert!(matches!(b.try_next(), Next::Ready(p, _) if p == paths[i]));
+            }
+            assert!(matches!(b.try_next(), Next::Empty));
             assert_eq!(got.len(), paths.len());
             for (i, (p, id)) in got.iter().enumerate() {
                 assert_eq!(p, &paths[i]);

@@ -297,10 +297,17 @@ impl IdentifyIter {
     fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Identity>> {
         self.refill(py)?;
         let Some(batch) = &self.batch else { return Ok(None) };
+        let stretch = self.window / 2;
         let next = match batch.try_next() {
             Next::Ready(_, id) => Some(id),
             Next::Empty => None,
-            Next::Pending => py.detach(|| batch.next_blocking()).map(|(_, id)| id),
+            // Release the GIL once for a stretch of results, not once per result.
+            Next::Pending => py
+                .detach(|| {
+                    batch.wait_ready(stretch);
+                    batch.next_blocking()
+                })
+                .map(|(_, id)| id),
         };
         let Some(id) = next else {
             self.report(py, true)?;
