@@ -407,8 +407,8 @@ mod tests {
             let b = Batch::new(threads, OpenOptions::default());
             b.submit(paths.iter().take(window).cloned());
             b.wait_ready(window);
-            for i in 0..window.min(paths.len()) {
-                assert!(matches!(b.try_next(), Next::Ready(p, _) if p == paths[i]));
+            for want in paths.iter().take(window) {
+                assert!(matches!(b.try_next(), Next::Ready(p, _) if &p == want));
             }
             assert!(matches!(b.try_next(), Next::Empty));
             assert_eq!(got.len(), paths.len());
