@@ -3,14 +3,15 @@
 #   scripts/test.sh            everything (Rust, Python, type checks, real-guest stage, benches as tests, fuzz smoke)
 #   SKIP_REALGUEST=1 scripts/test.sh   without the real-guest stage (it boots QEMU guests; needs root for apt-get)
 #   SKIP_FUZZ=1 scripts/test.sh        without the fuzz smoke run (builds cargo-fuzz targets)
+#   SKIP_WHEEL=1 scripts/test.sh       without the wheel stage (scripts/wheel-check.sh: a fat-LTO manylinux build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 t0=$(date +%s)
 phase() { printf '\n=== %s (t+%ss)\n' "$*" "$(( $(date +%s) - t0 ))"; }
 
-phase "install test requirements and build the extension (pip install -e '.[test]'), and the peers the benches compare with"
-$PY -m pip install --quiet --disable-pip-version-check -e '.[test]'
+phase "install test requirements and build the extension (pip install -e '.[test,dask,parquet]'), and the peers the benches compare with"
+$PY -m pip install --quiet --disable-pip-version-check -e '.[test,dask,parquet]'
 $PY -m pip install --quiet --disable-pip-version-check -r benches/requirements.txt
 
 phase "lint: cargo fmt --check, cargo clippy -D warnings (core alone and with the python feature), ruff check + ruff format --check"
@@ -44,6 +45,11 @@ phase "pytest: tests/, and benches/ as plain tests on the committed fixtures (th
 # (Two runs: each directory's conftest.py is imported as `conftest`.)
 $PY -m pytest tests "${markers[@]}" -p no:cacheprovider
 $PY -m pytest benches --benchmark-disable -p no:cacheprovider
+
+if [ "${SKIP_WHEEL:-0}" != 1 ]; then
+  phase "wheel stage: manylinux2014 abi3 wheel + sdist, auditwheel, the test suite against the installed wheel without Rust (scripts/wheel-check.sh)"
+  scripts/wheel-check.sh
+fi
 
 if [ "${SKIP_FUZZ:-0}" != 1 ]; then
   phase "fuzz smoke run (every cargo-fuzz target, a few seconds each, over the committed corpus)"

@@ -9,6 +9,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod batch;
 pub mod bitness;
 pub mod dump;
 pub mod elf;

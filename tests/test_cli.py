@@ -189,8 +189,8 @@ def test_os_errors_read_like_the_os_and_empty_files_are_called_empty(tmp_path: p
     cp = run("show", missing)
     assert cp.returncode == 1
     assert cp.stderr == f"vmcoreinfo: {missing}: error: No such file or directory\n"
-    cp = run("show", tmp_path)
-    assert cp.returncode == 1 and cp.stderr == f"vmcoreinfo: {tmp_path}: error: Is a directory\n"
+    cp = run("show", tmp_path)  # a directory is a usage error without -r, with the hint
+    assert cp.returncode == 2 and f"{tmp_path} is a directory (use -r to read the files under it)" in cp.stderr, cp.stderr
     empty = tmp_path / "empty.core"
     empty.write_bytes(b"")
     for p in (empty, pathlib.Path("/dev/null")):

@@ -21,6 +21,7 @@ from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 from typing import Literal as _Literal
 
+from ._batch import IdentifyIter, Identity, identify_many
 from ._errors import (
     AbsentMemoryError,
     BitnessError,
@@ -89,6 +90,9 @@ __all__ = [
     "MAX_READ_PHYS",
     "open",
     "parse",
+    "identify_many",
+    "Identity",
+    "IdentifyIter",
     "Dump",
     "Note",
     "VmcoreInfo",

@@ -1,8 +1,8 @@
 """Type stubs for the Rust extension ``vmcoreinfo._native`` (hand-written; checked by mypy.stubtest)."""
 
 import os
-from collections.abc import Callable, ItemsView, Iterator, KeysView, Mapping, ValuesView
-from typing import Any, final
+from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
+from typing import Any, ClassVar, final
 
 from typing_extensions import Buffer
 
@@ -18,6 +18,9 @@ __all__ = [
     "FwCfgEntry",
     "FwCfgDevice",
     "_SharedBytes",
+    "Identity",
+    "IdentifyIter",
+    "identify_many",
     "open_dump",
     "parse",
     "check_guest_note",
@@ -167,3 +170,62 @@ class _SharedBytes:
 def open_dump(path: str, max_note_size: int = ..., elf_tails: ElfTails = ..., format: FormatName | None = None) -> Dump: ...
 def parse(data: str | Buffer) -> VmcoreInfo: ...
 def check_guest_note(entry: FwCfgEntry, note: bytes, byteorder: str = "little", max_note_size: int = ...) -> tuple[int, int]: ...
+
+@final
+class Identity:
+    """One result of ``identify_many``. ``as_dict()`` gives this TypedDict-shaped dict (FIELDS order):
+    path: str; format, machine, osrelease, build_id: str | None; kernel_offset, phys_base,
+    page_size, vmcoreinfo_offset, vmcoreinfo_size, note_paddr: int | None; error_type,
+    error_message: str | None; error_offset: int | None."""
+
+    FIELDS: ClassVar[tuple[str, ...]]
+    @property
+    def path(self) -> str: ...
+    @property
+    def format(self) -> str | None: ...
+    @property
+    def machine(self) -> str | None: ...
+    @property
+    def osrelease(self) -> str | None: ...
+    @property
+    def build_id(self) -> str | None: ...
+    @property
+    def kernel_offset(self) -> int | None: ...
+    @property
+    def phys_base(self) -> int | None: ...
+    @property
+    def page_size(self) -> int | None: ...
+    @property
+    def vmcoreinfo_offset(self) -> int | None: ...
+    @property
+    def vmcoreinfo_size(self) -> int | None: ...
+    @property
+    def note_paddr(self) -> int | None: ...
+    @property
+    def error_type(self) -> str | None: ...
+    @property
+    def error_message(self) -> str | None: ...
+    @property
+    def error_offset(self) -> int | None: ...
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def error(self) -> tuple[str, str] | None: ...
+    def as_dict(self) -> dict[str, str | int | None]: ...
+
+@final
+class IdentifyIter:
+    def __iter__(self) -> IdentifyIter: ...
+    def __next__(self) -> Identity: ...
+    def close(self) -> None: ...
+    @property
+    def threads(self) -> int: ...
+
+def identify_many(
+    paths: Iterable[Any],
+    threads: int | None = None,
+    progress: Callable[[int, int | None], bool | None] | None = None,
+    format: str | None = None,
+    window: int | None = None,
+    total: int | None = None,
+) -> IdentifyIter: ...

@@ -18,7 +18,7 @@ from typing import Any, Literal, cast
 
 import vmcoreinfo
 
-from . import _convert_cli
+from . import _batch, _convert_cli
 from ._errors import Error, NoVmcoreinfoError
 
 SUMMARY_KEYS = ("osrelease", "build_id", "page_size", "kernel_offset", "phys_base", "crashtime")
@@ -287,6 +287,8 @@ def _show_one(path: str, args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    if _batch.wants_batch(args):  # several files, directories, globs: streamed by identify_many
+        return _batch.run_show_many(args)
     codes = set()
     progress = len(args.dumps) > 1 and sys.stderr.isatty() and not args.json
     for i, path in enumerate(args.dumps, 1):
@@ -399,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help=json_help)
     s.add_argument("-v", "--verbose", action="store_true", help="also every key, note, memory range and kdump page count")
     s.add_argument("--format", choices=FORMATS, help=fmt_help)
+    _batch.add_show_many_arguments(s)
     s.set_defaults(func=cmd_show)
     sc = add("scan", "scan a dump's physical memory for VMCOREINFO notes (the fallback for dumps without one)")
     sc.add_argument("dump", metavar="DUMP")

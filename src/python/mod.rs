@@ -1,5 +1,6 @@
 //! The thin pyo3 layer: `vmcoreinfo._native`. All logic lives in the pyo3-free core.
 
+mod batch;
 mod buffer;
 mod convert;
 mod dump;
@@ -21,6 +22,9 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<fwcfg::FwCfgEntry>()?;
     m.add_class::<fwcfg::FwCfgDevice>()?;
     m.add_class::<buffer::SharedBytes>()?;
+    m.add_class::<batch::Identity>()?;
+    m.add_class::<batch::IdentifyIter>()?;
+    m.add_function(wrap_pyfunction!(batch::identify_many, m)?)?;
     m.add_function(wrap_pyfunction!(dump::open_dump, m)?)?;
     m.add_function(wrap_pyfunction!(info::parse, m)?)?;
     m.add_function(wrap_pyfunction!(fwcfg::check_guest_note, m)?)?;

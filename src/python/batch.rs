@@ -1,0 +1,383 @@
+//! `identify_many`: the core's [`crate::batch::Batch`] as a Python iterator of frozen
+//! `Identity` values, in input order. Paths are pulled from the Python iterable a window at a
+//! time (never all at once) and identified on Rust threads; waiting for a result releases the GIL.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyIterator, PyString, PyTuple};
+
+use crate::batch::{self, Batch, Next};
+use crate::dump::{Format, OpenOptions};
+
+/// The progress callback is called at most this often (and once at the end).
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// Field names, in the order `as_dict()`, CSV and Parquet output use.
+const FIELDS: [&str; 14] = [
+    "path",
+    "format",
+    "machine",
+    "osrelease",
+    "build_id",
+    "kernel_offset",
+    "phys_base",
+    "page_size",
+    "vmcoreinfo_offset",
+    "vmcoreinfo_size",
+    "note_paddr",
+    "error_type",
+    "error_message",
+    "error_offset",
+];
+
+/// What ``identify_many`` found about one file: the values, or the error that stopped it.
+#[pyclass(frozen, module = "vmcoreinfo._native")]
+pub struct Identity {
+    /// The input path as a ``str`` (``os.fspath`` of what was given).
+    #[pyo3(get)]
+    path: Py<PyString>,
+    /// ``"elf"``, ``"kdump"``, ``"flattened-kdump"``, ``"lime"``, ``"raw"``; None if the file
+    /// could not be opened as a dump.
+    #[pyo3(get)]
+    format: Option<&'static str>,
+    #[pyo3(get)]
+    machine: Option<&'static str>,
+    #[pyo3(get)]
+    osrelease: Option<String>,
+    #[pyo3(get)]
+    build_id: Option<String>,
+    #[pyo3(get)]
+    kernel_offset: Option<u64>,
+    #[pyo3(get)]
+    phys_base: Option<i64>,
+    #[pyo3(get)]
+    page_size: Option<u64>,
+    /// File offset of the VMCOREINFO text (None when read from compressed pages).
+    #[pyo3(get)]
+    vmcoreinfo_offset: Option<u64>,
+    /// Length of the text in bytes.
+    #[pyo3(get)]
+    vmcoreinfo_size: Option<u64>,
+    /// Physical address of the note when a scan of memory found it (LiME, raw).
+    #[pyo3(get)]
+    note_paddr: Option<u64>,
+    /// The exception class ``vmcoreinfo.open`` would raise (``"NoVmcoreinfoError"``,
+    /// ``"FileNotFoundError"``, ...), or None.
+    #[pyo3(get)]
+    error_type: Option<String>,
+    /// ``str()`` of that exception (it names the file and offset), or None.
+    #[pyo3(get)]
+    error_message: Option<String>,
+    /// The error's offset (file offset; the physical address for ``AbsentMemoryError``), or None.
+    #[pyo3(get)]
+    error_offset: Option<u64>,
+}
+
+impl Identity {
+    fn new(py: Python<'_>, path: Py<PyString>, id: batch::Identity) -> Identity {
+        let (error_type, error_message, error_offset) = match id.error {
+            None => (None, None, None),
+            Some(e) => {
+                let offset = e.offset().or_else(|| e.address());
+                let err: PyErr = e.into();
+                // The normalized exception: OSError(errno, ...) is then FileNotFoundError etc.
+                let v = err.value(py);
+                let ty = v.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "Error".to_owned());
+                let msg = v.str().map(|s| s.to_string()).unwrap_or_default();
+                (Some(ty), Some(msg), offset)
+            }
+        };
+        Identity {
+            path,
+            format: id.format.map(Format::name),
+            machine: id.machine,
+            osrelease: id.osrelease,
+            build_id: id.build_id,
+            kernel_offset: id.kernel_offset,
+            phys_base: id.phys_base,
+            page_size: id.page_size,
+            vmcoreinfo_offset: id.vmcoreinfo_offset,
+            vmcoreinfo_size: id.vmcoreinfo_size,
+            note_paddr: id.note_paddr,
+            error_type,
+            error_message,
+            error_offset,
+        }
+    }
+}
+
+#[pymethods]
+impl Identity {
+    /// The field names, in ``as_dict()`` order.
+    #[classattr]
+    #[allow(non_snake_case)]
+    fn FIELDS<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, FIELDS)
+    }
+
+    /// Whether the file was identified without error.
+    #[getter]
+    fn ok(&self) -> bool {
+        self.error_type.is_none()
+    }
+
+    /// ``(error_type, error_message)``, or None.
+    #[getter]
+    fn error(&self) -> Option<(String, String)> {
+        Some((self.error_type.clone()?, self.error_message.clone().unwrap_or_default()))
+    }
+
+    /// Every field in ``FIELDS`` order, as a new dict (JSON-ready: str, int or None).
+    fn as_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item(FIELDS[0], self.path.bind(py))?;
+        d.set_item(FIELDS[1], self.format)?;
+        d.set_item(FIELDS[2], self.machine)?;
+        d.set_item(FIELDS[3], &self.osrelease)?;
+        d.set_item(FIELDS[4], &self.build_id)?;
+        d.set_item(FIELDS[5], self.kernel_offset)?;
+        d.set_item(FIELDS[6], self.phys_base)?;
+        d.set_item(FIELDS[7], self.page_size)?;
+        d.set_item(FIELDS[8], self.vmcoreinfo_offset)?;
+        d.set_item(FIELDS[9], self.vmcoreinfo_size)?;
+        d.set_item(FIELDS[10], self.note_paddr)?;
+        d.set_item(FIELDS[11], &self.error_type)?;
+        d.set_item(FIELDS[12], &self.error_message)?;
+        d.set_item(FIELDS[13], self.error_offset)?;
+        Ok(d)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let p = self.path.bind(py).to_string();
+        match &self.error_type {
+            Some(t) => format!("<vmcoreinfo.Identity {p:?} {t}: {}>", self.error_message.as_deref().unwrap_or("")),
+            None => format!(
+                "<vmcoreinfo.Identity {p:?} {} {} {}>",
+                self.format.unwrap_or("?"),
+                self.machine.unwrap_or("?"),
+                self.osrelease.as_deref().unwrap_or("?")
+            ),
+        }
+    }
+}
+
+/// The iterator ``identify_many`` returns: one ``Identity`` per input path, in input order.
+#[pyclass(module = "vmcoreinfo._native")]
+pub struct IdentifyIter {
+    batch: Option<Batch>,
+    source: Option<Py<PyIterator>>,
+    /// Input paths in flight, in order (one per job the batch holds).
+    paths: VecDeque<Py<PyString>>,
+    window: usize,
+    fspath: Py<PyAny>,
+    fsencode: Py<PyAny>,
+    fsdecode: Py<PyAny>,
+    progress: Option<Py<PyAny>>,
+    total: Option<u64>,
+    done: u64,
+    last_report: Instant,
+}
+
+impl IdentifyIter {
+    /// `os.fspath(obj)` as (the str for results, the path for the core).
+    fn to_path(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<(Py<PyString>, PathBuf)> {
+        use std::os::unix::ffi::OsStrExt;
+        let p = match obj.cast::<PyString>() {
+            Ok(s) => s.clone(),
+            Err(_) => {
+                let f = self.fspath.bind(py).call1((obj,)).map_err(|_| {
+                    PyTypeError::new_err(format!(
+                        "identify_many: expected a path (str, bytes or os.PathLike), got {}",
+                        obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                    ))
+                })?;
+                if let Ok(b) = f.cast::<PyBytes>() {
+                    let s = self.fsdecode.bind(py).call1((b,))?.cast_into::<PyString>()?;
+                    return Ok((s.unbind(), PathBuf::from(std::ffi::OsStr::from_bytes(b.as_bytes()))));
+                }
+                f.cast_into::<PyString>()?
+            }
+        };
+        let pb = match p.to_str() {
+            Ok(s) => PathBuf::from(s),
+            // Not valid UTF-8 (surrogateescape'd file names): the bytes os.fsencode gives.
+            Err(_) => {
+                let b = self.fsencode.bind(py).call1((&p,))?.cast_into::<PyBytes>()?;
+                PathBuf::from(std::ffi::OsStr::from_bytes(b.as_bytes()))
+            }
+        };
+        Ok((p.unbind(), pb))
+    }
+
+    /// Keep the workers busy: when half the window or less is in flight, pull paths to fill it.
+    fn refill(&mut self, py: Python<'_>) -> PyResult<()> {
+        let (Some(src), Some(batch)) = (&self.source, &self.batch) else { return Ok(()) };
+        let in_flight = self.paths.len();
+        if in_flight > self.window / 2 {
+            return Ok(());
+        }
+        let mut it = src.bind(py).clone();
+        let want = self.window - in_flight;
+        let mut chunk = Vec::with_capacity(want);
+        let mut exhausted = false;
+        let mut failed = None;
+        for _ in 0..want {
+            match it.next() {
+                None => {
+                    exhausted = true;
+                    break;
+                }
+                Some(Err(e)) => {
+                    failed = Some(e);
+                    break;
+                }
+                Some(Ok(obj)) => match self.to_path(py, &obj) {
+                    Ok((s, pb)) => {
+                        self.paths.push_back(s);
+                        chunk.push(pb);
+                    }
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                },
+            }
+        }
+        batch.submit(chunk);
+        if let Some(e) = failed {
+            self.stop();
+            return Err(e);
+        }
+        if exhausted {
+            self.source = None;
+        }
+        Ok(())
+    }
+
+    /// Stop: no more paths are pulled, jobs not started are dropped, the workers are joined.
+    fn stop(&mut self) {
+        self.source = None;
+        self.batch = None;
+        self.paths.clear();
+    }
+
+    /// Call the progress callback (at most every PROGRESS_EVERY, and when `last`); `False` from
+    /// it stops the batch.
+    fn report(&mut self, py: Python<'_>, last: bool) -> PyResult<()> {
+        let Some(cb) = &self.progress else { return Ok(()) };
+        if !last && self.last_report.elapsed() < PROGRESS_EVERY {
+            return Ok(());
+        }
+        self.last_report = Instant::now();
+        let r = cb.call1(py, (self.done, self.total));
+        match r {
+            Ok(v) if v.bind(py).is(&*PyBool::new(py, false)) => {
+                self.stop();
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.stop();
+                Err(e)
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl IdentifyIter {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Identity>> {
+        self.refill(py)?;
+        let Some(batch) = &self.batch else { return Ok(None) };
+        let stretch = self.window / 2;
+        let next = match batch.try_next() {
+            Next::Ready(_, id) => Some(id),
+            Next::Empty => None,
+            // Release the GIL once for a stretch of results, not once per result.
+            Next::Pending => py
+                .detach(|| {
+                    batch.wait_ready(stretch);
+                    batch.next_blocking()
+                })
+                .map(|(_, id)| id),
+        };
+        let Some(id) = next else {
+            self.report(py, true)?;
+            self.stop();
+            return Ok(None);
+        };
+        let path = self.paths.pop_front().ok_or_else(|| PyValueError::new_err("identify_many: result without a path"))?;
+        self.done += 1;
+        let out = Identity::new(py, path, id);
+        self.report(py, false)?;
+        Ok(Some(out))
+    }
+
+    /// Stop early: drop the files not yet started and wait for the worker threads to end (the
+    /// GIL released meanwhile). Dropping the iterator stops it too, without waiting.
+    fn close(&mut self, py: Python<'_>) {
+        let batch = self.batch.take();
+        self.stop();
+        if let Some(b) = batch {
+            py.detach(|| b.join());
+        }
+    }
+
+    /// Worker threads of this batch (0 once finished or closed).
+    #[getter]
+    fn threads(&self) -> usize {
+        self.batch.as_ref().map_or(0, Batch::threads)
+    }
+}
+
+/// The native side of ``vmcoreinfo.identify_many`` (which documents it).
+#[pyfunction]
+#[pyo3(signature = (paths, threads = None, progress = None, format = None, window = None, total = None))]
+pub fn identify_many(
+    py: Python<'_>,
+    paths: &Bound<'_, PyAny>,
+    threads: Option<usize>,
+    progress: Option<Py<PyAny>>,
+    format: Option<&str>,
+    window: Option<usize>,
+    total: Option<u64>,
+) -> PyResult<IdentifyIter> {
+    let threads = match threads {
+        None => batch::default_threads(),
+        Some(0) => return Err(PyValueError::new_err("threads must be at least 1 (None: one per CPU)")),
+        Some(n) => n,
+    };
+    let window = match window {
+        None => 64 * threads + 64,
+        Some(0) => return Err(PyValueError::new_err("window must be at least 1")),
+        Some(n) => n,
+    };
+    let format = match format {
+        None => None,
+        Some(f @ ("elf" | "kdump" | "lime" | "raw")) => Format::from_name(f),
+        Some(_) => return Err(PyValueError::new_err("format must be None, 'elf', 'kdump', 'lime' or 'raw'")),
+    };
+    let options = OpenOptions { format, ..OpenOptions::default() };
+    let os = py.import("os")?;
+    Ok(IdentifyIter {
+        source: Some(paths.try_iter()?.unbind()),
+        batch: Some(Batch::new(threads, options)),
+        paths: VecDeque::with_capacity(window),
+        window,
+        fspath: os.getattr("fspath")?.unbind(),
+        fsencode: os.getattr("fsencode")?.unbind(),
+        fsdecode: os.getattr("fsdecode")?.unbind(),
+        progress,
+        total,
+        done: 0,
+        last_report: Instant::now(),
+    })
+}
