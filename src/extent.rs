@@ -239,7 +239,7 @@ impl ExtentMap {
         Error::truncated(
             at,
             format!(
-                "{} for physical {a:#x} is declared at file offset {at:#x}, but the file ends at {file_len:#x} \
+                "{} {a:#x} is declared at file offset {at:#x}, but the file ends at {file_len:#x} \
                  ({file_len} bytes): it holds {held} of the {declared} bytes of memory it declares",
                 self.labels.data
             ),
@@ -249,7 +249,7 @@ impl ExtentMap {
     #[cold]
     fn missing(&self, err: Error, a: u64) -> Error {
         if err.kind == ErrorKind::Truncated {
-            Error { message: format!("{} for {a:#x} is missing: {}", self.labels.data, err.message), ..err }
+            Error { message: format!("{} {a:#x} is missing: {}", self.labels.data, err.message), ..err }
         } else {
             err
         }
@@ -261,7 +261,7 @@ mod tests {
     use super::*;
     use crate::error::Location;
 
-    const L: Labels = Labels { gap: "gap", unstored: "unstored", data: "test data" };
+    const L: Labels = Labels { gap: "gap", unstored: "unstored", data: "test data for physical" };
 
     fn x(start: u64, len: u64, file_offset: u64, stored: u64) -> Extent {
         Extent::new(start, len, file_offset, stored).unwrap()
