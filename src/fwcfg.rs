@@ -26,7 +26,7 @@ pub use crate::notes::{padded_note_size, NOTE_HEADER_SIZE};
 const HEADER_U32: u32 = NOTE_HEADER_SIZE as u32;
 
 /// The 16 bytes of `etc/vmcoreinfo`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct FwCfgEntry {
     /// What the host supports (QEMU sets [`FORMAT_ELF`] on reset; a guest's full write
     /// overwrites it, Linux with 0).

@@ -85,3 +85,17 @@ def test_non_utf8_keys_round_trip_through_the_mapping() -> None:
         assert vi[key] == vi.get(key)
     assert dict(vi.items())["SYMBOL(\udcffbad)"] == "10"
     assert "non-utf8" in {d.kind for d in vi.diagnostics}
+
+
+def test_fwcfg_device_write_outcomes_match_the_docstring() -> None:
+    """Only a full 16-byte write at offset 0 turns the note on; a partial write is stored but
+    disables it; an empty or out-of-bounds write is ignored (nothing stored)."""
+    entry = vmcoreinfo.FwCfgEntry(guest_format=1, size=4132, paddr=0x18CC000)
+    dev = vmcoreinfo.FwCfgDevice()
+    assert dev.write(0, entry.to_bytes()) == "accepted" and dev.has_vmcoreinfo
+    assert dev.entry == entry and dev.entry.paddr == 0x18CC000 and dev.entry.size == 4132
+    assert dev.write(8, (0x1000).to_bytes(8, "little")) == "disabled" and not dev.has_vmcoreinfo
+    assert dev.entry.paddr == 0x1000  # stored
+    assert dev.write(16, b"x") == "ignored" and dev.entry.paddr == 0x1000
+    assert dev.write(0, vmcoreinfo.FwCfgEntry(guest_format=0).to_bytes()) == "disabled"
+    assert dev.write(0, vmcoreinfo.FwCfgEntry(guest_format=2).to_bytes()) == "accepted-unsupported-format"

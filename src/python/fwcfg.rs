@@ -13,25 +13,14 @@ use crate::fwcfg as core;
 /// ``{u16 host_format; u16 guest_format; u32 size; u64 paddr}``.
 #[pyclass(frozen, eq, hash, module = "vmcoreinfo._native")]
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FwCfgEntry {
-    #[pyo3(get)]
-    host_format: u16,
-    #[pyo3(get)]
-    guest_format: u16,
-    /// Size of the guest's whole note (header included).
-    #[pyo3(get)]
-    size: u32,
-    /// Guest-physical address of the guest's whole note (header included).
-    #[pyo3(get)]
-    paddr: u64,
-}
+pub struct FwCfgEntry(core::FwCfgEntry);
 
 impl FwCfgEntry {
     pub fn core(&self) -> core::FwCfgEntry {
-        core::FwCfgEntry { host_format: self.host_format, guest_format: self.guest_format, size: self.size, paddr: self.paddr }
+        self.0
     }
     fn from_core(e: core::FwCfgEntry) -> Self {
-        FwCfgEntry { host_format: e.host_format, guest_format: e.guest_format, size: e.size, paddr: e.paddr }
+        FwCfgEntry(e)
     }
 }
 
@@ -44,10 +33,29 @@ impl FwCfgEntry {
     #[classattr]
     const FORMAT_ELF: u16 = core::FORMAT_ELF;
 
+    #[getter]
+    fn host_format(&self) -> u16 {
+        self.0.host_format
+    }
+    #[getter]
+    fn guest_format(&self) -> u16 {
+        self.0.guest_format
+    }
+    /// Size of the guest's whole note (header included).
+    #[getter]
+    fn size(&self) -> u32 {
+        self.0.size
+    }
+    /// Guest-physical address of the guest's whole note (header included).
+    #[getter]
+    fn paddr(&self) -> u64 {
+        self.0.paddr
+    }
+
     #[new]
     #[pyo3(signature = (*, host_format = 0, guest_format = 1, size = 0, paddr = 0))]
     fn new(host_format: u16, guest_format: u16, size: u32, paddr: u64) -> Self {
-        FwCfgEntry { host_format, guest_format, size, paddr }
+        FwCfgEntry(core::FwCfgEntry { host_format, guest_format, size, paddr })
     }
 
     /// Decode the 16 bytes as the guest or QEMU wrote them (exactly 16 bytes).
@@ -65,7 +73,7 @@ impl FwCfgEntry {
     fn __repr__(&self) -> String {
         format!(
             "FwCfgEntry(host_format={}, guest_format={}, size={}, paddr={:#x})",
-            self.host_format, self.guest_format, self.size, self.paddr
+            self.0.host_format, self.0.guest_format, self.0.size, self.0.paddr
         )
     }
 }
@@ -89,8 +97,10 @@ impl FwCfgDevice {
     }
 
     /// A guest write of ``data`` at ``offset``. Returns what the device did: ``"ignored"``
-    /// (not a full 16-byte write at offset 0), ``"disabled"`` (guest_format NONE),
-    /// ``"accepted"`` (ELF) or ``"accepted-unsupported-format"`` (kept, not processed).
+    /// (empty, or past the 16 bytes: nothing stored), ``"disabled"`` (the bytes are stored but
+    /// the note is off: a write that is not a full 16 bytes at offset 0, or guest_format NONE),
+    /// ``"accepted"`` (a full write with format ELF) or ``"accepted-unsupported-format"`` (a full
+    /// write with another format: kept, but QEMU's dump refuses the note).
     fn write(&self, offset: u64, data: &[u8]) -> &'static str {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).write(offset, data).name()
     }
@@ -119,6 +129,6 @@ pub fn check_guest_note(entry: &FwCfgEntry, note: &[u8], byteorder: &str, max_no
         "big" => true,
         _ => return Err(PyValueError::new_err("byteorder must be 'little' or 'big'")),
     };
-    let s = core::check_guest_note(entry.size, entry.guest_format, note, big, max_note_size).map_err(Error::in_text)?;
+    let s = core::check_guest_note(entry.0.size, entry.0.guest_format, note, big, max_note_size).map_err(Error::in_text)?;
     Ok((s.namesz, s.descsz))
 }
