@@ -85,10 +85,10 @@ pub(crate) fn build(mem: &dyn PhysMemory, keys: &Keys<'_>, big_endian: bool) -> 
     let vabits_actual = t1sz.map_or(va_bits, |t| 64 - t);
     let sane = |b: i128| b > i128::from(page_shift) + 2 && b <= 52;
     if !sane(va_bits) || !sane(vabits_actual) {
-        return Err(super::layout_error(format!(
-            "arm64 VA_BITS={va_bits}, TCR_EL1_T1SZ={t1sz:?}: the VA size must be between {} and 52 bits",
-            page_shift + 3
-        )));
+        return Err(keys.error_at(
+            "NUMBER(VA_BITS)",
+            format!("arm64 VA_BITS={va_bits}, TCR_EL1_T1SZ={t1sz:?}: the VA size must be between {} and 52 bits", page_shift + 3),
+        ));
     }
     let (va_bits, vabits_actual) = (va_bits as u32, vabits_actual as u32);
     let walk_bits = if page_shift == 16 { va_bits } else { vabits_actual };
@@ -97,18 +97,24 @@ pub(crate) fn build(mem: &dyn PhysMemory, keys: &Keys<'_>, big_endian: bool) -> 
     match w.walk(mem, swapper) {
         Ok(r) if r.pa == root => {}
         Ok(r) => {
-            return Err(super::layout_error(format!(
+            return Err(keys.error_at(
+                "SYMBOL(swapper_pg_dir)",
+                format!(
                 "the page tables at physical {root:#x} (swapper_pg_dir {swapper:#x} - kimage_voffset {kimage_voffset:#x}) map \
                      swapper_pg_dir to {:#x}, not back onto themselves",
                 r.pa
-            )))
+            ),
+            ))
         }
         Err(e) if e.kind == ErrorKind::Unmapped => {
-            return Err(super::layout_error(format!(
+            return Err(keys.error_at(
+                "SYMBOL(swapper_pg_dir)",
+                format!(
             "the page tables at physical {root:#x} (swapper_pg_dir {swapper:#x} - kimage_voffset {kimage_voffset:#x}) do not \
                      map swapper_pg_dir ({} levels, {walk_bits}-bit walk): {}",
             w.levels, e.message
-        )))
+        ),
+            ))
         }
         Err(e) => return Err(e),
     }

@@ -52,7 +52,9 @@ pub(crate) fn walker(root: u64, pae: bool) -> Walker {
 pub(crate) fn build(mem: &dyn PhysMemory, keys: &Keys<'_>) -> Result<Translator> {
     let swapper = keys.need(keys.view.symbol("swapper_pg_dir"), "SYMBOL(swapper_pg_dir)")?;
     if swapper >> 32 != 0 {
-        return Err(super::layout_error(format!("SYMBOL(swapper_pg_dir)={swapper:x} is not a 32-bit address")));
+        return Err(
+            keys.error_at("SYMBOL(swapper_pg_dir)", format!("SYMBOL(swapper_pg_dir)={swapper:x} is not a 32-bit address"))
+        );
     }
     let pae = keys.view.config("X86_PAE")? == Some(true);
     let mut tried = Vec::new();
@@ -74,12 +76,15 @@ pub(crate) fn build(mem: &dyn PhysMemory, keys: &Keys<'_>) -> Result<Translator>
             }
         }
     }
-    Err(super::layout_error(format!(
-        "no PAGE_OFFSET makes the page tables at swapper_pg_dir - PAGE_OFFSET map swapper_pg_dir ({swapper:#x}) back onto \
+    Err(keys.error_at(
+        "SYMBOL(swapper_pg_dir)",
+        format!(
+            "no PAGE_OFFSET makes the page tables at swapper_pg_dir - PAGE_OFFSET map swapper_pg_dir ({swapper:#x}) back onto \
              themselves (CONFIG_X86_PAE={}): {}",
-        if pae { "y" } else { "absent" },
-        tried.join("; ")
-    )))
+            if pae { "y" } else { "absent" },
+            tried.join("; ")
+        ),
+    ))
 }
 
 #[cfg(test)]

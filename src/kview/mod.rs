@@ -65,6 +65,11 @@ pub(crate) struct Keys<'a> {
 }
 
 impl Keys<'_> {
+    /// A layout error located at the value of `key` in the text (which the dump places in the file).
+    pub fn error_at(&self, key: &str, message: impl Into<String>) -> Error {
+        let at = self.view.item_for(key).map(|i| crate::error::Location::Text(u64::from(i.value_offset)));
+        Error::at(crate::error::ErrorKind::Format, at, message)
+    }
     pub fn need<T>(&self, value: Result<Option<T>>, key: &str) -> Result<T> {
         value?.ok_or_else(|| {
             Error::unsupported(None, format!("VMCOREINFO has no {key}, which {} kernel address translation needs", self.arch))

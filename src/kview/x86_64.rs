@@ -55,17 +55,18 @@ pub(crate) fn walker(root: u64, five_level: bool, sme_mask: u64) -> Walker {
 }
 
 pub(crate) fn build(mem: &dyn PhysMemory, keys: &Keys<'_>) -> Result<Translator> {
-    let init_top_pgt = match keys.view.symbol("init_top_pgt")? {
-        Some(s) => s,
-        None => keys.need(keys.view.symbol("swapper_pg_dir"), "SYMBOL(init_top_pgt)")?,
+    let (init_top_pgt, root_key) = match keys.view.symbol("init_top_pgt")? {
+        Some(s) => (s, "SYMBOL(init_top_pgt)"),
+        None => (keys.need(keys.view.symbol("swapper_pg_dir"), "SYMBOL(init_top_pgt)")?, "SYMBOL(swapper_pg_dir)"),
     };
     let phys_base = keys.need(keys.view.phys_base(), "NUMBER(phys_base)")?;
     let l5_key = keys.view.number("pgtable_l5_enabled")?;
     let sme_mask = keys.view.number("sme_mask")?.unwrap_or(0) as u64;
     if init_top_pgt < START_KERNEL_MAP {
-        return Err(super::layout_error(format!(
-            "SYMBOL(init_top_pgt)={init_top_pgt:x} is below the kernel image base {START_KERNEL_MAP:#x}"
-        )));
+        return Err(keys.error_at(
+            root_key,
+            format!("SYMBOL(init_top_pgt)={init_top_pgt:x} is below the kernel image base {START_KERNEL_MAP:#x}"),
+        ));
     }
     let root = (init_top_pgt - START_KERNEL_MAP).wrapping_add(phys_base as u64) & !0xfff;
     // The level count the text says first, then the other one.
@@ -84,7 +85,7 @@ pub(crate) fn build(mem: &dyn PhysMemory, keys: &Keys<'_>) -> Result<Translator>
             Err(e) => return Err(e),
         }
     }
-    Err(super::layout_error(format!(
+    Err(keys.error_at(root_key, format!(
             "the page tables at physical {root:#x} (init_top_pgt {init_top_pgt:#x} - {START_KERNEL_MAP:#x} + phys_base {phys_base}) \
              do not map init_top_pgt back onto themselves ({}): phys_base or init_top_pgt is wrong, or this memory is not the kernel's",
             why.join("; ")
