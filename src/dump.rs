@@ -597,6 +597,11 @@ impl Dump {
         Ok(crate::kview::KernelView::new(self, self.kview.get_or_init(|| t)))
     }
 
+    /// The kernel view if an earlier call built it (never reads anything).
+    pub fn kernel_view_if_built(&self) -> Option<crate::kview::KernelView<'_>> {
+        self.kview.get().map(|t| crate::kview::KernelView::new(self, t))
+    }
+
     pub fn read_phys(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
         match &self.backend {
             Backend::Elf(e) => e.read_phys(addr, buf),

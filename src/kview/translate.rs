@@ -413,6 +413,12 @@ impl Translator {
         })
     }
 
+    /// The translation of `vaddr` if the page cache holds it (no memory read, no walk).
+    pub fn translate_cached(&self, vaddr: u64) -> Option<u64> {
+        let va = self.check(vaddr).ok()?;
+        self.tlb.get(va >> CACHE_SHIFT).map(|p| p | (va & ((1 << CACHE_SHIFT) - 1)))
+    }
+
     /// The guest-physical address of kernel virtual address `vaddr`.
     pub fn translate(&self, mem: &dyn PhysMemory, vaddr: u64) -> Result<u64> {
         let va = self.check(vaddr)?;
@@ -478,6 +484,10 @@ impl<'a> KernelView<'a> {
     }
     pub fn translate(&self, vaddr: u64) -> Result<u64> {
         self.translator.translate(self.mem, vaddr)
+    }
+    /// See [`Translator::translate_cached`].
+    pub fn translate_cached(&self, vaddr: u64) -> Option<u64> {
+        self.translator.translate_cached(vaddr)
     }
     pub fn layout(&self) -> Layout {
         self.translator.layout(self.mem)

@@ -290,7 +290,9 @@ mod tests {
         let t = build_translator(&g.mem, EM_X86_64, false, text(itp, None, 0).as_bytes()).unwrap();
         let v = view(&g.mem, &t);
         let va = 0xffff_9000_0060_0000u64;
+        assert_eq!(v.translate_cached(va), None);
         v.translate(va).unwrap();
+        assert_eq!(v.translate_cached(va + 5), Some(0x60_0005));
         let before = g.mem.reads.load(std::sync::atomic::Ordering::Relaxed);
         for i in 0..4096 {
             assert_eq!(v.translate(va + i).unwrap(), 0x60_0000 + i);

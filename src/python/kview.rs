@@ -17,6 +17,10 @@ fn err(d: &CoreDump) -> impl Fn(crate::Error) -> PyErr + '_ {
 }
 
 pub fn translate(py: Python<'_>, d: &CoreDump, vaddr: u64) -> PyResult<u64> {
+    // A page-cache hit reads nothing: answer it without releasing the GIL.
+    if let Some(p) = d.kernel_view_if_built().and_then(|v| v.translate_cached(vaddr)) {
+        return Ok(p);
+    }
     py.detach(|| d.kernel_view()?.translate(vaddr)).map_err(err(d))
 }
 
