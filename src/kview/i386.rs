@@ -209,6 +209,12 @@ mod tests {
         assert_eq!(t.layout(&mem).pae, Some(true));
         let e = build_translator(&FakeMem::default(), EM_386, false, text(swapper, false).as_bytes()).unwrap_err();
         assert!(e.message.contains("no PAGE_OFFSET"), "{e}");
+        // A memory image names no machine: i386 is recognised by its self-mapping tables.
+        let (np, nswapper) = guest(false, 0xC000_0000);
+        let t = build_translator(&np, 0, false, text(nswapper, false).as_bytes()).unwrap();
+        assert_eq!(t.layout(&np).arch, "i386");
+        let e = build_translator(&FakeMem::default(), 0, false, text(nswapper, false).as_bytes()).unwrap_err();
+        assert!(e.kind == ErrorKind::Unsupported && e.message.contains("unknown"), "{e}");
         let e = build_translator(&mem, EM_386, false, b"OSRELEASE=6.1.0-686\n").unwrap_err();
         assert!(e.message.contains("SYMBOL(swapper_pg_dir)"), "{e}");
     }
