@@ -686,9 +686,14 @@ pub(crate) mod testmem {
         fn read_phys(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
             self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let p = self.pages.lock().unwrap();
-            for (i, b) in buf.iter_mut().enumerate() {
-                let a = addr.checked_add(i as u64).ok_or_else(|| Error::absent(addr, "wrap"))?;
-                *b = p.get(&(a & !0xfff)).ok_or_else(|| Error::absent(a, "not in the fake"))?[(a & 0xfff) as usize];
+            let mut done = 0usize;
+            while done < buf.len() {
+                let a = addr.checked_add(done as u64).ok_or_else(|| Error::absent(addr, "wrap"))?;
+                let page = p.get(&(a & !0xfff)).ok_or_else(|| Error::absent(a, "not in the fake"))?;
+                let off = (a & 0xfff) as usize;
+                let n = (4096 - off).min(buf.len() - done);
+                buf[done..done + n].copy_from_slice(&page[off..off + n]);
+                done += n;
             }
             Ok(())
         }
