@@ -52,6 +52,8 @@ pub struct Dump {
     backend: Backend,
     /// Memory images: the scan that stands in for notes, run once on first need.
     image: OnceLock<Arc<ImageScan>>,
+    /// Kernel virtual address translation, built from VMCOREINFO on first use (`kview`).
+    kview: OnceLock<crate::kview::Translator>,
 }
 
 const NO_VMCOREINFO_HELP: &str = "QEMU writes a VMCOREINFO note only when the guest ran with \
@@ -89,7 +91,7 @@ impl Dump {
             Format::Lime => Backend::Lime(LimeImage::open(src)?),
             Format::Raw => Backend::Raw(RawImage::new(src)),
         };
-        Ok(Dump { path: name, options, backend, image: OnceLock::new() })
+        Ok(Dump { path: name, options, backend, image: OnceLock::new(), kview: OnceLock::new() })
     }
 
     /// The format behind this dump.
@@ -98,6 +100,9 @@ impl Dump {
     }
     fn inner(&self) -> &dyn DumpFormat {
         self.backend.inner()
+    }
+    pub(crate) fn kview_cell(&self) -> &OnceLock<crate::kview::Translator> {
+        &self.kview
     }
 
     /// phys_base from the VMCOREINFO text and from the kdump header, side by side.

@@ -40,3 +40,95 @@ pub trait VirtMemory: Send + Sync {
         }
     }
 }
+
+pub mod arm64;
+pub mod i386;
+pub mod translate;
+pub mod x86_64;
+
+pub use translate::{KernelView, Layout, Translator};
+
+use crate::bitness;
+use crate::phys::PhysMemory;
+use crate::text::{Index, View};
+
+/// A kernel layout that VMCOREINFO and the page tables do not agree on (no file offset: the
+/// message names the values).
+pub(crate) fn layout_error(message: impl Into<String>) -> Error {
+    Error::at(crate::error::ErrorKind::Format, None, message)
+}
+
+/// VMCOREINFO as the translators read it: a missing key is an error naming it.
+pub(crate) struct Keys<'a> {
+    pub view: View<'a>,
+    pub arch: &'static str,
+}
+
+impl Keys<'_> {
+    /// A layout error located at the value of `key` in the text (which the dump places in the file).
+    pub fn error_at(&self, key: &str, message: impl Into<String>) -> Error {
+        let at = self.view.item_for(key).map(|i| crate::error::Location::Text(u64::from(i.value_offset)));
+        Error::at(crate::error::ErrorKind::Format, at, message)
+    }
+    pub fn need<T>(&self, value: Result<Option<T>>, key: &str) -> Result<T> {
+        value?.ok_or_else(|| {
+            Error::unsupported(None, format!("VMCOREINFO has no {key}, which {} kernel address translation needs", self.arch))
+        })
+    }
+}
+
+/// Build the translator for a dump's kernel from its VMCOREINFO text (`e_machine` 0: guess the
+/// machine from the text's keys). x86_64, i386 (PAE or not) and aarch64 are supported; any other
+/// machine is an [`ErrorKind::Unsupported`](crate::error::ErrorKind::Unsupported) error naming it.
+/// Text errors carry offsets in `text`.
+pub fn build_translator(mem: &dyn PhysMemory, e_machine: u16, big_endian: bool, text: &[u8]) -> Result<Translator> {
+    let machine = match e_machine {
+        0 => crate::dump::machine_from_vmcoreinfo(text).map_or(0, |(m, _)| m),
+        m => m,
+    };
+    let idx = Index::build(text);
+    let view = idx.view(text);
+    match machine {
+        bitness::EM_X86_64 => x86_64::build(mem, &Keys { view, arch: "x86_64" }),
+        bitness::EM_386 => i386::build(mem, &Keys { view, arch: "i386" }),
+        bitness::EM_AARCH64 => arm64::build(mem, &Keys { view, arch: "aarch64" }, big_endian),
+        // No machine from the dump or from x86_64/arm64-only keys (a LiME or raw image of an i386
+        // guest, whose text has no i386-only key unless it is PAE): i386 is the one layout left
+        // that VMCOREINFO alone can confirm (its root must map swapper_pg_dir back onto itself).
+        0 => i386::build(mem, &Keys { view, arch: "i386" }).map_err(|e| {
+            Error::unsupported(None, format!("kernel virtual addresses: the dump's machine is unknown (and not i386: {e})"))
+        }),
+        m => Err(Error::unsupported(
+            None,
+            format!(
+                "kernel virtual addresses of {} dumps are not supported (x86_64, i386 and aarch64 are)",
+                bitness::machine_name(m, true)
+            ),
+        )),
+    }
+}
+
+impl crate::dump::Dump {
+    /// The kernel's virtual address space, translated through its own page tables (built from the
+    /// VMCOREINFO text on first use; a failed build is retried on the next call).
+    pub fn kernel_view(&self) -> Result<KernelView<'_>> {
+        if let Some(t) = self.kview_cell().get() {
+            return Ok(KernelView::new(self, t));
+        }
+        let blob = self.vmcoreinfo()?;
+        let id = self.identity()?;
+        let t = build_translator(self, id.e_machine, id.big_endian, blob.bytes()).map_err(|e| {
+            match (blob.file_offset, blob.text_paddr) {
+                (Some(off), _) => e.shifted(off),
+                (None, Some(pa)) => e.shifted_phys(pa),
+                _ => e,
+            }
+        })?;
+        Ok(KernelView::new(self, self.kview_cell().get_or_init(|| t)))
+    }
+
+    /// The kernel view if an earlier call built it (never reads anything).
+    pub fn kernel_view_if_built(&self) -> Option<KernelView<'_>> {
+        self.kview_cell().get().map(|t| KernelView::new(self, t))
+    }
+}
