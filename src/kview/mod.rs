@@ -40,3 +40,6 @@ pub trait VirtMemory: Send + Sync {
         }
     }
 }
+
+pub mod kallsyms;
+pub mod printk;
