@@ -429,4 +429,4 @@ pub fn format_dmesg(records: &[LogRecord], caller_id: bool, limits: &LogLimits) 
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
