@@ -162,6 +162,8 @@ pub struct Dump {
     backend: Backend,
     /// Memory images: the scan that stands in for notes, run once on first need.
     image: OnceLock<Arc<ImageScan>>,
+    /// Kernel virtual address translation, built from VMCOREINFO on first use.
+    kview: OnceLock<crate::kview::Translator>,
 }
 
 const NO_VMCOREINFO_HELP: &str = "QEMU writes a VMCOREINFO note only when the guest ran with \
@@ -238,6 +240,7 @@ impl Dump {
                 notes: e.notes.clone(),
                 backend: Backend::Elf(e),
                 image: OnceLock::new(),
+                kview: OnceLock::new(),
             });
         }
         if format == Format::FlattenedKdump {
@@ -262,6 +265,7 @@ impl Dump {
             notes: Vec::new(),
             backend,
             image: OnceLock::new(),
+            kview: OnceLock::new(),
         }
     }
 
@@ -302,6 +306,7 @@ impl Dump {
             notes,
             backend: Backend::Kdump { file, flattened },
             image: OnceLock::new(),
+            kview: OnceLock::new(),
         };
         let (e_machine, class64) = d.kdump_machine();
         d.e_machine = e_machine;
@@ -573,6 +578,28 @@ impl Dump {
             phys_addr: Some(entry.paddr),
             text_paddr: entry.paddr.checked_add(range.start as u64),
         })
+    }
+
+    /// The kernel's virtual address space, translated through its own page tables (built from the
+    /// VMCOREINFO text on first use; a failed build is retried on the next call).
+    pub fn kernel_view(&self) -> Result<crate::kview::KernelView<'_>> {
+        if let Some(t) = self.kview.get() {
+            return Ok(crate::kview::KernelView::new(self, t));
+        }
+        let blob = self.vmcoreinfo()?;
+        let t = crate::kview::build_translator(self, self.e_machine(), self.big_endian(), blob.bytes()).map_err(|e| {
+            match (blob.file_offset, blob.text_paddr) {
+                (Some(off), _) => e.shifted(off),
+                (None, Some(pa)) => e.shifted_phys(pa),
+                _ => e,
+            }
+        })?;
+        Ok(crate::kview::KernelView::new(self, self.kview.get_or_init(|| t)))
+    }
+
+    /// The kernel view if an earlier call built it (never reads anything).
+    pub fn kernel_view_if_built(&self) -> Option<crate::kview::KernelView<'_>> {
+        self.kview.get().map(|t| crate::kview::KernelView::new(self, t))
     }
 
     pub fn read_phys(&self, addr: u64, buf: &mut [u8]) -> Result<()> {

@@ -41,5 +41,66 @@ pub trait VirtMemory: Send + Sync {
     }
 }
 
+pub mod arm64;
+pub mod i386;
 pub mod kallsyms;
 pub mod printk;
+pub mod translate;
+pub mod x86_64;
+
+pub use translate::{KernelView, Layout, Translator};
+
+use crate::bitness;
+use crate::phys::PhysMemory;
+use crate::text::{Index, View};
+
+/// A kernel layout that VMCOREINFO and the page tables do not agree on (no file offset: the
+/// message names the values).
+pub(crate) fn layout_error(message: impl Into<String>) -> Error {
+    Error::at(crate::error::ErrorKind::Format, None, message)
+}
+
+/// VMCOREINFO as the translators read it: a missing key is an error naming it.
+pub(crate) struct Keys<'a> {
+    pub view: View<'a>,
+    pub arch: &'static str,
+}
+
+impl Keys<'_> {
+    /// A layout error located at the value of `key` in the text (which the dump places in the file).
+    pub fn error_at(&self, key: &str, message: impl Into<String>) -> Error {
+        let at = self.view.item_for(key).map(|i| crate::error::Location::Text(u64::from(i.value_offset)));
+        Error::at(crate::error::ErrorKind::Format, at, message)
+    }
+    pub fn need<T>(&self, value: Result<Option<T>>, key: &str) -> Result<T> {
+        value?.ok_or_else(|| {
+            Error::unsupported(None, format!("VMCOREINFO has no {key}, which {} kernel address translation needs", self.arch))
+        })
+    }
+}
+
+/// Build the translator for a dump's kernel from its VMCOREINFO text (`e_machine` 0: guess the
+/// machine from the text's keys). x86_64, i386 (PAE or not) and aarch64 are supported; any other
+/// machine is an [`ErrorKind::Unsupported`](crate::error::ErrorKind::Unsupported) error naming it.
+/// Text errors carry offsets in `text`.
+pub fn build_translator(mem: &dyn PhysMemory, e_machine: u16, big_endian: bool, text: &[u8]) -> Result<Translator> {
+    let machine = match e_machine {
+        0 => crate::dump::machine_from_vmcoreinfo(text).map_or(0, |(m, _)| m),
+        m => m,
+    };
+    let idx = Index::build(text);
+    let view = idx.view(text);
+    match machine {
+        bitness::EM_X86_64 => x86_64::build(mem, &Keys { view, arch: "x86_64" }),
+        bitness::EM_386 => i386::build(mem, &Keys { view, arch: "i386" }),
+        bitness::EM_AARCH64 => arm64::build(mem, &Keys { view, arch: "aarch64" }, big_endian),
+        0 => Err(Error::unsupported(None, "kernel virtual addresses: the dump's machine is unknown")),
+        m => Err(Error::unsupported(
+            None,
+            format!(
+                "kernel virtual addresses of {} dumps are not supported (x86_64, i386 and aarch64 are)",
+                bitness::machine_name(m, true)
+            ),
+        )),
+    }
+}

@@ -254,6 +254,31 @@ impl Dump {
         .map_err(|e| e.in_file(d.path()).into())
     }
 
+    /// The guest-physical address of kernel virtual address ``vaddr``, from the kernel's own page
+    /// tables (found through VMCOREINFO). ``UnmappedError`` when the kernel does not map it.
+    fn translate(&self, py: Python<'_>, vaddr: u64) -> PyResult<u64> {
+        super::kview::translate(py, &*self.get()?, vaddr)
+    }
+
+    /// Read ``size`` bytes of kernel virtual memory at ``vaddr``: ``UnmappedError`` for an address
+    /// the kernel does not map, ``AbsentMemoryError`` for memory the dump lacks.
+    fn read_virt<'py>(&self, py: Python<'py>, vaddr: u64, size: usize) -> PyResult<Bound<'py, PyBytes>> {
+        super::kview::read_virt(py, &*self.get()?, vaddr, size)
+    }
+
+    /// Fill a writable buffer from kernel virtual memory at ``vaddr``.
+    fn read_virt_into(&self, py: Python<'_>, vaddr: u64, buffer: pyo3::buffer::PyBuffer<u8>) -> PyResult<()> {
+        super::kview::read_virt_into(py, &*self.get()?, vaddr, buffer)
+    }
+
+    /// The kernel's address-space layout as the translation sees it: ``arch``, ``levels``,
+    /// ``page_size``, ``va_bits``, ``root`` (physical address of the top page table),
+    /// ``page_offset`` (start of the direct map: on x86_64 discovered from the page tables),
+    /// ``page_offset_error``, ``pae`` (i386).
+    fn kernel_layout<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        super::kview::kernel_layout(py, &*self.get()?)
+    }
+
     /// Scan guest-physical memory for VMCOREINFO notes at page starts (4 KiB steps: the kernel's
     /// note buffer is page-aligned): a note header with namesz 11, descsz 1..1 MiB, type 0 in the
     /// dump's byte order (either for LiME and raw), name ``VMCOREINFO``, text starting

@@ -5,6 +5,7 @@ mod dump;
 mod errors;
 mod fwcfg;
 mod info;
+mod kview;
 
 use pyo3::prelude::*;
 
