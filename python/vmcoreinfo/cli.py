@@ -9,6 +9,7 @@ from typing import Any, Callable, Literal, Sequence, cast
 
 import vmcoreinfo
 
+from . import _kview_cli
 from ._errors import Error, NoVmcoreinfoError
 
 SUMMARY_KEYS = ("osrelease", "build_id", "page_size", "kernel_offset", "phys_base", "crashtime")
@@ -240,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="run `show` on the sample dump that ships with the package")
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=cmd_demo)
+    _kview_cli.add_parsers(sub)
     return p
 
 
