@@ -163,13 +163,19 @@ const MAX_STRUCT: u64 = 1 << 16;
 fn struct_size(k: &Keys<'_, '_>, name: &str) -> Result<u64> {
     let s = k.size(name)?;
     if s == 0 || s > MAX_STRUCT {
-        return Err(Error::new(
-            ErrorKind::Format,
-            None,
+        return Err(text_error(
+            k.vi,
+            &format!("SIZE({name})"),
             format!("VMCOREINFO SIZE({name})={s} is not a plausible structure size"),
         ));
     }
     Ok(s)
+}
+
+/// A format error located at the value of `key` in the VMCOREINFO text.
+fn text_error(vi: &View<'_>, key: &str, msg: String) -> Error {
+    let at = vi.item_for(key).map(|i| Location::Text(u64::from(i.value_offset)));
+    Error::at(ErrorKind::Format, at, msg)
 }
 
 // ------------------------------------------------------------------ lockless ring
@@ -184,7 +190,7 @@ pub fn read_lockless(mem: &dyn VirtMemory, vi: &View<'_>, limits: &LogLimits) ->
     let big = mem.big_endian();
     let w = k.size("atomic_long_t")?;
     if w != 4 && w != 8 {
-        return Err(Error::new(ErrorKind::Format, None, format!("VMCOREINFO SIZE(atomic_long_t)={w}: expected 4 or 8")));
+        return Err(text_error(vi, "SIZE(atomic_long_t)", format!("VMCOREINFO SIZE(atomic_long_t)={w}: expected 4 or 8")));
     }
     let w = w as usize;
     let counter = k.offset("atomic_long_t", "counter")?;
