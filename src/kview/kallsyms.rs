@@ -222,8 +222,18 @@ impl<'m> Chunked<'m> {
             if want == end - have || !matches!(e.kind, ErrorKind::Unmapped | ErrorKind::Absent) {
                 return Err(e);
             }
-            self.data.resize(end, 0);
-            self.mem.read_virt(addr, &mut self.data[have..]).inspect_err(|_| self.data.truncate(have))?;
+            // Up to the end of the page that holds the last byte needed, else just what is needed.
+            let page_end = (self.base.wrapping_add(end as u64 - 1) | 0xfff).wrapping_add(1);
+            let to_page = (page_end.wrapping_sub(addr) as usize).clamp(end - have, want);
+            self.data.resize(have + to_page, 0);
+            if self.mem.read_virt(addr, &mut self.data[have..]).is_err() {
+                self.data.truncate(have);
+                if to_page == end - have {
+                    return Err(e);
+                }
+                self.data.resize(end, 0);
+                self.mem.read_virt(addr, &mut self.data[have..]).inspect_err(|_| self.data.truncate(have))?;
+            }
         }
         self.next_chunk = (self.next_chunk * 2).min(4 << 20);
         Ok(())
