@@ -318,7 +318,7 @@ pub fn read_symbols(mem: &dyn VirtMemory, vi: &View<'_>, limits: &SymLimits) -> 
         let n16 = (e - s).min(16);
         tok16[b][..n16].copy_from_slice(&tok[s..s + n16]);
     }
-    let mut buf = vec![0u8; MAX_NAME + 16];
+    let mut buf = vec![0u8; 2 * MAX_NAME + 16 + 1];
 
     // Names: [len][len token bytes], len 2-byte ULEB when bit 7 is set (6.1+ big symbols).
     let mut nm = Chunked::new(mem, t.names, limits.max_names_bytes, "kallsyms_names");
@@ -351,18 +351,13 @@ pub fn read_symbols(mem: &dyn VirtMemory, vi: &View<'_>, limits: &SymLimits) -> 
         // Expand into a fixed buffer: tokens of up to 16 bytes (all real ones) are copied as one
         // 16-byte block, then the cursor advances by their length.
         let codes = &nm.data[pos..pos + len];
-        let total: usize = codes.iter().map(|&b| tok_len[b as usize]).sum();
-        if total > MAX_NAME {
-            return Err(bad(t.names.wrapping_add(pos as u64), format!("symbol {i}: a name longer than {MAX_NAME} bytes")));
-        }
-        if total == 0 {
-            return Err(bad(t.names.wrapping_add(pos as u64), format!("symbol {i}: a name made of empty tokens")));
-        }
-        if names.len() + total > limits.max_decoded_bytes {
-            return Err(too_big(t.names, format!("decoded kallsyms names exceed the {}-byte limit", limits.max_decoded_bytes)));
-        }
         let mut w = 0;
         for &b in codes {
+            // A name past MAX_NAME is refused before the next token is copied; the buffer has
+            // room for one more token of any length (tokens are at most 4096 bytes).
+            if w > MAX_NAME {
+                return Err(bad(t.names.wrapping_add(pos as u64), format!("symbol {i}: a name longer than {MAX_NAME} bytes")));
+            }
             let l = tok_len[b as usize];
             if l <= 16 {
                 buf[w..w + 16].copy_from_slice(&tok16[b as usize]);
@@ -371,6 +366,15 @@ pub fn read_symbols(mem: &dyn VirtMemory, vi: &View<'_>, limits: &SymLimits) -> 
                 buf[w..w + l].copy_from_slice(&tok[s..e]);
             }
             w += l;
+        }
+        if w > MAX_NAME {
+            return Err(bad(t.names.wrapping_add(pos as u64), format!("symbol {i}: a name longer than {MAX_NAME} bytes")));
+        }
+        if w == 0 {
+            return Err(bad(t.names.wrapping_add(pos as u64), format!("symbol {i}: a name made of empty tokens")));
+        }
+        if names.len() + w > limits.max_decoded_bytes {
+            return Err(too_big(t.names, format!("decoded kallsyms names exceed the {}-byte limit", limits.max_decoded_bytes)));
         }
         // The first character is the type; the name is the rest.
         types.push(buf[0]);
