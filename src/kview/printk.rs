@@ -128,7 +128,19 @@ impl Keys<'_, '_> {
         self.vi.size(name)?.ok_or_else(|| missing(&format!("SIZE({name})"), self.what))
     }
     fn offset(&self, s: &str, m: &str) -> Result<u64> {
-        self.vi.offset(s, m)?.ok_or_else(|| missing(&format!("OFFSET({s}.{m})"), self.what))
+        member_offset(self.vi, s, m)?.ok_or_else(|| missing(&format!("OFFSET({s}.{m})"), self.what))
+    }
+}
+
+/// `OFFSET(s.m)`, refused when beyond any plausible structure (so that sums of offsets cannot
+/// overflow).
+fn member_offset(vi: &View<'_>, s: &str, m: &str) -> Result<Option<u64>> {
+    match vi.offset(s, m)? {
+        Some(o) if o > MAX_STRUCT => {
+            let key = format!("OFFSET({s}.{m})");
+            Err(text_error(vi, &key, format!("VMCOREINFO {key}={o} is not a plausible member offset")))
+        }
+        o => Ok(o),
     }
 }
 
@@ -246,7 +258,7 @@ pub fn read_lockless(mem: &dyn VirtMemory, vi: &View<'_>, limits: &LogLimits) ->
     let o_seq = k.offset("printk_info", "seq")?;
     let o_ts = k.offset("printk_info", "ts_nsec")?;
     let o_tlen = k.offset("printk_info", "text_len")?;
-    let o_caller = vi.offset("printk_info", "caller_id")?;
+    let o_caller = member_offset(vi, "printk_info", "caller_id")?;
     // `u16 text_len; u8 facility; u8 flags:5, level:3; u32 caller_id;` (5.10+): facility and level
     // are not in VMCOREINFO; they are taken from that layout only when caller_id confirms it.
     let o_fac = (o_caller == Some(o_tlen + 4)).then_some(o_tlen + 2);
@@ -337,8 +349,8 @@ pub fn read_legacy(mem: &dyn VirtMemory, vi: &View<'_>, limits: &LogLimits) -> R
     let o_ts = k.offset("printk_log", "ts_nsec")?;
     let o_len = k.offset("printk_log", "len")?;
     let o_tlen = k.offset("printk_log", "text_len")?;
-    let o_dict = vi.offset("printk_log", "dict_len")?;
-    let o_caller = vi.offset("printk_log", "caller_id")?;
+    let o_dict = member_offset(vi, "printk_log", "dict_len")?;
+    let o_caller = member_offset(vi, "printk_log", "caller_id")?;
     // `u16 len, text_len, dict_len; u8 facility; u8 flags:5, level:3;` follow ts_nsec.
     let o_fac = o_dict.filter(|&d| d == o_tlen + 2 && d + 4 <= hdr).map(|d| d + 2);
 

@@ -342,3 +342,17 @@ fn legacy_cycle_and_out_of_range_indexes_are_errors() {
     let small = LogLimits { max_data_bytes: 32, ..LogLimits::default() };
     assert_eq!(read_log(&mem, &idx.view(legacy_text().as_bytes()), &small).unwrap_err().kind, ErrorKind::Limit);
 }
+
+#[test]
+fn absurd_member_offsets_are_format_errors_not_overflows() {
+    let r = Ring { w: 8, count_bits: 3, size_bits: 9, states: vec![], first_id: 0 };
+    let (mem, _) = build(&r, &MSGS[..3], false);
+    for key in ["OFFSET(prb_desc.state_var)=0", "OFFSET(printk_info.caller_id)=20", "OFFSET(atomic_long_t.counter)=0"] {
+        let name = key.split('=').next().unwrap();
+        let text = vmcoreinfo(8).replace(key, &format!("{name}=18446744073709551615"));
+        let e = read(&mem, &text).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Format, "{key}: {e}");
+        assert!(e.to_string().contains(name), "{e}");
+        assert!(matches!(e.location, Some(Location::Text(_))), "{e:?}");
+    }
+}
