@@ -26,6 +26,8 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <(cargo fuzz list)
 fi
+# kview_translate: guest-physical memory holding page tables (64 pages)
+max_len[kview_translate]=262144
 
 seeds=$(mktemp -d)
 scratch=$(mktemp -d)

@@ -287,3 +287,20 @@ def test_reduced_fixtures_lack_the_page_tables(name: str) -> None:
         with pytest.raises(vmcoreinfo.AbsentMemoryError) as ei:
             d.read_virt(addr, 65)
         assert ei.value.path == str(FIXTURES / name) and ei.value.address is not None
+
+
+def test_threads_share_one_dump(tmp_path: pathlib.Path) -> None:
+    """Translations from many threads at once (the caches are shared and lock-free) agree with
+    the single-threaded answers."""
+    import concurrent.futures
+
+    p, _ = guest(tmp_path)
+    vas = [POB + pa + off for pa in range(0, 0x10000, 0x1000) for off in (0, 8, 0xFF8)]
+    vas += [0xFFFFC90000000000 + i * 0x201000 for i in range(64)] + [INIT_TOP_PGT + i for i in range(0, 4096, 512)]
+    with vmcoreinfo.open(p) as d:
+        want = [d.translate(v) for v in vas]
+    with vmcoreinfo.open(p) as d:
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            results = list(ex.map(lambda k: [d.translate(v) for v in vas[k:] + vas[:k]], range(32)))
+    for k, got in enumerate(results):
+        assert got == want[k:] + want[:k]

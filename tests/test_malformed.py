@@ -114,6 +114,19 @@ def exercise(path: pathlib.Path, **open_kw: object) -> Outcome:
                 d.read_phys(end - 1, 1)
         with step("read-top"):
             d.read_phys(2**64 - 4096, 4096)
+        # The kernel view over whatever the case left: a value or a typed error naming the file
+        # and the byte, the address, or (for a key the text lacks) the key.
+        try:
+            vi = d.vmcoreinfo
+            addr = (vi.symbol("init_uts_ns") or 0) + (vi.offset("uts_namespace", "name") or 0) + 130
+            d.kernel_layout()
+            d.read_virt(addr, 65)
+            out.steps["kview"] = "ok"
+        except vmcoreinfo.Error as e:
+            assert e.path == str(path), f"{type(e).__name__} without the file: {e}"
+            assert (e.offset is not None or e.address is not None or isinstance(e, (vmcoreinfo.UnsupportedFormatError,
+                    vmcoreinfo.NoVmcoreinfoError))), f"{type(e).__name__} names no place: {e}"
+            out.steps["kview"] = type(e).__name__
     return out
 
 

@@ -209,7 +209,37 @@ mod tests {
         assert_eq!(t.layout(&mem).pae, Some(true));
         let e = build_translator(&FakeMem::default(), EM_386, false, text(swapper, false).as_bytes()).unwrap_err();
         assert!(e.message.contains("no PAGE_OFFSET"), "{e}");
+        // A memory image names no machine: i386 is recognised by its self-mapping tables.
+        let (np, nswapper) = guest(false, 0xC000_0000);
+        let t = build_translator(&np, 0, false, text(nswapper, false).as_bytes()).unwrap();
+        assert_eq!(t.layout(&np).arch, "i386");
+        let e = build_translator(&FakeMem::default(), 0, false, text(nswapper, false).as_bytes()).unwrap_err();
+        assert!(e.kind == ErrorKind::Unsupported && e.message.contains("unknown"), "{e}");
         let e = build_translator(&mem, EM_386, false, b"OSRELEASE=6.1.0-686\n").unwrap_err();
         assert!(e.message.contains("SYMBOL(swapper_pg_dir)"), "{e}");
+    }
+
+    #[test]
+    fn pages_under_one_table_cost_one_table_read() {
+        for pae in [false, true] {
+            let (mem, swapper) = guest(pae, 0xC000_0000);
+            let t = build_translator(&mem, EM_386, false, text(swapper, pae).as_bytes()).unwrap();
+            let v = KernelView::new(&mem, &t);
+            v.translate(0xC000_0000).unwrap();
+            let before = mem.reads.load(std::sync::atomic::Ordering::Relaxed);
+            for k in 1..256u64 {
+                assert_eq!(v.translate(0xC000_0000 + k * 0x1000 + 7).unwrap(), k * 0x1000 + 7);
+            }
+            let reads = mem.reads.load(std::sync::atomic::Ordering::Relaxed) - before;
+            assert_eq!(reads, 1, "PAE={pae}: one read of the page table, then its cached copy");
+            // read_virt across those pages agrees with the single translations
+            for pa in (0x1000..0x4000).step_by(4096) {
+                mem.page(pa);
+            }
+            mem.write(0x2ffe, b"xyz");
+            let mut a = [0u8; 3 * 4096];
+            v.read_virt(0xC000_1000, &mut a).unwrap();
+            assert_eq!(&a[0x1ffe..0x2001], b"xyz");
+        }
     }
 }

@@ -94,7 +94,12 @@ pub fn build_translator(mem: &dyn PhysMemory, e_machine: u16, big_endian: bool, 
         bitness::EM_X86_64 => x86_64::build(mem, &Keys { view, arch: "x86_64" }),
         bitness::EM_386 => i386::build(mem, &Keys { view, arch: "i386" }),
         bitness::EM_AARCH64 => arm64::build(mem, &Keys { view, arch: "aarch64" }, big_endian),
-        0 => Err(Error::unsupported(None, "kernel virtual addresses: the dump's machine is unknown")),
+        // No machine from the dump or from x86_64/arm64-only keys (a LiME or raw image of an i386
+        // guest, whose text has no i386-only key unless it is PAE): i386 is the one layout left
+        // that VMCOREINFO alone can confirm (its root must map swapper_pg_dir back onto itself).
+        0 => i386::build(mem, &Keys { view, arch: "i386" }).map_err(|e| {
+            Error::unsupported(None, format!("kernel virtual addresses: the dump's machine is unknown (and not i386: {e})"))
+        }),
         m => Err(Error::unsupported(
             None,
             format!(

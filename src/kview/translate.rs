@@ -23,6 +23,8 @@ use crate::phys::PhysMemory;
 pub(crate) const CACHE_SHIFT: u32 = 12;
 const TLB_SLOTS: usize = 1024;
 const REGION_SLOTS: usize = 256;
+/// Last-level tables kept whole: 64 x 4 KiB (tables of 16K/64K granules are not kept).
+const TABLE_SLOTS: usize = 64;
 
 /// How one architecture's page-table entries read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,6 +283,65 @@ impl Cache {
     }
 }
 
+/// Whole last-level tables (4 KiB or smaller), so that pages under one table cost one read of the
+/// table between them, not one per page (what makes random access over a 4 KiB-mapped linear map,
+/// and reads through a compressed dump, cheap). Same seqlock scheme as [`Cache`].
+struct TableCache {
+    slots: Box<[TableSlot]>,
+    entries: usize,
+}
+
+struct TableSlot {
+    seq: AtomicU64,
+    key: AtomicU64,
+    entries: Box<[AtomicU64]>,
+}
+
+impl TableCache {
+    fn new(n: usize, entries: usize) -> TableCache {
+        TableCache {
+            slots: (0..n)
+                .map(|_| TableSlot {
+                    seq: AtomicU64::new(0),
+                    key: AtomicU64::new(u64::MAX),
+                    entries: (0..entries).map(|_| AtomicU64::new(0)).collect(),
+                })
+                .collect(),
+            entries,
+        }
+    }
+    fn slot(&self, table: u64) -> &TableSlot {
+        let h = (table >> 12).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - self.slots.len().trailing_zeros());
+        &self.slots[h as usize]
+    }
+    fn entry(&self, table: u64, index: u64) -> Option<u64> {
+        let s = self.slot(table);
+        let s1 = s.seq.load(Ordering::Acquire);
+        if s1 & 1 == 1 || s.key.load(Ordering::Relaxed) != table {
+            return None;
+        }
+        let v = s.entries.get(index as usize)?.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        (s.seq.load(Ordering::Relaxed) == s1).then_some(v)
+    }
+    fn put(&self, table: u64, entries: &[u64]) {
+        if entries.len() != self.entries {
+            return;
+        }
+        let s = self.slot(table);
+        let s0 = s.seq.load(Ordering::Relaxed);
+        if s0 & 1 == 1 || s.seq.compare_exchange(s0, s0 + 1, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+            return;
+        }
+        fence(Ordering::Release);
+        s.key.store(table, Ordering::Relaxed);
+        for (d, &e) in s.entries.iter().zip(entries) {
+            d.store(e, Ordering::Relaxed);
+        }
+        s.seq.store(s0 + 2, Ordering::Release);
+    }
+}
+
 /// Which architecture, with what the translator learnt about its layout.
 #[derive(Debug)]
 pub enum Arch {
@@ -316,6 +377,7 @@ pub struct Translator {
     walker: Walker,
     tlb: Cache,
     regions: Cache,
+    tables: Option<TableCache>,
     pointer_size: usize,
     big_endian: bool,
 }
@@ -334,6 +396,8 @@ impl Translator {
             walker,
             tlb: Cache::new(TLB_SLOTS),
             regions: Cache::new(REGION_SLOTS),
+            tables: ((1usize << walker.bits) * walker.entry_size as usize <= 4096)
+                .then(|| TableCache::new(TABLE_SLOTS, 1 << walker.bits)),
             pointer_size,
         }
     }
@@ -429,6 +493,7 @@ impl Translator {
         }
         let rkey = va >> self.walker.region_shift();
         let pa = match self.regions.get(rkey) {
+            Some(r) if r & 1 == 0 && self.tables.is_some() => self.through_table(mem, r, va)?,
             Some(r) => self.walker.walk_region(mem, r, va)?,
             None => {
                 let w = self.walker.walk(mem, va)?;
@@ -438,6 +503,28 @@ impl Translator {
         };
         self.tlb.put(vpn, pa & !((1 << CACHE_SHIFT) - 1));
         Ok(pa)
+    }
+
+    /// The last level of a walk through the table cache: one read of the whole table on a miss.
+    fn through_table(&self, mem: &dyn PhysMemory, table: u64, va: u64) -> Result<u64> {
+        let Some(tc) = &self.tables else { return self.walker.walk_region(mem, table, va) };
+        let w = &self.walker;
+        let index = w.index(va, 1);
+        let e = match tc.entry(table, index) {
+            Some(e) => e,
+            None => match w.read_table(mem, table, 1) {
+                Ok(entries) => {
+                    tc.put(table, &entries);
+                    entries[index as usize]
+                }
+                // A table the dump holds only in part: the single entry decides (and names the error).
+                Err(_) => return w.walk_region(mem, table, va),
+            },
+        };
+        match w.decode(1, e) {
+            Step::Leaf(base) => Ok(base.wrapping_add(va & ((1u64 << w.page_shift) - 1))),
+            _ => w.walk_region(mem, table, va),
+        }
     }
 
     /// Fill `buf` from kernel virtual address `vaddr` (physically contiguous runs are read at once).
@@ -599,9 +686,14 @@ pub(crate) mod testmem {
         fn read_phys(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
             self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let p = self.pages.lock().unwrap();
-            for (i, b) in buf.iter_mut().enumerate() {
-                let a = addr.checked_add(i as u64).ok_or_else(|| Error::absent(addr, "wrap"))?;
-                *b = p.get(&(a & !0xfff)).ok_or_else(|| Error::absent(a, "not in the fake"))?[(a & 0xfff) as usize];
+            let mut done = 0usize;
+            while done < buf.len() {
+                let a = addr.checked_add(done as u64).ok_or_else(|| Error::absent(addr, "wrap"))?;
+                let page = p.get(&(a & !0xfff)).ok_or_else(|| Error::absent(a, "not in the fake"))?;
+                let off = (a & 0xfff) as usize;
+                let n = (4096 - off).min(buf.len() - done);
+                buf[done..done + n].copy_from_slice(&page[off..off + n]);
+                done += n;
             }
             Ok(())
         }

@@ -51,10 +51,15 @@ def probe_addresses(dump) -> list[int]:
             addrs.add(vi.symbol(key[7:-1]))
     po = lay["page_offset"]
     if po is not None:
-        top = max(end for _, end in dump.memory_ranges())
-        for pa in (0x1000, 0x9f000, 0x100000, lay["root"], 0x1234567, top // 2, top - 0x1000):
+        # arm64 maps PHYS_OFFSET at PAGE_OFFSET (modulo 2^64: PHYS_OFFSET prints "negative" when
+        # the linear map is randomised); x86 maps physical 0 there
+        base = (vi.number("PHYS_OFFSET") or 0) & (2**64 - 1) if lay["arch"] == "aarch64" else 0
+        ranges = dump.memory_ranges()
+        lo = ranges[0][0]
+        top = max(end for _, end in ranges)
+        for pa in (lo + 0x1000, lo + 0x9f000, lo + 0x100000, lay["root"], lo + 0x1234567, (lo + top) // 2, top - 0x1000):
             if lay["arch"] != "i386" or pa < 0x3000_0000:      # i386: lowmem only
-                addrs.add(po + pa)
+                addrs.add((po + pa - base) & (2**64 - 1))
     return sorted(a for a in addrs if a)
 
 
@@ -133,6 +138,9 @@ def test_layout_matches_the_guest(guests, g, fname, required):
             assert lay["arch"] == "aarch64"
             assert dump.translate(vi.symbol("swapper_pg_dir")) == lay["root"]
             assert lay["va_bits"] in (39, 42, 47, 48, 52)
+            # the linear map holds PHYS_OFFSET at PAGE_OFFSET (modulo 2^64)
+            linear_root = (lay["page_offset"] + lay["root"] - vi.number("PHYS_OFFSET")) & (2**64 - 1)
+            assert dump.translate(linear_root) == lay["root"]
         if ks.get("_stext") is not None:
             assert ks["_stext"] == vi.symbol("_stext")
             dump.translate(ks["_stext"])                       # kernel text is mapped
