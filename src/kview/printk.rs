@@ -247,9 +247,16 @@ pub fn read_lockless(mem: &dyn VirtMemory, vi: &View<'_>, limits: &LogLimits) ->
             ),
         ));
     }
-    let descs = read_vec(mem, descs_addr, desc_bytes, limits.max_desc_bytes, "prb descriptors")?;
-    let infos = read_vec(mem, infos_addr, info_bytes, limits.max_desc_bytes, "printk_info array")?;
-    let data = read_vec(mem, data_addr, dsize, limits.max_data_bytes, "printk text data ring")?;
+    if dsize > limits.max_data_bytes {
+        return Err(too_big(
+            data_addr,
+            format!("printk text data ring of {dsize} bytes exceeds the {}-byte limit", limits.max_data_bytes),
+        ));
+    }
+    // Only the parts of the rings that live records use are read (a fresh boot uses a few percent).
+    let mut descs = Lazy::new(mem, descs_addr, desc_bytes);
+    let mut infos = Lazy::new(mem, infos_addr, info_bytes);
+    let mut data = Lazy::new(mem, data_addr, dsize);
 
     let o_state = k.offset("prb_desc", "state_var")? + counter;
     let o_blk = k.offset("prb_desc", "text_blk_lpos")?;
@@ -281,20 +288,22 @@ pub fn read_lockless(mem: &dyn VirtMemory, vi: &View<'_>, limits: &LogLimits) ->
         let slot = id % count;
         let d_off = slot * desc_sz;
         let d_addr = descs_addr.wrapping_add(d_off);
-        let sv = field(&descs, d_off + o_state, w, big, descs_addr)?;
+        descs.ensure(d_off, d_off + desc_sz)?;
+        let sv = field(&descs.buf, d_off + o_state, w, big, descs_addr)?;
         let state = (sv >> shift) & 3;
         let this = id;
         id = (id + 1) & id_mask;
         if sv & id_mask != this || (state != DESC_COMMITTED && state != DESC_FINALIZED) {
             continue;
         }
-        let begin = field(&descs, d_off + o_begin, w, big, descs_addr)? % dsize;
-        let next = field(&descs, d_off + o_next, w, big, descs_addr)? % dsize;
+        let begin = field(&descs.buf, d_off + o_begin, w, big, descs_addr)? % dsize;
+        let next = field(&descs.buf, d_off + o_next, w, big, descs_addr)? % dsize;
         if begin == next {
             continue; // a data-less record
         }
         let i_off = slot * info_sz;
-        let inf = |off: u64, width: usize| field(&infos, i_off + off, width, big, infos_addr);
+        infos.ensure(i_off, i_off + info_sz)?;
+        let inf = |off: u64, width: usize| field(&infos.buf, i_off + off, width, big, infos_addr);
         let text_len = inf(o_tlen, 2)?;
         let b = if begin > next { 0 } else { begin } + w as u64;
         if b > next {
@@ -310,10 +319,56 @@ pub fn read_lockless(mem: &dyn VirtMemory, vi: &View<'_>, limits: &LogLimits) ->
             level: o_fac.map(|o| inf(o + 1, 1)).transpose()?.map(|b| level_bits(b as u8, big)),
             facility: o_fac.map(|o| inf(o, 1)).transpose()?.map(|b| b as u8),
             caller_id: o_caller.map(|o| inf(o, 4)).transpose()?.map(|c| c as u32),
-            text: data[b as usize..(b + len) as usize].to_vec(),
+            text: {
+                data.ensure(b, b + len)?;
+                data.buf[b as usize..(b + len) as usize].to_vec()
+            },
         });
     }
     Ok(out)
+}
+
+/// A ring in kernel memory read on demand, in aligned chunks: `buf` is the whole ring (zeroed
+/// lazily by the allocator), `have` marks the chunks read.
+struct Lazy<'m> {
+    mem: &'m dyn VirtMemory,
+    addr: u64,
+    buf: Vec<u8>,
+    have: Vec<bool>,
+}
+
+const LAZY_CHUNK: u64 = 16 << 10;
+
+impl<'m> Lazy<'m> {
+    /// `len` is bounded by the caller's limits.
+    fn new(mem: &'m dyn VirtMemory, addr: u64, len: u64) -> Self {
+        Lazy { mem, addr, buf: vec![0; len as usize], have: vec![false; len.div_ceil(LAZY_CHUNK) as usize] }
+    }
+
+    /// Read the chunks of `[start, end)` not read yet, each run of them in one read.
+    fn ensure(&mut self, start: u64, end: u64) -> Result<()> {
+        let end = end.min(self.buf.len() as u64);
+        if start >= end {
+            return Ok(());
+        }
+        let (first, last) = ((start / LAZY_CHUNK) as usize, ((end - 1) / LAZY_CHUNK) as usize);
+        let mut c = first;
+        while c <= last {
+            if self.have[c] {
+                c += 1;
+                continue;
+            }
+            let run_start = c;
+            while c <= last && !self.have[c] {
+                c += 1;
+            }
+            let lo = run_start as u64 * LAZY_CHUNK;
+            let hi = (c as u64 * LAZY_CHUNK).min(self.buf.len() as u64);
+            self.mem.read_virt(self.addr.wrapping_add(lo), &mut self.buf[lo as usize..hi as usize])?;
+            self.have[run_start..c].iter_mut().for_each(|h| *h = true);
+        }
+        Ok(())
+    }
 }
 
 /// `u8 flags:5, level:3`: GCC allocates bit-fields from the least significant bit on
