@@ -6,6 +6,7 @@ usage: kview_kdumpfile.py DUMP ARCH translate ADDRS_FILE     (ADDRS_FILE: little
        kview_kdumpfile.py DUMP ARCH read VADDR_HEX TOTAL CHUNK
 Prints one JSON object: {"ok", "error", "seconds", "count", "checksum"}.
 """
+
 import json
 import struct
 import sys
@@ -26,7 +27,7 @@ def main() -> int:
         ctx, system = k.get_addrxlat_ctx(), k.get_addrxlat_sys()
         if op == "translate":
             data = open(sys.argv[4], "rb").read()
-            addrs = struct.unpack("<%dQ" % (len(data) // 8), data)
+            addrs = struct.unpack(f"<{len(data) // 8}Q", data)
             fa_cls, kv, kp = addrxlat.FullAddress, addrxlat.KVADDR, addrxlat.KPHYSADDR
             acc = 0
             t0 = time.perf_counter()
@@ -47,7 +48,7 @@ def main() -> int:
             out["count"], out["checksum"] = total, acc
         out["ok"] = True
     except Exception as e:  # noqa: BLE001
-        out["error"] = "%s: %s" % (type(e).__name__, e)
+        out["error"] = f"{type(e).__name__}: {e}"
     print(json.dumps(out))
     return 0
 

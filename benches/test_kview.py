@@ -10,6 +10,7 @@ test here is skipped with that reason.
   VMCOREINFO_REALGUEST_DIR=/path/to/out pytest benches/test_kview.py -p no:cacheprovider \\
       --benchmark-columns=min,median,max,rounds --benchmark-group-by=group
 """
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 import vmcoreinfo
 
 HERE = Path(__file__).resolve().parent
@@ -103,16 +103,18 @@ def test_translate_1m(benchmark, guest: str, reader: str) -> None:
     with vmcoreinfo.open(p) as d:
         addrs = addresses(d, N_TRANSLATE)
         want = 0
-        if reader == "libkdumpfile":                 # its answers must be ours
+        if reader == "libkdumpfile":  # its answers must be ours
             for a in addrs:
                 want ^= d.translate(a)
         if reader == "vmcoreinfo":
+
             def run() -> int:
                 acc = 0
                 tr = d.translate
                 for a in addrs:
                     acc ^= tr(a)
                 return acc
+
             benchmark.pedantic(run, rounds=3, iterations=1)
             return
     if reader == "drgn-read1":
@@ -127,6 +129,7 @@ def test_translate_1m(benchmark, guest: str, reader: str) -> None:
             rd = prog.read
             for a in addrs:
                 rd(a, 1)
+
         try:
             prog.read(addrs[0], 1)
         except Exception as e:  # noqa: BLE001
@@ -165,6 +168,7 @@ def test_read_virt_64mib(benchmark, guest: str, fname: str, reader: str) -> None
             def run() -> None:
                 for off in range(0, READ_TOTAL, READ_CHUNK):
                     d.read_virt_into(va + off, buf)
+
             benchmark.pedantic(run, rounds=3, iterations=1)
             benchmark.extra_info["MB/s"] = READ_TOTAL / benchmark.stats.stats.min / 1e6
             return
@@ -176,7 +180,9 @@ def test_read_virt_64mib(benchmark, guest: str, fname: str, reader: str) -> None
             assert prog.read(va, 4096) == ref
         except Exception as e:  # noqa: BLE001
             pytest.skip(f"drgn: {e}")
-        benchmark.pedantic(lambda: [prog.read(va + o, READ_CHUNK) for o in range(0, READ_TOTAL, READ_CHUNK)], rounds=3, iterations=1)
+        benchmark.pedantic(
+            lambda: [prog.read(va + o, READ_CHUNK) for o in range(0, READ_TOTAL, READ_CHUNK)], rounds=3, iterations=1
+        )
         benchmark.extra_info["MB/s"] = READ_TOTAL / benchmark.stats.stats.min / 1e6
         return
     args = (str(p), GUESTS[guest], "read", f"{va:x}", str(READ_TOTAL), str(READ_CHUNK))

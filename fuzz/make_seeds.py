@@ -107,9 +107,46 @@ def flatten(data, style):
         return o.read_bytes()
 
 
+def kview_seeds():
+    """Kernel memory in the kview target's layout (input byte 0: flags; memory at 0x1000): a
+    small printk ring (or legacy log_buf) and kallsyms tables that decode."""
+    B = 0x1000
+    m = bytearray(0x1000)
+    # lockless ring, 8-byte longs: 4 descriptors, 128 data bytes, 2 records
+    struct.pack_into("<Q", m, 0, B + 0x10)
+    struct.pack_into("<IxxxxQQQQ", m, 0x10, 2, B + 0x80, B + 0x100, 1, 0)
+    struct.pack_into("<IxxxxQ", m, 0x10 + 48, 7, B + 0x280)
+    for i, (text, begin) in enumerate([(b"Linux version fuzz", 0), (b"second\nline", 32)]):
+        nxt = begin + (8 + len(text) + 7) // 8 * 8
+        struct.pack_into("<QQQ", m, 0x80 + 24 * i, i | (2 << 62), begin, nxt)
+        struct.pack_into("<QQHBBI", m, 0x100 + 88 * i, i, 1_000_000 * i, len(text), 0, 6 << 5, 1 + i)
+        struct.pack_into("<Q", m, 0x280 + begin, i)
+        m[0x280 + begin + 8:0x280 + begin + 8 + len(text)] = text
+    # legacy log_buf at 0xa00 (128 bytes): one record
+    struct.pack_into("<QIII", m, 0x900, B + 0xA00, 128, 0, 24)
+    struct.pack_into("<QHHH", m, 0xA00, 5, 24, 4, 0)
+    m[0xA10:0xA14] = b"boot"
+    # kallsyms: 3 symbols, base-relative from 0x10000 (SYMBOL(_stext) is 0x11000)
+    names = [b"T_stext", b"tfoo", b"Dbar"]
+    struct.pack_into("<IxxxxQ", m, 0x300, len(names), B + 0x10000)
+    struct.pack_into("<3I", m, 0x310, 0, 0x10, 0x20)
+    pos = 0x340
+    for n in names:
+        m[pos] = len(n)
+        m[pos + 1:pos + 1 + len(n)] = n
+        pos += 1 + len(n)
+    table = bytearray()
+    for b in range(256):
+        struct.pack_into("<H", m, 0x400 + 2 * b, len(table))
+        table += bytes([b if 0 < b < 128 else 63]) + b"\0"
+    m[0x600:0x600 + len(table)] = table
+    return {"ring64": bytes([0]) + bytes(m), "legacy64": bytes([4]) + bytes(m), "zeros": bytes(0x1001)}
+
+
 def main():
     out = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "fuzz" / "seeds"
-    seeds = {t: {} for t in ["elf", "notes", "text", "kdump", "flattened", "fwcfg", "dump"]}
+    seeds = {t: {} for t in ["elf", "notes", "text", "kdump", "flattened", "fwcfg", "dump", "kview"]}
+    seeds["kview"].update(kview_seeds())
     elves = sorted(FIX.glob("*.core")) + sorted(FIX.glob("*.elf"))
     for p in elves:
         b = p.read_bytes()

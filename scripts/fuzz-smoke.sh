@@ -21,7 +21,7 @@ command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 cargo fuzz build -O -a
 bin=target/x86_64-unknown-linux-gnu/release
 
-declare -A max_len=([elf]=32768 [notes]=16384 [text]=16384 [kdump]=8192 [flattened]=8192 [fwcfg]=4096 [dump]=12288)
+declare -A max_len=([kview]=8192 [elf]=32768 [notes]=16384 [text]=16384 [kdump]=8192 [flattened]=8192 [fwcfg]=4096 [dump]=12288)
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <(cargo fuzz list)

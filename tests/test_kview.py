@@ -15,7 +15,6 @@ import sys
 import time
 
 import pytest
-
 import vmcoreinfo
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
@@ -87,16 +86,20 @@ def elf(machine: int, text: bytes, mem: Mem) -> bytes:
         ph += struct.pack("<IIQQQQQQ", 1, 7, cur, 0, s, e - s, e - s, 0)
         data += b"".join(bytes(mem.pages[p]) for p in range(s, e, 4096))
         cur += e - s
-    ehdr = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9) + struct.pack(
-        "<HHIQQQIHHHHHH", 4, machine, 1, 0, 64, 0, 0, 64, 56, phnum, 0, 0, 0)
+    ehdr = (
+        b"\x7fELF"
+        + bytes([2, 1, 1])
+        + bytes(9)
+        + struct.pack("<HHIQQQIHHHHHH", 4, machine, 1, 0, 64, 0, 0, 64, 56, phnum, 0, 0, 0)
+    )
     return ehdr + ph + data
 
 
 PHYS_BASE = -0x2000000
 INIT_TOP_PGT = 0xFFFFFFFF84A0A000
-ROOT = INIT_TOP_PGT - START_KERNEL_MAP + PHYS_BASE          # 0x2a0a000
-POB = 0xFFFF9B0C40000000                                     # a KASLR-style page_offset_base
-UTS = 0xFFFFFFFF84C11000 + 0x1FF0                             # release string across a page end
+ROOT = INIT_TOP_PGT - START_KERNEL_MAP + PHYS_BASE  # 0x2a0a000
+POB = 0xFFFF9B0C40000000  # a KASLR-style page_offset_base
+UTS = 0xFFFFFFFF84C11000 + 0x1FF0  # release string across a page end
 
 
 def guest(tmp_path: pathlib.Path, extra_text: str = "", **kw: object) -> tuple[pathlib.Path, Mem]:
@@ -113,9 +116,11 @@ def guest(tmp_path: pathlib.Path, extra_text: str = "", **kw: object) -> tuple[p
     mem.map(ROOT, POB + 0x2A00000, 0x2A00000, 2)
     mem.map(ROOT, POB + 0x2C00000, 0x2C00000, 2)
     mem.map(ROOT, 0xFFFFC90000000000, 0x40000000, 3)
-    text = (f"OSRELEASE=6.1.0-test\nPAGESIZE=4096\nSYMBOL(init_top_pgt)={INIT_TOP_PGT:x}\n"
-            f"SYMBOL(init_uts_ns)={UTS - 130 - 4:x}\nOFFSET(uts_namespace.name)=4\n"
-            f"NUMBER(phys_base)={PHYS_BASE}\nNUMBER(pgtable_l5_enabled)=0\nNUMBER(sme_mask)=0\n{extra_text}")
+    text = (
+        f"OSRELEASE=6.1.0-test\nPAGESIZE=4096\nSYMBOL(init_top_pgt)={INIT_TOP_PGT:x}\n"
+        f"SYMBOL(init_uts_ns)={UTS - 130 - 4:x}\nOFFSET(uts_namespace.name)=4\n"
+        f"NUMBER(phys_base)={PHYS_BASE}\nNUMBER(pgtable_l5_enabled)=0\nNUMBER(sme_mask)=0\n{extra_text}"
+    )
     p = tmp_path / "synthetic.core"
     p.write_bytes(elf(int(kw.get("machine", EM_X86_64)), text.encode(), mem))  # type: ignore[call-overload]
     return p, mem
@@ -128,16 +133,16 @@ def test_translate_and_read_virt(tmp_path: pathlib.Path) -> None:
         assert lay["arch"] == "x86_64" and lay["levels"] == 4 and lay["root"] == ROOT
         assert lay["page_offset"] == POB, lay["page_offset_error"]
         assert d.translate(INIT_TOP_PGT) == ROOT
-        assert d.translate(POB + 0x1234) == 0x1234                       # 4 KiB page
-        assert d.translate(POB + 0x2A0A008) == ROOT + 8                  # 2 MiB page
-        assert d.translate(0xFFFFC90012345678) == 0x52345678             # 1 GiB page
+        assert d.translate(POB + 0x1234) == 0x1234  # 4 KiB page
+        assert d.translate(POB + 0x2A0A008) == ROOT + 8  # 2 MiB page
+        assert d.translate(0xFFFFC90012345678) == 0x52345678  # 1 GiB page
         vi = d.vmcoreinfo
         addr = vi.symbol("init_uts_ns") + vi.offset("uts_namespace", "name") + 130
-        assert d.read_virt(addr, 11) == b"6.1.0-test\0"                  # crosses a page end
+        assert d.read_virt(addr, 11) == b"6.1.0-test\0"  # crosses a page end
         buf = bytearray(11)
         d.read_virt_into(addr, buf)
         assert buf == b"6.1.0-test\0"
-        mv = memoryview(bytearray(22))[::2]                              # not contiguous
+        mv = memoryview(bytearray(22))[::2]  # not contiguous
         d.read_virt_into(addr, mv)
         assert mv.tobytes() == b"6.1.0-test\0"
         with pytest.raises(ValueError):
@@ -184,8 +189,11 @@ def test_other_architectures_are_unsupported(tmp_path: pathlib.Path) -> None:
 @pytest.mark.parametrize("drop", ["SYMBOL(init_top_pgt)", "NUMBER(phys_base)"])
 def test_missing_key_is_named(tmp_path: pathlib.Path, drop: str) -> None:
     mem = Mem()
-    text = "\n".join(ln for ln in (f"OSRELEASE=6.1.0\nSYMBOL(init_top_pgt)={INIT_TOP_PGT:x}\n"
-                                   f"NUMBER(phys_base)={PHYS_BASE}").splitlines() if not ln.startswith(drop))
+    text = "\n".join(
+        ln
+        for ln in (f"OSRELEASE=6.1.0\nSYMBOL(init_top_pgt)={INIT_TOP_PGT:x}\nNUMBER(phys_base)={PHYS_BASE}").splitlines()
+        if not ln.startswith(drop)
+    )
     mem.page(0)
     p = tmp_path / "k.core"
     p.write_bytes(elf(EM_X86_64, text.encode() + b"\n", mem))
@@ -208,8 +216,7 @@ def timed(fn):  # type: ignore[no-untyped-def]
 def test_lying_phys_base_is_a_format_error_at_the_symbol(tmp_path: pathlib.Path) -> None:
     """phys_base off by 2 MiB: the root read is another page, whose walk does not come back."""
     p, mem = guest(tmp_path)
-    data = p.read_bytes().replace(f"NUMBER(phys_base)={PHYS_BASE}".encode(),
-                                  f"NUMBER(phys_base)={PHYS_BASE + 0x10000}".encode())
+    data = p.read_bytes().replace(f"NUMBER(phys_base)={PHYS_BASE}".encode(), f"NUMBER(phys_base)={PHYS_BASE + 0x10000}".encode())
     p.write_bytes(data)
     with vmcoreinfo.open(p) as d:
         with pytest.raises((vmcoreinfo.FormatError, vmcoreinfo.AbsentMemoryError)) as ei:
@@ -226,7 +233,7 @@ def test_self_loops_and_present_everywhere_are_bounded(tmp_path: pathlib.Path) -
     points at an empty table: walks stay fixed-depth and discovery stays within its budget."""
     for fill in ("loop", "empty"):
         mem = Mem()
-        root = INIT_TOP_PGT - START_KERNEL_MAP                           # phys_base 0
+        root = INIT_TOP_PGT - START_KERNEL_MAP  # phys_base 0
         empty = mem.alloc()
         target = root if fill == "loop" else empty
         for i in range(512):
@@ -237,7 +244,7 @@ def test_self_loops_and_present_everywhere_are_bounded(tmp_path: pathlib.Path) -
         with vmcoreinfo.open(p) as d:
             try:
                 lay = timed(d.kernel_layout)
-            except vmcoreinfo.FormatError as e:              # "empty": init_top_pgt is unmapped
+            except vmcoreinfo.FormatError as e:  # "empty": init_top_pgt is unmapped
                 assert fill == "empty" and e.offset is not None, e
                 continue
             assert fill == "loop"
@@ -276,8 +283,16 @@ def test_absurd_entries_point_outside_memory(tmp_path: pathlib.Path) -> None:
 # ----------------------------------------------------------------------------- real fixtures
 
 
-@pytest.mark.parametrize("name", ["x86_64-qemu-elf.core", "x86_64-makedumpfile-d31.elf", "arm64-qemu-elf.core",
-                                  "kdump/qemu-x86_64-zlib.kdump", "kdump/qemu-arm64-zlib.flat"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "x86_64-qemu-elf.core",
+        "x86_64-makedumpfile-d31.elf",
+        "arm64-qemu-elf.core",
+        "kdump/qemu-x86_64-zlib.kdump",
+        "kdump/qemu-arm64-zlib.flat",
+    ],
+)
 def test_reduced_fixtures_lack_the_page_tables(name: str) -> None:
     """The committed fixtures keep only the pages the identify tests need: a kernel read must say
     which physical page is missing, not return zeros."""

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import vmcoreinfo
@@ -124,8 +124,11 @@ def exercise(path: pathlib.Path, **open_kw: object) -> Outcome:
             out.steps["kview"] = "ok"
         except vmcoreinfo.Error as e:
             assert e.path == str(path), f"{type(e).__name__} without the file: {e}"
-            assert (e.offset is not None or e.address is not None or isinstance(e, (vmcoreinfo.UnsupportedFormatError,
-                    vmcoreinfo.NoVmcoreinfoError))), f"{type(e).__name__} names no place: {e}"
+            assert (
+                e.offset is not None
+                or e.address is not None
+                or isinstance(e, (vmcoreinfo.UnsupportedFormatError, vmcoreinfo.NoVmcoreinfoError))
+            ), f"{type(e).__name__} names no place: {e}"
             out.steps["kview"] = type(e).__name__
     return out
 
@@ -800,6 +803,107 @@ def test_elf_file_grows_after_open_reads_as_opened(tmp_path: pathlib.Path) -> No
         with p.open("ab") as f:
             f.write(bytes(1 << 16))
         assert d.read_phys(0x18DC000, 4096) == before
+
+
+# --------------------------------------------------------------------------- hostile kernel logs and symbols
+
+
+def _log_case(name: str, patch_ring: Callable[[object], None], extra: str = "") -> Callable[[pathlib.Path], pathlib.Path]:
+    def make(tmp_path: pathlib.Path) -> pathlib.Path:
+        import test_kview_log as kl
+
+        keys = kl.RING_KEYS.replace(extra.split("=")[0] + "=", "X=") + extra if extra else kl.RING_KEYS
+        p, mem = kl.guest(tmp_path, extra_text=keys)
+        kl.write_ring(mem, kl.MSGS)
+        patch_ring(mem)
+        kl.rewrite(p, mem)
+        return p
+
+    return make
+
+
+def _rb(off: int, fmt: str, value: int) -> Callable[[object], None]:
+    import test_kview_log as kl
+
+    return lambda mem: mem.write(kl.pa(kl.RB + off), struct.pack(fmt, value))  # type: ignore[attr-defined]
+
+
+def _sym_case(patch_tables: Callable[[object], None]) -> Callable[[pathlib.Path], pathlib.Path]:
+    def make(tmp_path: pathlib.Path) -> pathlib.Path:
+        import test_kview_log as kl
+
+        p, mem = kl.guest(tmp_path)
+        extra = kl.write_kallsyms(mem)
+        patch_tables(mem)
+        kl.rewrite(p, mem, extra)
+        return p
+
+    return make
+
+
+def _ks(off: int, data: bytes) -> Callable[[object], None]:
+    import test_kview_log as kl
+
+    return lambda mem: mem.write(kl.pa(kl.KS + off), data)  # type: ignore[attr-defined]
+
+
+# (name, builder, what, allowed outcomes)
+KVIEW_CASES: list[tuple[str, Callable[[pathlib.Path], pathlib.Path], str, tuple[type[vmcoreinfo.Error], ...]]] = [
+    ("log-count-bits-62", _log_case("a", _rb(0, "<I", 62)), "log", (vmcoreinfo.FormatError,)),
+    ("log-count-bits-28", _log_case("a", _rb(0, "<I", 28)), "log", (vmcoreinfo.LimitError,)),
+    ("log-data-8gib", _log_case("a", _rb(48, "<I", 33)), "log", (vmcoreinfo.LimitError,)),
+    ("log-head-far-past-tail", _log_case("a", _rb(24, "<Q", 1 << 40)), "log", (vmcoreinfo.FormatError,)),
+    ("log-descs-unmapped", _log_case("a", _rb(8, "<Q", 0xFFFF800000000000)), "log", (vmcoreinfo.UnmappedError,)),
+    (
+        "log-prb-null",
+        _log_case(
+            "a",
+            lambda m: m.write(  # type: ignore[attr-defined]
+                __import__("test_kview_log").pa(__import__("test_kview_log").PRB_PTR), bytes(8)
+            ),
+        ),
+        "log",
+        (vmcoreinfo.UnmappedError,),
+    ),
+    ("log-printk-info-size-0", _log_case("a", lambda m: None, "SIZE(printk_info)=0\n"), "log", (vmcoreinfo.FormatError,)),
+    ("log-atomic-long-3", _log_case("a", lambda m: None, "SIZE(atomic_long_t)=3\n"), "log", (vmcoreinfo.FormatError,)),
+    ("sym-num-syms-4g", _sym_case(_ks(0x1008, struct.pack("<I", 0xFFFFFFFF))), "sym", (vmcoreinfo.LimitError,)),
+    (
+        "sym-num-syms-past-names",
+        _sym_case(_ks(0x1008, struct.pack("<I", 3_000_000))),
+        "sym",
+        (vmcoreinfo.UnmappedError, vmcoreinfo.AbsentMemoryError, vmcoreinfo.FormatError),
+    ),
+    ("sym-three-byte-length", _sym_case(_ks(0x1010, b"\x80\x80\x80")), "sym", (vmcoreinfo.FormatError,)),
+    (
+        "sym-token-without-end",
+        _sym_case(_ks(0x3000, b"a" * 0x800)),
+        "sym",
+        (vmcoreinfo.FormatError, vmcoreinfo.UnmappedError, vmcoreinfo.AbsentMemoryError, vmcoreinfo.LimitError),
+    ),
+    ("sym-stext-not-reproduced", _sym_case(_ks(0x0, b"\xff\xff\xff\x7f" * 8)), "sym", (vmcoreinfo.FormatError,)),
+]
+
+
+@pytest.mark.parametrize("case", KVIEW_CASES, ids=[c[0] for c in KVIEW_CASES])
+def test_hostile_kernel_log_and_symbols(tmp_path: pathlib.Path, case: tuple) -> None:  # type: ignore[type-arg]
+    """A hostile printk ring or kallsyms table ends in the expected typed error, naming the file
+    and a place (a file offset for VMCOREINFO values, else the kernel virtual address), within
+    the time and memory bound."""
+    name, make, what, allowed = case
+    p = make(tmp_path)
+    with bounded(), vmcoreinfo.open(p) as d:
+        with pytest.raises(allowed) as ei:
+            if what == "log":
+                d.kernel_log()
+            else:
+                d.symbols
+        e = ei.value
+        assert e.path == str(p), e
+        assert e.offset is not None or e.address is not None, f"{type(e).__name__} without a place: {e}"
+        if what == "log":
+            with pytest.raises(allowed):
+                d.dmesg()
 
 
 # --------------------------------------------------------------------------- memory bound, fresh process

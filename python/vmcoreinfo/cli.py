@@ -18,7 +18,7 @@ from typing import Any, Literal, cast
 
 import vmcoreinfo
 
-from . import _batch, _convert_cli
+from . import _batch, _convert_cli, _kview_cli
 from ._errors import Error, NoVmcoreinfoError
 
 SUMMARY_KEYS = ("osrelease", "build_id", "page_size", "kernel_offset", "phys_base", "crashtime")
@@ -417,6 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true", help=json_help)
     d.set_defaults(func=cmd_demo)
     _convert_cli.add_parser(sub)
+    _kview_cli.add_parsers(sub)
     return p
 
 

@@ -43,6 +43,8 @@ pub trait VirtMemory: Send + Sync {
 
 pub mod arm64;
 pub mod i386;
+pub mod kallsyms;
+pub mod printk;
 pub mod translate;
 pub mod x86_64;
 

@@ -76,6 +76,7 @@ pub struct Dump {
     path: String,
     inner: RwLock<Option<Arc<CoreDump>>>,
     info: OnceLock<Py<VmcoreInfo>>,
+    symbols: OnceLock<Py<super::kview_log::KernelSymbols>>,
 }
 
 impl Dump {
@@ -121,7 +122,7 @@ pub fn open_dump(py: Python<'_>, path: String, max_note_size: u64, elf_tails: &s
         };
     let options = OpenOptions { max_note_size, elf_tails_absent, format };
     let d = py.detach(|| CoreDump::open(std::path::Path::new(&path), options))?;
-    Ok(Dump { path, inner: RwLock::new(Some(Arc::new(d))), info: OnceLock::new() })
+    Ok(Dump { path, inner: RwLock::new(Some(Arc::new(d))), info: OnceLock::new(), symbols: OnceLock::new() })
 }
 
 #[pymethods]
@@ -304,6 +305,24 @@ impl Dump {
     /// Fill a writable buffer from kernel virtual memory at ``vaddr``.
     fn read_virt_into(&self, py: Python<'_>, vaddr: u64, buffer: pyo3::buffer::PyBuffer<u8>) -> PyResult<()> {
         super::kview::read_virt_into(py, &*self.get()?, vaddr, buffer)
+    }
+
+    /// The kernel log, oldest record first (lockless ring of 5.10+, or log_buf of 3.5–5.9).
+    fn kernel_log(&self, py: Python<'_>) -> PyResult<Vec<super::kview_log::LogRecord>> {
+        super::kview_log::kernel_log(py, &*self.get()?)
+    }
+
+    /// The kernel log as ``makedumpfile --dump-dmesg`` writes it; ``caller_id=True`` adds the
+    /// ``[  T123]`` column of makedumpfile 1.7.5+.
+    #[pyo3(signature = (caller_id = false))]
+    fn dmesg(&self, py: Python<'_>, caller_id: bool) -> PyResult<String> {
+        super::kview_log::dmesg(py, &*self.get()?, caller_id)
+    }
+
+    /// The kernel's symbols (kallsyms, Linux 6.0+), decoded once and cached.
+    #[getter]
+    fn symbols(&self, py: Python<'_>) -> PyResult<Py<super::kview_log::KernelSymbols>> {
+        super::kview_log::symbols(py, &*self.get()?, &self.symbols)
     }
 
     /// The kernel's address-space layout as the translation sees it: ``arch``, ``levels``,

@@ -8,6 +8,7 @@ mod errors;
 mod fwcfg;
 mod info;
 mod kview;
+mod kview_log;
 
 use pyo3::prelude::*;
 
@@ -26,6 +27,9 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<batch::Identity>()?;
     m.add_class::<batch::IdentifyIter>()?;
     m.add_function(wrap_pyfunction!(batch::identify_many, m)?)?;
+    m.add_class::<kview_log::LogRecord>()?;
+    m.add_class::<kview_log::KernelSymbols>()?;
+    m.add_class::<kview_log::SymbolIter>()?;
     m.add_function(wrap_pyfunction!(dump::open_dump, m)?)?;
     m.add_function(wrap_pyfunction!(info::parse, m)?)?;
     m.add_function(wrap_pyfunction!(fwcfg::check_guest_note, m)?)?;

@@ -11,6 +11,7 @@ usage: kdumpfile_translate.py DUMP ARCH VADDR_HEX...
 Output: {"ok": bool, "error": str|null, "pa": {"<vaddr hex>": int|null},
          "errors": {"<vaddr hex>": "<exception>"}}
 """
+
 import json
 import sys
 
@@ -28,7 +29,7 @@ def main() -> int:
         k.attr["addrxlat.ostype"] = "linux"
         ctx, system = k.get_addrxlat_ctx(), k.get_addrxlat_sys()
     except Exception as e:  # noqa: BLE001
-        out["error"] = "setup: %s: %s" % (type(e).__name__, e)
+        out["error"] = f"setup: {type(e).__name__}: {e}"
         print(json.dumps(out))
         return 0
     for v in vaddrs:
@@ -38,7 +39,7 @@ def main() -> int:
             out["pa"][v] = fa.addr
         except Exception as e:  # noqa: BLE001
             out["pa"][v] = None
-            out["errors"][v] = "%s: %s" % (type(e).__name__, e)
+            out["errors"][v] = f"{type(e).__name__}: {e}"
     out["ok"] = any(p is not None for p in out["pa"].values())
     if not out["ok"]:
         out["error"] = next(iter(out["errors"].values()), "no addresses")

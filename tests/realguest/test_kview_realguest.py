@@ -5,6 +5,7 @@ libkdumpfile's translation wherever libkdumpfile translates at all.
 
 Run:  VMCOREINFO_REALGUEST_DIR=... pytest -m realguest tests/realguest/test_kview_realguest.py
 """
+
 from __future__ import annotations
 
 import functools
@@ -15,7 +16,7 @@ import pytest
 
 try:
     import vmcoreinfo
-except ImportError as e:       # collected even under -m "not realguest": fail only when run
+except ImportError as e:  # collected even under -m "not realguest": fail only when run
     vmcoreinfo = None
     _IMPORT_ERROR = e
 from realguest_support import DEBIAN_PYTHON, HERE, generator, note, record
@@ -23,8 +24,7 @@ from realguest_support import DEBIAN_PYTHON, HERE, generator, note, record
 pytestmark = pytest.mark.realguest
 
 DRIVER_GUESTS = [g for g, s in generator.GUESTS.items() if s["driver"]]
-CASES = [pytest.param(g, f, req, id=f"{g}/{f}")
-         for g in DRIVER_GUESTS for f, req in generator.PRODUCTS[g]]
+CASES = [pytest.param(g, f, req, id=f"{g}/{f}") for g in DRIVER_GUESTS for f, req in generator.PRODUCTS[g]]
 REFERENCE = "qemu-elf.core"
 OTHER_CASES = [c for c in CASES if c.values[1] != REFERENCE]
 
@@ -32,8 +32,9 @@ OTHER_CASES = [c for c in CASES if c.values[1] != REFERENCE]
 @pytest.fixture(autouse=True)
 def _need_vmcoreinfo():
     if vmcoreinfo is None:
-        pytest.fail(f"the vmcoreinfo extension is not importable ({_IMPORT_ERROR}); "
-                    "build it with `maturin develop`", pytrace=False)
+        pytest.fail(
+            f"the vmcoreinfo extension is not importable ({_IMPORT_ERROR}); build it with `maturin develop`", pytrace=False
+        )
 
 
 def uts_release_addr(vi) -> int:
@@ -57,13 +58,13 @@ def probe_addresses(dump) -> list[int]:
         ranges = dump.memory_ranges()
         lo = ranges[0][0]
         top = max(end for _, end in ranges)
-        for pa in (lo + 0x1000, lo + 0x9f000, lo + 0x100000, lay["root"], lo + 0x1234567, (lo + top) // 2, top - 0x1000):
-            if lay["arch"] != "i386" or pa < 0x3000_0000:      # i386: lowmem only
+        for pa in (lo + 0x1000, lo + 0x9F000, lo + 0x100000, lay["root"], lo + 0x1234567, (lo + top) // 2, top - 0x1000):
+            if lay["arch"] != "i386" or pa < 0x3000_0000:  # i386: lowmem only
                 addrs.add((po + pa - base) & (2**64 - 1))
     return sorted(a for a in addrs if a)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def kdumpfile_translate(path: str, arch: str, addrs: tuple[int, ...]) -> dict:
     cmd = [DEBIAN_PYTHON, str(HERE / "kdumpfile_translate.py"), path, arch] + [f"{a:x}" for a in addrs]
     cp = subprocess.run(cmd, text=True, capture_output=True, timeout=300)
@@ -98,9 +99,9 @@ def test_read_virt_finds_osrelease(guests, g, fname, required):
         pa = dump.translate(addr)
         assert dump.read_phys(pa, 65) == got
         # a read that crosses pages agrees with page-by-page reads
-        start = (addr & ~0xfff) - 8
+        start = (addr & ~0xFFF) - 8
         span = dump.read_virt(start, 8 + 4096 + 8)
-        assert span[8 + (addr & 0xfff):][:len(vi.osrelease)] == vi.osrelease.encode()
+        assert span[8 + (addr & 0xFFF) :][: len(vi.osrelease)] == vi.osrelease.encode()
     record(path, "read_virt(uts)==OSRELEASE")
 
 
@@ -143,7 +144,7 @@ def test_layout_matches_the_guest(guests, g, fname, required):
             assert dump.translate(linear_root) == lay["root"]
         if ks.get("_stext") is not None:
             assert ks["_stext"] == vi.symbol("_stext")
-            dump.translate(ks["_stext"])                       # kernel text is mapped
+            dump.translate(ks["_stext"])  # kernel text is mapped
             record(path, "_stext mapped")
     record(path, f"layout {lay['arch']} {lay['levels']}-level")
 
@@ -154,9 +155,9 @@ def test_unmapped_is_unmapped_error(guests, g, fname, required):
     with vmcoreinfo.open(path) as dump:
         lay = dump.kernel_layout()
         if lay["arch"] == "x86_64":
-            holes = [0xffff800000000000 if lay["levels"] == 4 else 0xff00000000000000, 0x1000]
+            holes = [0xFFFF800000000000 if lay["levels"] == 4 else 0xFF00000000000000, 0x1000]
         elif lay["arch"] == "i386":
-            holes = [0xbffff000 if lay["page_offset"] == 0xC0000000 else 0x1000]
+            holes = [0xBFFFF000 if lay["page_offset"] == 0xC0000000 else 0x1000]
         else:
             holes = [lay["page_offset"] + (1 << (lay["va_bits"] - 2)), 0x1000]
         for a in holes:
@@ -222,8 +223,9 @@ def test_excluded_pages_are_absent_not_garbage(guests, g, fname, required):
     with vmcoreinfo.open(path) as dump:
         lay = dump.kernel_layout()
         kept = dump.memory_ranges()
-        gap = next((end for (_, end), (start, _) in zip(kept, kept[1:])
-                    if start > end and any(s <= end < e for s, e in full)), None)
+        gap = next(
+            (end for (_, end), (start, _) in zip(kept, kept[1:]) if start > end and any(s <= end < e for s, e in full)), None
+        )
         if gap is None or lay["page_offset"] is None or (lay["arch"] == "i386" and gap >= 0x3000_0000):
             pytest.skip("no excluded page inside RAM reachable through the direct map")
         with pytest.raises(vmcoreinfo.AbsentMemoryError) as ei:

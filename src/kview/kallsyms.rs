@@ -1,0 +1,464 @@
+//! The kernel's symbol table (kallsyms), decoded from the tables VMCOREINFO names (Linux 6.0+):
+//! `SYMBOL(kallsyms_num_syms, kallsyms_names, kallsyms_token_table, kallsyms_token_index)` and
+//! either `SYMBOL(kallsyms_offsets)` (with `SYMBOL(kallsyms_relative_base)` before 7.0) or
+//! `SYMBOL(kallsyms_addresses)`.
+//!
+//! The offsets encoding is not in VMCOREINFO; it is found by reproducing `SYMBOL(_stext)` from
+//! `_stext`'s entry: base-relative (`relative_base + (u32)off`), absolute-percpu (x86_64 until
+//! 6.15: `off >= 0 ? off : relative_base - 1 - off`) or place-relative (7.0+:
+//! `&kallsyms_offsets[i] + (s32)off`).
+//!
+//! The tables are read in a few large reads (the names in growing chunks, since their end is not
+//! in VMCOREINFO), then decoded in memory. Every size is bounded ([`SymLimits`]).
+
+use std::sync::OnceLock;
+
+use crate::error::{Error, ErrorKind, Location, Result};
+use crate::kview::printk::missing;
+use crate::kview::VirtMemory;
+use crate::text::View;
+
+/// Bounds on what decoding may allocate.
+#[derive(Debug, Clone, Copy)]
+pub struct SymLimits {
+    /// Most symbols accepted (`kallsyms_num_syms`); real kernels have 40k–300k.
+    pub max_symbols: u32,
+    /// Largest compressed names table read, in bytes.
+    pub max_names_bytes: usize,
+    /// Most bytes of decoded names kept (below 4 GiB).
+    pub max_decoded_bytes: usize,
+}
+
+impl Default for SymLimits {
+    fn default() -> Self {
+        SymLimits { max_symbols: 1 << 22, max_names_bytes: 64 << 20, max_decoded_bytes: 256 << 20 }
+    }
+}
+
+/// How `kallsyms_offsets` encodes addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressMode {
+    /// `kallsyms_relative_base + (u32)offset`.
+    BaseRelative,
+    /// `offset >= 0 ? offset : kallsyms_relative_base - 1 - offset` (x86_64 with per-CPU symbols).
+    AbsolutePercpu,
+    /// `&kallsyms_offsets[i] + (s32)offset` (7.0+).
+    PlaceRelative,
+    /// A table of absolute addresses (`kallsyms_addresses`, no `CONFIG_KALLSYMS_BASE_RELATIVE`).
+    Absolute,
+}
+
+impl AddressMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            AddressMode::BaseRelative => "base-relative",
+            AddressMode::AbsolutePercpu => "absolute-percpu",
+            AddressMode::PlaceRelative => "place-relative",
+            AddressMode::Absolute => "absolute",
+        }
+    }
+}
+
+/// The decoded symbol table, in kallsyms order (ascending address, as the kernel sorts it).
+pub struct KernelSymbols {
+    /// Every name, concatenated (without the type character).
+    names: Vec<u8>,
+    /// End of each name in `names` (the start is the previous end).
+    ends: Vec<u32>,
+    addrs: Vec<u64>,
+    types: Vec<u8>,
+    mode: AddressMode,
+    /// Indexes sorted by (address, index), built on the first lookup by address.
+    by_addr: OnceLock<Vec<u32>>,
+    /// Open-addressing table of `index + 1` by name hash (first index of each name), built on
+    /// the first lookup by name.
+    by_name: OnceLock<Vec<u32>>,
+}
+
+impl std::fmt::Debug for KernelSymbols {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KernelSymbols({} symbols, {})", self.len(), self.mode.name())
+    }
+}
+
+impl KernelSymbols {
+    pub fn len(&self) -> usize {
+        self.addrs.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.addrs.is_empty()
+    }
+    /// The address encoding found.
+    pub fn mode(&self) -> AddressMode {
+        self.mode
+    }
+    /// Name (bytes, normally ASCII) of symbol `i`.
+    pub fn name(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.names[start..self.ends[i] as usize]
+    }
+    pub fn address_of(&self, i: usize) -> u64 {
+        self.addrs[i]
+    }
+    /// The `nm` type character of symbol `i` (`T`, `t`, `D`, ...).
+    pub fn type_of(&self, i: usize) -> u8 {
+        self.types[i]
+    }
+    /// `(name, address, type)` of every symbol, in table order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&[u8], u64, u8)> + '_ {
+        (0..self.len()).map(move |i| (self.name(i), self.addrs[i], self.types[i]))
+    }
+
+    /// Address of the first symbol named `name` (in table order).
+    pub fn address(&self, name: &[u8]) -> Option<u64> {
+        self.index_of(name).map(|i| self.addrs[i])
+    }
+
+    /// Index of the first symbol named `name` (in table order).
+    pub fn index_of(&self, name: &[u8]) -> Option<usize> {
+        let table = self.by_name.get_or_init(|| {
+            let size = (self.len() * 2).next_power_of_two().max(16);
+            let mut t = vec![0u32; size];
+            for i in 0..self.len() {
+                let mut slot = fnv1a(self.name(i)) as usize & (size - 1);
+                loop {
+                    match t[slot] {
+                        0 => {
+                            t[slot] = i as u32 + 1;
+                            break;
+                        }
+                        j if self.name(j as usize - 1) == self.name(i) => break,
+                        _ => slot = (slot + 1) & (size - 1),
+                    }
+                }
+            }
+            t
+        });
+        let mask = table.len() - 1;
+        let mut slot = fnv1a(name) as usize & mask;
+        loop {
+            match table[slot] {
+                0 => return None,
+                j if self.name(j as usize - 1) == name => return Some(j as usize - 1),
+                _ => slot = (slot + 1) & mask,
+            }
+        }
+    }
+
+    /// The symbol at or nearest below `addr`: `(index, offset)`. Among symbols at one address the
+    /// first in table order wins.
+    pub fn lookup(&self, addr: u64) -> Option<(usize, u64)> {
+        let order = self.by_addr.get_or_init(|| {
+            let mut v: Vec<u32> = (0..self.len() as u32).collect();
+            if !self.addrs.is_sorted() {
+                v.sort_by_key(|&i| (self.addrs[i as usize], i));
+            }
+            v
+        });
+        // The first position whose address is above addr; the one before it is at or below.
+        let pos = order.partition_point(|&i| self.addrs[i as usize] <= addr);
+        let last = *order.get(pos.checked_sub(1)?)? as usize;
+        let a = self.addrs[last];
+        // The first of the run of symbols at that address.
+        let first = order[..pos].partition_point(|&i| self.addrs[i as usize] < a);
+        let i = order[first] as usize;
+        Some((i, addr - a))
+    }
+}
+
+/// Longest decoded name accepted (the kernel's KSYM_NAME_LEN is 512).
+const MAX_NAME: usize = 4096;
+
+fn fnv1a(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &c| (h ^ u64::from(c)).wrapping_mul(0x100_0000_01b3))
+}
+
+/// The kernel symbols of a dump, read through its kernel view (translation from VMCOREINFO).
+pub fn dump_symbols(dump: &crate::dump::Dump, limits: &SymLimits) -> Result<KernelSymbols> {
+    let view = dump.kernel_view()?;
+    crate::kview::printk::with_vmcoreinfo(dump, |vi| read_symbols(&view, vi, limits))
+}
+
+fn bad(addr: u64, msg: impl Into<String>) -> Error {
+    Error::at(ErrorKind::Format, Some(Location::Virt(addr)), msg)
+}
+
+fn too_big(addr: u64, msg: impl Into<String>) -> Error {
+    Error::at(ErrorKind::Limit, Some(Location::Virt(addr)), msg)
+}
+
+/// A table whose end is not known: read in growing chunks as decoding needs bytes.
+struct Chunked<'m> {
+    mem: &'m dyn VirtMemory,
+    base: u64,
+    data: Vec<u8>,
+    next_chunk: usize,
+    limit: usize,
+    what: &'static str,
+}
+
+impl<'m> Chunked<'m> {
+    fn new(mem: &'m dyn VirtMemory, base: u64, limit: usize, what: &'static str) -> Self {
+        Chunked { mem, base, data: Vec::new(), next_chunk: 64 << 10, limit, what }
+    }
+
+    /// Make at least `end` bytes available.
+    fn ensure(&mut self, end: usize) -> Result<()> {
+        if end <= self.data.len() {
+            return Ok(());
+        }
+        if end > self.limit {
+            return Err(too_big(self.base, format!("{} exceeds the {}-byte limit", self.what, self.limit)));
+        }
+        let have = self.data.len();
+        let want = (end - have).max(self.next_chunk).min(self.limit - have);
+        // Stop the chunk at a page boundary so that a short final read is not wasted.
+        let addr = self.base.wrapping_add(have as u64);
+        let want = ((addr.wrapping_add(want as u64) & !0xfff).wrapping_sub(addr) as usize).max(end - have).min(want);
+        self.data.resize(have + want, 0);
+        if let Err(e) = self.mem.read_virt(addr, &mut self.data[have..]) {
+            // The chunk ran into memory that is not there; retry with only what is needed.
+            self.data.truncate(have);
+            if want == end - have || !matches!(e.kind, ErrorKind::Unmapped | ErrorKind::Absent) {
+                return Err(e);
+            }
+            // Up to the end of the page that holds the last byte needed, else just what is needed.
+            let page_end = (self.base.wrapping_add(end as u64 - 1) | 0xfff).wrapping_add(1);
+            let to_page = (page_end.wrapping_sub(addr) as usize).clamp(end - have, want);
+            self.data.resize(have + to_page, 0);
+            if self.mem.read_virt(addr, &mut self.data[have..]).is_err() {
+                self.data.truncate(have);
+                if to_page == end - have {
+                    return Err(e);
+                }
+                self.data.resize(end, 0);
+                self.mem.read_virt(addr, &mut self.data[have..]).inspect_err(|_| self.data.truncate(have))?;
+            }
+        }
+        self.next_chunk = (self.next_chunk * 2).min(4 << 20);
+        Ok(())
+    }
+}
+
+struct Tables {
+    num: u32,
+    names: u64,
+    token_table: u64,
+    token_index: u64,
+    offsets: Option<u64>,
+    relative_base: Option<u64>,
+    addresses: Option<u64>,
+    stext: u64,
+}
+
+fn tables(vi: &View<'_>) -> Result<Tables> {
+    const WHAT: &str = "the kernel symbols (kallsyms, Linux 6.0+)";
+    let need = |name: &str| -> Result<u64> { vi.symbol(name)?.ok_or_else(|| missing(&format!("SYMBOL({name})"), WHAT)) };
+    let t = Tables {
+        num: 0,
+        names: need("kallsyms_names")?,
+        token_table: need("kallsyms_token_table")?,
+        token_index: need("kallsyms_token_index")?,
+        offsets: vi.symbol("kallsyms_offsets")?,
+        relative_base: vi.symbol("kallsyms_relative_base")?,
+        addresses: vi.symbol("kallsyms_addresses")?,
+        stext: need("_stext")?,
+    };
+    if t.offsets.is_none() && t.addresses.is_none() {
+        return Err(missing("SYMBOL(kallsyms_offsets) or SYMBOL(kallsyms_addresses)", WHAT));
+    }
+    need("kallsyms_num_syms")?;
+    Ok(t)
+}
+
+/// Decode every kernel symbol.
+pub fn read_symbols(mem: &dyn VirtMemory, vi: &View<'_>, limits: &SymLimits) -> Result<KernelSymbols> {
+    let mut t = tables(vi)?;
+    let num_addr = vi.symbol("kallsyms_num_syms")?.unwrap_or(0);
+    t.num = mem.read_u32(num_addr)?;
+    if t.num == 0 {
+        return Err(bad(num_addr, "kallsyms_num_syms is 0"));
+    }
+    if t.num > limits.max_symbols {
+        return Err(too_big(num_addr, format!("kallsyms_num_syms {} exceeds the limit of {}", t.num, limits.max_symbols)));
+    }
+    let n = t.num as usize;
+    let big = mem.big_endian();
+
+    // Token index (256 u16) and the token table up to the end of its last token.
+    let mut idx_raw = [0u8; 512];
+    mem.read_virt(t.token_index, &mut idx_raw)?;
+    let token_off: Vec<usize> = idx_raw
+        .chunks_exact(2)
+        .map(|c| if big { u16::from_be_bytes([c[0], c[1]]) } else { u16::from_le_bytes([c[0], c[1]]) } as usize)
+        .collect();
+    let max_off = *token_off.iter().max().unwrap_or(&0);
+    let mut tt = Chunked::new(mem, t.token_table, 1 << 20, "kallsyms_token_table");
+    tt.ensure(max_off + 1)?;
+    let mut tokens: Vec<(usize, usize)> = Vec::with_capacity(256);
+    for &o in &token_off {
+        let mut end = o;
+        loop {
+            tt.ensure(end + 1)?;
+            if tt.data[end] == 0 {
+                break;
+            }
+            end += 1;
+            if end - o > 4096 {
+                return Err(bad(t.token_table.wrapping_add(o as u64), "a kallsyms token longer than 4096 bytes"));
+            }
+        }
+        tokens.push((o, end));
+    }
+    let tok = &tt.data;
+    let mut tok16 = [[0u8; 16]; 256];
+    let mut tok_len = [0usize; 256];
+    for (b, &(s, e)) in tokens.iter().enumerate() {
+        tok_len[b] = e - s;
+        let n16 = (e - s).min(16);
+        tok16[b][..n16].copy_from_slice(&tok[s..s + n16]);
+    }
+    let mut buf = vec![0u8; 2 * MAX_NAME + 16 + 1];
+
+    // Names: [len][len token bytes], len 2-byte ULEB when bit 7 is set (6.1+ big symbols).
+    let mut nm = Chunked::new(mem, t.names, limits.max_names_bytes, "kallsyms_names");
+    // The names are followed by kallsyms_markers and the token table in every layout since 6.0:
+    // when the token table lies above, the span up to it is one read that holds every name.
+    if let Some(span) = t.token_table.checked_sub(t.names).filter(|&s| s > 0 && s <= limits.max_names_bytes as u64) {
+        nm.next_chunk = span as usize;
+    }
+    let mut names = Vec::with_capacity(n * 24);
+    let mut ends = Vec::with_capacity(n);
+    let mut types = Vec::with_capacity(n);
+    let mut pos = 0usize;
+    let mut stext_idx = None;
+    for i in 0..n {
+        nm.ensure(pos + 2)?;
+        let mut len = nm.data[pos] as usize;
+        pos += 1;
+        if len & 0x80 != 0 {
+            let b1 = nm.data[pos] as usize;
+            if b1 & 0x80 != 0 {
+                return Err(bad(t.names.wrapping_add(pos as u64), format!("symbol {i}: a name length of more than two bytes")));
+            }
+            len = (len & 0x7f) | (b1 << 7);
+            pos += 1;
+        }
+        if len == 0 {
+            return Err(bad(t.names.wrapping_add(pos as u64), format!("symbol {i}: an empty name")));
+        }
+        nm.ensure(pos + len)?;
+        // Expand into a fixed buffer: tokens of up to 16 bytes (all real ones) are copied as one
+        // 16-byte block, then the cursor advances by their length.
+        let codes = &nm.data[pos..pos + len];
+        let mut w = 0;
+        for &b in codes {
+            // A name past MAX_NAME is refused before the next token is copied; the buffer has
+            // room for one more token of any length (tokens are at most 4096 bytes).
+            if w > MAX_NAME {
+                return Err(bad(t.names.wrapping_add(pos as u64), format!("symbol {i}: a name longer than {MAX_NAME} bytes")));
+            }
+            let l = tok_len[b as usize];
+            if l <= 16 {
+                buf[w..w + 16].copy_from_slice(&tok16[b as usize]);
+            } else {
+                let (s, e) = tokens[b as usize];
+                buf[w..w + l].copy_from_slice(&tok[s..e]);
+            }
+            w += l;
+        }
+        if w > MAX_NAME {
+            return Err(bad(t.names.wrapping_add(pos as u64), format!("symbol {i}: a name longer than {MAX_NAME} bytes")));
+        }
+        if w == 0 {
+            return Err(bad(t.names.wrapping_add(pos as u64), format!("symbol {i}: a name made of empty tokens")));
+        }
+        if names.len() + w > limits.max_decoded_bytes {
+            return Err(too_big(t.names, format!("decoded kallsyms names exceed the {}-byte limit", limits.max_decoded_bytes)));
+        }
+        // The first character is the type; the name is the rest.
+        types.push(buf[0]);
+        let start = names.len();
+        names.extend_from_slice(&buf[1..w]);
+        pos += len;
+        if stext_idx.is_none() && &names[start..] == b"_stext" {
+            stext_idx = Some(i);
+        }
+        ends.push(names.len() as u32);
+    }
+    let Some(si) = stext_idx else {
+        return Err(bad(t.names, "kallsyms has no _stext symbol, needed to find the address encoding"));
+    };
+
+    let (addrs, mode) = match (t.offsets, t.addresses) {
+        (Some(off_addr), _) => {
+            let mut raw = vec![0u8; n * 4];
+            mem.read_virt(off_addr, &mut raw)?;
+            let offs: Vec<u32> = raw
+                .chunks_exact(4)
+                .map(|c| {
+                    let a = [c[0], c[1], c[2], c[3]];
+                    if big {
+                        u32::from_be_bytes(a)
+                    } else {
+                        u32::from_le_bytes(a)
+                    }
+                })
+                .collect();
+            let base = match t.relative_base {
+                Some(a) => Some(mem.read_ptr(a)?),
+                None => None,
+            };
+            let ps = mem.pointer_size();
+            let wrap = |v: u64| if ps == 4 { v & 0xffff_ffff } else { v };
+            let calc = |mode: AddressMode, i: usize| -> Option<u64> {
+                let o = offs[i];
+                Some(wrap(match mode {
+                    AddressMode::BaseRelative => base?.wrapping_add(u64::from(o)),
+                    AddressMode::AbsolutePercpu => {
+                        if (o as i32) >= 0 {
+                            u64::from(o)
+                        } else {
+                            base?.wrapping_sub(1).wrapping_sub(i64::from(o as i32) as u64)
+                        }
+                    }
+                    AddressMode::PlaceRelative => off_addr.wrapping_add(4 * i as u64).wrapping_add(i64::from(o as i32) as u64),
+                    AddressMode::Absolute => return None,
+                }))
+            };
+            let mode = [AddressMode::AbsolutePercpu, AddressMode::BaseRelative, AddressMode::PlaceRelative]
+                .into_iter()
+                .find(|&m| calc(m, si) == Some(t.stext))
+                .ok_or_else(|| {
+                    bad(
+                        off_addr,
+                        format!(
+                            "no kallsyms address encoding reproduces SYMBOL(_stext)={:#x} from its offset {:#x}",
+                            t.stext, offs[si]
+                        ),
+                    )
+                })?;
+            ((0..n).map(|i| calc(mode, i).unwrap_or(0)).collect::<Vec<u64>>(), mode)
+        }
+        (None, Some(a)) => {
+            let ps = mem.pointer_size();
+            let mut raw = vec![0u8; n * ps];
+            mem.read_virt(a, &mut raw)?;
+            let addrs: Vec<u64> =
+                raw.chunks_exact(ps).map(|c| crate::kview::printk::field(c, 0, ps, big, a).unwrap_or(0)).collect();
+            if addrs[si] != t.stext {
+                return Err(bad(
+                    a,
+                    format!("kallsyms_addresses gives _stext {:#x}, SYMBOL(_stext) is {:#x}", addrs[si], t.stext),
+                ));
+            }
+            (addrs, AddressMode::Absolute)
+        }
+        (None, None) => unreachable!("checked in tables()"),
+    };
+    names.shrink_to_fit();
+    Ok(KernelSymbols { names, ends, addrs, types, mode, by_addr: OnceLock::new(), by_name: OnceLock::new() })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,161 @@
+//! The kernel log and kernel symbols in Python: `Dump.kernel_log`, `Dump.dmesg` and
+//! `Dump.symbols` delegate here.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use pyo3::exceptions::PyKeyError;
+use pyo3::prelude::*;
+
+use crate::dump::Dump as CoreDump;
+use crate::kview::{kallsyms, printk};
+
+fn err(d: &CoreDump) -> impl Fn(crate::Error) -> PyErr + '_ {
+    move |e| e.in_file(d.path()).into()
+}
+
+/// One record of the kernel log.
+#[pyclass(frozen, module = "vmcoreinfo._native")]
+pub struct LogRecord {
+    /// The kernel's sequence number (the legacy buffer of 3.5–5.9 does not store it: there, the
+    /// position from the oldest record kept).
+    #[pyo3(get)]
+    seq: u64,
+    /// Time of the record (``local_clock()``), nanoseconds since boot.
+    #[pyo3(get)]
+    timestamp_ns: u64,
+    /// Log level 0–7 (``KERN_EMERG``..``KERN_DEBUG``), or None when the layout is unknown.
+    #[pyo3(get)]
+    level: Option<u8>,
+    /// syslog facility (0 kernel, 1 user, ...), or None when the layout is unknown.
+    #[pyo3(get)]
+    facility: Option<u8>,
+    /// Task id, or CPU number with bit 31 set (``0x80000000 | cpu``); None when not recorded.
+    #[pyo3(get)]
+    caller_id: Option<u32>,
+    /// The message (UTF-8; invalid bytes replaced by U+FFFD).
+    #[pyo3(get)]
+    text: String,
+}
+
+#[pymethods]
+impl LogRecord {
+    fn __repr__(&self) -> String {
+        format!(
+            "LogRecord(seq={}, timestamp_ns={}, level={}, facility={}, caller_id={}, text={:?})",
+            self.seq,
+            self.timestamp_ns,
+            self.level.map_or("None".into(), |v| v.to_string()),
+            self.facility.map_or("None".into(), |v| v.to_string()),
+            self.caller_id.map_or("None".into(), |v| format!("{v:#x}")),
+            self.text
+        )
+    }
+}
+
+pub fn kernel_log(py: Python<'_>, d: &CoreDump) -> PyResult<Vec<LogRecord>> {
+    let recs = py.detach(|| printk::dump_log(d, &printk::LogLimits::default())).map_err(err(d))?;
+    Ok(recs
+        .into_iter()
+        .map(|r| LogRecord {
+            seq: r.seq,
+            timestamp_ns: r.timestamp_ns,
+            level: r.level,
+            facility: r.facility,
+            caller_id: r.caller_id,
+            text: String::from_utf8_lossy(&r.text).into_owned(),
+        })
+        .collect())
+}
+
+pub fn dmesg(py: Python<'_>, d: &CoreDump, caller_id: bool) -> PyResult<String> {
+    py.detach(|| {
+        let limits = printk::LogLimits::default();
+        printk::format_dmesg(&printk::dump_log(d, &limits)?, caller_id, &limits)
+    })
+    .map_err(err(d))
+}
+
+/// The kernel's symbol table (kallsyms), decoded from the tables VMCOREINFO names (Linux 6.0+).
+/// ``len()``, iteration of ``(name, address, type)`` in table order, ``address(name)``,
+/// ``lookup(address)``.
+#[pyclass(frozen, module = "vmcoreinfo._native")]
+pub struct KernelSymbols {
+    inner: Arc<kallsyms::KernelSymbols>,
+}
+
+fn name_str(k: &kallsyms::KernelSymbols, i: usize) -> String {
+    String::from_utf8_lossy(k.name(i)).into_owned()
+}
+
+#[pymethods]
+impl KernelSymbols {
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    fn __iter__(&self) -> SymbolIter {
+        SymbolIter { inner: self.inner.clone(), pos: AtomicUsize::new(0) }
+    }
+
+    fn __contains__(&self, py: Python<'_>, name: &str) -> bool {
+        py.detach(|| self.inner.index_of(name.as_bytes()).is_some())
+    }
+
+    /// Address of the symbol ``name`` (the first in table order when several share it);
+    /// ``KeyError`` when there is none.
+    fn address(&self, py: Python<'_>, name: &str) -> PyResult<u64> {
+        py.detach(|| self.inner.address(name.as_bytes())).ok_or_else(|| PyKeyError::new_err(name.to_owned()))
+    }
+
+    /// ``(name, offset)`` of the symbol at or nearest below ``address``; ``KeyError`` when no
+    /// symbol lies at or below it.
+    fn lookup(&self, py: Python<'_>, address: u64) -> PyResult<(String, u64)> {
+        let (i, off) = py.detach(|| self.inner.lookup(address)).ok_or_else(|| PyKeyError::new_err(address))?;
+        Ok((name_str(&self.inner, i), off))
+    }
+
+    /// How ``kallsyms_offsets`` encodes addresses: ``"base-relative"``, ``"absolute-percpu"``,
+    /// ``"place-relative"`` or ``"absolute"`` (found by reproducing ``SYMBOL(_stext)``).
+    #[getter]
+    fn encoding(&self) -> &'static str {
+        self.inner.mode().name()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<KernelSymbols: {} symbols, {}>", self.inner.len(), self.inner.mode().name())
+    }
+}
+
+/// Iterator over ``(name, address, type)``.
+#[pyclass(frozen, module = "vmcoreinfo._native", name = "_SymbolIter")]
+pub struct SymbolIter {
+    inner: Arc<kallsyms::KernelSymbols>,
+    pos: AtomicUsize,
+}
+
+#[pymethods]
+impl SymbolIter {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self) -> Option<(String, u64, char)> {
+        let i = self.pos.fetch_add(1, Ordering::Relaxed);
+        if i >= self.inner.len() {
+            self.pos.store(self.inner.len(), Ordering::Relaxed);
+            return None;
+        }
+        Some((name_str(&self.inner, i), self.inner.address_of(i), char::from(self.inner.type_of(i))))
+    }
+}
+
+/// `Dump.symbols`: decoded once, then cached in `cache`.
+pub fn symbols(py: Python<'_>, d: &CoreDump, cache: &OnceLock<Py<KernelSymbols>>) -> PyResult<Py<KernelSymbols>> {
+    if let Some(s) = cache.get() {
+        return Ok(s.clone_ref(py));
+    }
+    let k = py.detach(|| kallsyms::dump_symbols(d, &kallsyms::SymLimits::default())).map_err(err(d))?;
+    let s = Py::new(py, KernelSymbols { inner: Arc::new(k) })?;
+    Ok(cache.get_or_init(|| s).clone_ref(py))
+}
