@@ -10,6 +10,7 @@ use crate::flattened::{self, Flattened};
 use crate::fwcfg::{self, FwCfgEntry};
 use crate::kdump::{self, KdumpFile};
 use crate::lime::{self, LimeImage};
+use crate::mmap::{MmapSource, PhysView};
 use crate::notes::{self, RawNote};
 use crate::phys::{PhysMemory, PhysRange};
 use crate::raw::RawImage;
@@ -29,11 +30,14 @@ pub struct OpenOptions {
     /// detected). `Some(f)`: read the file as `f`; a format whose magic is missing is a `Format`
     /// error (`Raw` needs none). `Kdump` accepts the flattened variant too.
     pub format: Option<Format>,
+    /// Read the file through a guarded read-only mapping when it can be mapped (see
+    /// [`crate::mmap`]); `false` reads every byte with `pread`.
+    pub mmap: bool,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        OpenOptions { max_note_size: fwcfg::MAX_GUEST_NOTE_SIZE, elf_tails_absent: true, format: None }
+        OpenOptions { max_note_size: fwcfg::MAX_GUEST_NOTE_SIZE, elf_tails_absent: true, format: None, mmap: true }
     }
 }
 
@@ -188,6 +192,8 @@ pub struct Dump {
     backend: Backend,
     /// Memory images: the scan that stands in for notes, run once on first need.
     image: OnceLock<Arc<ImageScan>>,
+    /// The file's mapping when it is read through one (see [`crate::mmap`]).
+    mapped: Option<Arc<MmapSource>>,
 }
 
 const NO_VMCOREINFO_HELP: &str = "QEMU writes a VMCOREINFO note only when the guest ran with \
@@ -200,8 +206,48 @@ impl Dump {
     /// Open a dump file: reads the headers and the note segment, nothing else.
     pub fn open(path: &Path, options: OpenOptions) -> Result<Dump> {
         let name: Arc<str> = Arc::from(path.to_string_lossy().as_ref());
+        if options.mmap {
+            if let Some(m) = MmapSource::open(path).map_err(|e| e.in_file(&name))? {
+                let m = Arc::new(m);
+                let mut d = Self::from_source(m.clone(), name.clone(), options).map_err(|e| e.in_file(&name))?;
+                d.mapped = Some(m);
+                return Ok(d);
+            }
+        }
         let src = FileSource::open(path).map_err(|e| e.in_file(&name))?;
         Self::from_source(Arc::new(src), name.clone(), options).map_err(|e| e.in_file(&name))
+    }
+
+    /// A scan counts unreadable pages and goes on; a file that shrank under the mapping is not a
+    /// page that cannot be read but a file that is no longer the one opened: an error.
+    pub fn check_mapping(&self) -> Result<()> {
+        match &self.mapped {
+            Some(m) if m.poisoned() => {
+                let mut b = [0u8; 1];
+                m.read_exact_at(&mut b, 0)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Read-only view of guest-physical `[addr, addr + size)`: zero-copy into the file's mapping
+    /// when the file is mapped and stores the range as one run of plain bytes (raw, LiME, one ELF
+    /// PT_LOAD's file bytes); otherwise (kdump's compressed pages, a range spanning two stored
+    /// runs or a zero-read tail, `mmap: false`) read into an owned buffer. Absent memory is an
+    /// error checked before anything is allocated.
+    pub fn view_phys(&self, addr: u64, size: usize) -> Result<PhysView> {
+        if let (Some(m), Some(off)) = (&self.mapped, self.phys_file_offset(addr, size as u64)) {
+            return m.view(off, size);
+        }
+        self.check_backed(addr, size as u64)?;
+        let mut v = vec![0u8; size];
+        self.read_phys(addr, &mut v)?;
+        Ok(PhysView::Owned(v))
+    }
+
+    /// The mapping the dump reads through, if any.
+    pub fn mapping(&self) -> Option<&Arc<MmapSource>> {
+        self.mapped.as_ref()
     }
 
     /// Open a dump from any byte source; `name` is used in errors.
@@ -264,6 +310,7 @@ impl Dump {
                 notes: e.notes.clone(),
                 backend: Backend::Elf(e),
                 image: OnceLock::new(),
+                mapped: None,
             });
         }
         if format == Format::FlattenedKdump {
@@ -288,6 +335,7 @@ impl Dump {
             notes: Vec::new(),
             backend,
             image: OnceLock::new(),
+            mapped: None,
         }
     }
 
@@ -328,6 +376,7 @@ impl Dump {
             notes,
             backend: Backend::Kdump { file, flattened },
             image: OnceLock::new(),
+            mapped: None,
         };
         let (e_machine, class64) = d.kdump_machine();
         d.e_machine = e_machine;
@@ -695,6 +744,7 @@ impl Dump {
     pub fn scan_vmcoreinfo(&self, progress: &mut dyn FnMut(u64, u64) -> bool) -> Result<ScanReport> {
         let order = if self.format.is_memory_image() { ByteOrder::Any } else { ByteOrder::from_big_endian(self.big_endian) };
         let report = scan::scan(self, order, u64::from(self.options.max_note_size), progress)?;
+        self.check_mapping()?;
         if self.format.is_memory_image() && !report.cancelled && self.image.get().is_none() {
             let _ = self.image.set(Arc::new(self.image_scan_from(report.clone())));
         }
@@ -741,6 +791,7 @@ impl Dump {
         }
         let order = if self.format.is_memory_image() { ByteOrder::Any } else { ByteOrder::from_big_endian(self.big_endian) };
         let report = scan::scan(self, order, u64::from(self.options.max_note_size), &mut |_, _| true)?;
+        self.check_mapping()?;
         let s = Arc::new(self.image_scan_from(report));
         Ok(self.image.get_or_init(|| s).clone())
     }

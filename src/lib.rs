@@ -12,6 +12,7 @@ pub mod fwcfg;
 pub mod kdump;
 pub mod kview;
 pub mod lime;
+pub mod mmap;
 pub mod notes;
 pub mod phys;
 pub mod raw;

@@ -119,6 +119,7 @@ def open(
     max_note_size: int = MAX_GUEST_NOTE_SIZE,
     elf_tails: _Literal["absent", "zeros"] = "absent",
     format: _FormatName | None = None,
+    mmap: bool = True,
 ) -> Dump:
     """Open a dump file and read its headers and notes (never the whole file).
 
@@ -135,8 +136,12 @@ def open(
     missing raises :class:`FormatError`. LiME and raw images carry no notes: their
     ``vmcoreinfo`` comes from a scan of their memory (run once, on first use). The returned
     :class:`Dump` is a context manager.
+
+    ``mmap`` (default True) reads a regular file through a read-only shared mapping guarded
+    against the file shrinking (a read that meets the shrunken end raises
+    :class:`TruncatedError`, never SIGBUS); ``mmap=False`` reads every byte with ``pread``.
     """
-    return _open_dump(_os.fspath(path), max_note_size, elf_tails, format)
+    return _open_dump(_os.fspath(path), max_note_size, elf_tails, format, mmap)
 
 
 def __dir__() -> list[str]:

@@ -5,6 +5,7 @@ mod dump;
 mod errors;
 mod fwcfg;
 mod info;
+mod mapview;
 
 use pyo3::prelude::*;
 
@@ -20,6 +21,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<fwcfg::FwCfgEntry>()?;
     m.add_class::<fwcfg::FwCfgDevice>()?;
     m.add_class::<buffer::SharedBytes>()?;
+    m.add_class::<mapview::PyPhysView>()?;
     m.add_function(wrap_pyfunction!(dump::open_dump, m)?)?;
     m.add_function(wrap_pyfunction!(info::parse, m)?)?;
     m.add_function(wrap_pyfunction!(fwcfg::check_guest_note, m)?)?;
