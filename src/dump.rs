@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
+use crate::avml::{self, AvmlImage};
 use crate::bitness;
 use crate::elf::{self, ElfDump, NoteSegment};
 use crate::error::{Error, ErrorKind, Location, Result};
@@ -49,6 +50,8 @@ pub enum Format {
     FlattenedKdump,
     /// LiME (Linux Memory Extractor) ranges; detected by its magic.
     Lime,
+    /// AVML (v1, or v2 Snappy-compressed) ranges; detected by its magic.
+    Avml,
     /// Physical memory from address 0, byte for byte; only when asked for.
     Raw,
 }
@@ -60,18 +63,21 @@ impl Format {
             Format::Kdump => "kdump",
             Format::FlattenedKdump => "flattened-kdump",
             Format::Lime => "lime",
+            Format::Avml => "avml",
             Format::Raw => "raw",
         }
     }
 
     /// The format named `name` (as [`Format::name`] spells it).
     pub fn from_name(name: &str) -> Option<Format> {
-        [Format::Elf, Format::Kdump, Format::FlattenedKdump, Format::Lime, Format::Raw].into_iter().find(|f| f.name() == name)
+        [Format::Elf, Format::Kdump, Format::FlattenedKdump, Format::Lime, Format::Avml, Format::Raw]
+            .into_iter()
+            .find(|f| f.name() == name)
     }
 
     /// Memory images (LiME, raw) carry no notes and no machine: both come from a scan.
     pub fn is_memory_image(self) -> bool {
-        matches!(self, Format::Lime | Format::Raw)
+        matches!(self, Format::Lime | Format::Avml | Format::Raw)
     }
 }
 
@@ -79,6 +85,7 @@ enum Backend {
     Elf(ElfDump),
     Kdump { file: KdumpFile, flattened: Option<FlattenedInfo> },
     Lime(LimeImage),
+    Avml(AvmlImage),
     Raw(RawImage),
 }
 
@@ -259,6 +266,8 @@ impl Dump {
             Some(Format::FlattenedKdump)
         } else if kdump::is_kdump(&head) {
             Some(Format::Kdump)
+        } else if avml::is_avml(&head) {
+            Some(Format::Avml)
         } else if lime::is_lime(&head) {
             Some(Format::Lime)
         } else {
@@ -293,6 +302,7 @@ impl Dump {
         match format {
             Format::Lime => return Ok(Self::memory_image(name, options, Format::Lime, Backend::Lime(LimeImage::open(src)?))),
             Format::Raw => return Ok(Self::memory_image(name, options, Format::Raw, Backend::Raw(RawImage::new(src)))),
+            Format::Avml => return Ok(Self::memory_image(name, options, Format::Avml, Backend::Avml(AvmlImage::open(src)?))),
             _ => {}
         }
         if format == Format::Elf {
@@ -663,6 +673,7 @@ impl Dump {
             Backend::Elf(e) => e.read_phys(addr, buf),
             Backend::Kdump { file, .. } => file.read_phys(addr, buf),
             Backend::Lime(l) => l.read_phys(addr, buf),
+            Backend::Avml(a) => a.read_phys(addr, buf),
             Backend::Raw(r) => r.read_phys(addr, buf),
         }
     }
@@ -702,6 +713,7 @@ impl Dump {
             Backend::Elf(e) => e.ranges(),
             Backend::Kdump { file, .. } => file.ranges(),
             Backend::Lime(l) => l.ranges(),
+            Backend::Avml(a) => a.ranges(),
             Backend::Raw(r) => r.ranges(),
         }
     }
@@ -727,6 +739,7 @@ impl Dump {
         match &self.backend {
             Backend::Raw(r) => r.file_offset(addr, len),
             Backend::Lime(l) => l.file_offset(addr, len),
+            Backend::Avml(a) => a.file_offset(addr, len),
             Backend::Elf(e) => {
                 let end = addr.checked_add(len)?;
                 // The first PT_LOAD that maps the address wins, as in the physical map.

@@ -3,6 +3,7 @@
 //! The core is pyo3-free and split by concern; `python` (behind the `python` feature) is the
 //! thin binding layer that maturin builds into `vmcoreinfo._native`.
 
+pub mod avml;
 pub mod bitness;
 pub mod dump;
 pub mod elf;

@@ -112,13 +112,12 @@ pub fn open_dump(
         "absent" => true,
         _ => return Err(PyValueError::new_err("elf_tails must be 'zeros' or 'absent'")),
     };
-    let format =
-        match format {
-            None => None,
-            Some(f) => Some(Format::from_name(f).ok_or_else(|| {
-                PyValueError::new_err("format must be None, 'elf', 'kdump', 'flattened-kdump', 'lime' or 'raw'")
-            })?),
-        };
+    let format = match format {
+        None => None,
+        Some(f) => Some(Format::from_name(f).ok_or_else(|| {
+            PyValueError::new_err("format must be None, 'elf', 'kdump', 'flattened-kdump', 'lime', 'avml' or 'raw'")
+        })?),
+    };
     let options = OpenOptions { max_note_size, elf_tails_absent, format, mmap };
     let d = py.detach(|| CoreDump::open(std::path::Path::new(&path), options))?;
     Ok(Dump { path, inner: RwLock::new(Some(Arc::new(d))), info: OnceLock::new() })
