@@ -31,14 +31,23 @@ pub struct OpenOptions {
     /// detected). `Some(f)`: read the file as `f`; a format whose magic is missing is a `Format`
     /// error (`Raw` needs none). `Kdump` accepts the flattened variant too.
     pub format: Option<Format>,
-    /// Read the file through a guarded read-only mapping when it can be mapped (see
-    /// [`crate::mmap`]); `false` reads every byte with `pread`.
+    /// Map the file (read-only, guarded: see [`crate::mmap`]) when it can be mapped, for
+    /// zero-copy [`Dump::view_phys`]; `false` never maps it (views are copies).
     pub mmap: bool,
+    /// Also read through the mapping (`read_phys`, scans). Off by default: `pread` measured
+    /// faster on every copying path (BENCHMARKS-mmap.md).
+    pub mapped_reads: bool,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        OpenOptions { max_note_size: fwcfg::MAX_GUEST_NOTE_SIZE, elf_tails_absent: true, format: None, mmap: true }
+        OpenOptions {
+            max_note_size: fwcfg::MAX_GUEST_NOTE_SIZE,
+            elf_tails_absent: true,
+            format: None,
+            mmap: true,
+            mapped_reads: false,
+        }
     }
 }
 
@@ -199,7 +208,7 @@ pub struct Dump {
     backend: Backend,
     /// Memory images: the scan that stands in for notes, run once on first need.
     image: OnceLock<Arc<ImageScan>>,
-    /// The file's mapping when it is read through one (see [`crate::mmap`]).
+    /// The file's mapping, for views (and reads with `mapped_reads`); see [`crate::mmap`].
     mapped: Option<Arc<MmapSource>>,
 }
 
@@ -214,9 +223,16 @@ impl Dump {
     pub fn open(path: &Path, options: OpenOptions) -> Result<Dump> {
         let name: Arc<str> = Arc::from(path.to_string_lossy().as_ref());
         if options.mmap {
-            if let Some(m) = MmapSource::open(path).map_err(|e| e.in_file(&name))? {
+            let file = std::fs::File::open(path).map_err(|e| Error::io(&e, None, "cannot open").in_file(&name))?;
+            if let Some(m) = MmapSource::from_file(&file).map_err(|e| e.in_file(&name))? {
                 let m = Arc::new(m);
-                let mut d = Self::from_source(m.clone(), name.clone(), options).map_err(|e| e.in_file(&name))?;
+                // One open file for both: the mapping and the pread source are the same inode.
+                let src: Arc<dyn ReadAt> = if options.mapped_reads {
+                    m.clone()
+                } else {
+                    Arc::new(FileSource::from_file(file).map_err(|e| e.in_file(&name))?)
+                };
+                let mut d = Self::from_source(src, name.clone(), options).map_err(|e| e.in_file(&name))?;
                 d.mapped = Some(m);
                 return Ok(d);
             }
@@ -252,7 +268,7 @@ impl Dump {
         Ok(PhysView::Owned(v))
     }
 
-    /// The mapping the dump reads through, if any.
+    /// The file's mapping, if it was mapped.
     pub fn mapping(&self) -> Option<&Arc<MmapSource>> {
         self.mapped.as_ref()
     }

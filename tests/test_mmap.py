@@ -80,7 +80,7 @@ def test_shrinking_file_under_mapping(tmp_path: pathlib.Path, round_: int) -> No
         while time.monotonic() < deadline:
             # A fresh mapping now and then: poisoning is sticky per mapping.
             try:
-                d = vmcoreinfo.open(path, format="raw")
+                d = vmcoreinfo.open(path, format="raw", mmap="always")
             except vmcoreinfo.TruncatedError:
                 record("truncated")  # it shrank while its header was read
                 continue
@@ -136,7 +136,7 @@ def test_shrinking_file_under_mapping(tmp_path: pathlib.Path, round_: int) -> No
 def test_mmap_false_reads_the_same(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "image.raw"
     make_image(path)
-    with vmcoreinfo.open(path, format="raw", mmap=False) as a, vmcoreinfo.open(path, format="raw") as b:
+    with vmcoreinfo.open(path, format="raw", mmap=False) as a, vmcoreinfo.open(path, format="raw", mmap="always") as b:
         for addr in (0, 4096 * 3 + 17, SIZE - 100):
             assert a.read_phys(addr, 100) == b.read_phys(addr, 100)
         assert [v.osrelease for v in a.scan_vmcoreinfo()] == [v.osrelease for v in b.scan_vmcoreinfo()]
@@ -144,7 +144,7 @@ def test_mmap_false_reads_the_same(tmp_path: pathlib.Path) -> None:
 
 def test_truncated_before_read_both_paths(tmp_path: pathlib.Path) -> None:
     """Shrink once, then read past the new end: TruncatedError on both paths, offset named."""
-    for mmap in (True, False):
+    for mmap in ("always", True, False):
         path = tmp_path / f"image-{mmap}.raw"
         make_image(path)
         with vmcoreinfo.open(path, format="raw", mmap=mmap) as d:
@@ -158,7 +158,7 @@ def test_foreign_sigbus_still_kills(tmp_path: pathlib.Path) -> None:
     of SIGBUS, the guard does not swallow it."""
     code = (
         "import mmap, os, sys, vmcoreinfo\n"
-        f"d = vmcoreinfo.open({str(tmp_path / 'image.raw')!r}, format='raw')\n"
+        f"d = vmcoreinfo.open({str(tmp_path / 'image.raw')!r}, format='raw', mmap='always')\n"
         "d.read_phys(0, 16)\n"  # the guard is installed now
         f"p = {str(tmp_path / 'other')!r}\n"
         "open(p, 'wb').write(b'x' * 65536)\n"

@@ -103,7 +103,7 @@ def test_view_outlives_close(tmp_path: pathlib.Path) -> None:
 
 def test_file_shrinks_under_a_live_view(tmp_path: pathlib.Path) -> None:
     """Documented: bytes past the new end read as zeros through the view (no SIGBUS); the dump's
-    own reads then raise TruncatedError."""
+    own reads past the new end, and every later view, raise TruncatedError."""
     path = tmp_path / "image.raw"
     data = bytes(range(256)) * 4096  # 1 MiB
     path.write_bytes(data)
@@ -116,7 +116,8 @@ def test_file_shrinks_under_a_live_view(tmp_path: pathlib.Path) -> None:
         got = bytes(v)  # touches the pages past the new end
         assert got[:65536] == data[:65536]
         assert got[65536:] == bytes(len(data) - 65536)
+        assert d.read_phys(0, 16) == data[:16]  # reads use pread: bytes still in the file read
         with pytest.raises(vmcoreinfo.TruncatedError):
-            d.read_phys(0, 16)
+            d.read_phys(65536 * 2, 16)
         with pytest.raises(vmcoreinfo.TruncatedError):
-            d.view_phys(0, 16)
+            d.view_phys(0, 16)  # the mapping met the shrunken end: no more views of it

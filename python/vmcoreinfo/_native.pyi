@@ -1,7 +1,7 @@
 """Type stubs for the Rust extension ``vmcoreinfo._native`` (hand-written; checked by mypy.stubtest)."""
 
 from collections.abc import Callable, ItemsView, Iterator, KeysView, Mapping, ValuesView
-from typing import Any, final
+from typing import Any, Literal, final
 
 from typing_extensions import Buffer
 
@@ -161,7 +161,11 @@ class _PhysView:
     def mapped(self) -> bool: ...
 
 def open_dump(
-    path: str, max_note_size: int = ..., elf_tails: ElfTails = ..., format: FormatName | None = None, mmap: bool = True
+    path: str,
+    max_note_size: int = ...,
+    elf_tails: ElfTails = ...,
+    format: FormatName | None = None,
+    mmap: bool | Literal["always"] | None = None,
 ) -> Dump: ...
 def parse(data: str | Buffer) -> VmcoreInfo: ...
 def check_guest_note(entry: FwCfgEntry, note: bytes, byteorder: str = "little", max_note_size: int = ...) -> tuple[int, int]: ...

@@ -94,15 +94,23 @@ impl Dump {
 
 /// Open a dump (``vmcoreinfo.open`` is the documented entry point).
 #[pyfunction]
-#[pyo3(signature = (path, max_note_size = crate::fwcfg::MAX_GUEST_NOTE_SIZE as u64, elf_tails = "absent", format = None, mmap = true))]
+#[pyo3(signature = (path, max_note_size = crate::fwcfg::MAX_GUEST_NOTE_SIZE as u64, elf_tails = "absent", format = None, mmap = None))]
 pub fn open_dump(
     py: Python<'_>,
     path: String,
     max_note_size: u64,
     elf_tails: &str,
     format: Option<&str>,
-    mmap: bool,
+    mmap: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Dump> {
+    let (mmap, mapped_reads) = match mmap {
+        None => (true, false),
+        Some(m) => match m.extract::<bool>() {
+            Ok(b) => (b, false),
+            Err(_) if m.extract::<String>().is_ok_and(|s| s == "always") => (true, true),
+            Err(_) => return Err(PyValueError::new_err("mmap must be True, False or 'always'")),
+        },
+    };
     let max_note_size = u32::try_from(max_note_size)
         .ok()
         .filter(|&m| m as usize >= crate::fwcfg::NOTE_HEADER_SIZE)
@@ -118,7 +126,7 @@ pub fn open_dump(
             PyValueError::new_err("format must be None, 'elf', 'kdump', 'flattened-kdump', 'lime', 'avml' or 'raw'")
         })?),
     };
-    let options = OpenOptions { max_note_size, elf_tails_absent, format, mmap };
+    let options = OpenOptions { max_note_size, elf_tails_absent, format, mmap, mapped_reads };
     let d = py.detach(|| CoreDump::open(std::path::Path::new(&path), options))?;
     Ok(Dump { path, inner: RwLock::new(Some(Arc::new(d))), info: OnceLock::new() })
 }
