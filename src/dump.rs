@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
+use crate::avml::AvmlImage;
 use crate::bitness;
 use crate::elf::{self, ElfDump, NoteSegment};
 use crate::error::{Error, ErrorKind, Location, Result};
@@ -12,38 +13,19 @@ use crate::flattened::Flattened;
 use crate::fwcfg::{self, FwCfgEntry};
 use crate::kdump::{KdumpDump, KdumpFile};
 use crate::lime::LimeImage;
+use crate::mmap::MmapSource;
 use crate::notes::{self, RawNote};
 use crate::phys::{PhysMemory, PhysRange};
 use crate::raw::RawImage;
 use crate::scan::{self, ByteOrder, Candidate, ScanReport};
-use crate::source::{FileSource, ReadAt};
+use crate::source::ReadAt;
 use crate::textblob::{check_text_width, refuse_windows_header};
 
 pub use crate::flattened::FlattenedInfo;
-pub use crate::format::{Backend, DumpFormat, Format, Identity};
+pub use crate::format::{Backend, DumpFormat, Format, Identity, OpenOptions};
 pub use crate::image::{ImageScan, COMPARE_CANDIDATES};
 pub use crate::machine::machine_from_vmcoreinfo;
 pub use crate::textblob::{PhysBaseSources, TextBlob};
-
-/// Options for [`Dump::open`].
-#[derive(Debug, Clone, Copy)]
-pub struct OpenOptions {
-    /// Largest VMCOREINFO note accepted (QEMU's MAX_GUEST_NOTE_SIZE, 1 MiB, unless raised).
-    pub max_note_size: u32,
-    /// ELF: report `p_filesz < p_memsz` tails as absent instead of zeros (see
-    /// [`ElfDump::set_tails_absent`]).
-    pub elf_tails_absent: bool,
-    /// `None`: detect the format from the file's magic (a raw image has none and is never
-    /// detected). `Some(f)`: read the file as `f`; a format whose magic is missing is a `Format`
-    /// error (`Raw` needs none). `Kdump` accepts the flattened variant too.
-    pub format: Option<Format>,
-}
-
-impl Default for OpenOptions {
-    fn default() -> Self {
-        OpenOptions { max_note_size: fwcfg::MAX_GUEST_NOTE_SIZE, elf_tails_absent: true, format: None }
-    }
-}
 
 /// An opened dump.
 pub struct Dump {
@@ -54,6 +36,8 @@ pub struct Dump {
     image: OnceLock<Arc<ImageScan>>,
     /// Kernel virtual address translation, built from VMCOREINFO on first use (`kview`).
     kview: OnceLock<crate::kview::Translator>,
+    /// The file's mapping, for views (and reads with `mapped_reads`); see [`crate::mmap`].
+    mapped: Option<Arc<MmapSource>>,
 }
 
 const NO_VMCOREINFO_HELP: &str = "QEMU writes a VMCOREINFO note only when the guest ran with \
@@ -66,8 +50,10 @@ impl Dump {
     /// Open a dump file: reads the headers and the note segment, nothing else.
     pub fn open(path: &Path, options: OpenOptions) -> Result<Dump> {
         let name: Arc<str> = Arc::from(path.to_string_lossy().as_ref());
-        let src = FileSource::open(path).map_err(|e| e.in_file(&name))?;
-        Self::from_source(Arc::new(src), name.clone(), options).map_err(|e| e.in_file(&name))
+        let (src, mapped) = crate::mmap::open_sources(path, &options).map_err(|e| e.in_file(&name))?;
+        let mut d = Self::from_source(src, name.clone(), options).map_err(|e| e.in_file(&name))?;
+        d.mapped = mapped;
+        Ok(d)
     }
 
     /// Open a dump from any byte source; `name` is used in errors.
@@ -89,9 +75,10 @@ impl Dump {
             }
             Format::Kdump => Backend::Kdump(Box::new(KdumpDump::open(src, &head, None, options.max_note_size)?)),
             Format::Lime => Backend::Lime(LimeImage::open(src)?),
+            Format::Avml => Backend::Avml(AvmlImage::open(src)?),
             Format::Raw => Backend::Raw(RawImage::new(src)),
         };
-        Ok(Dump { path: name, options, backend, image: OnceLock::new(), kview: OnceLock::new() })
+        Ok(Dump { path: name, options, backend, image: OnceLock::new(), kview: OnceLock::new(), mapped: None })
     }
 
     /// The format behind this dump.
@@ -103,6 +90,10 @@ impl Dump {
     }
     pub(crate) fn kview_cell(&self) -> &OnceLock<crate::kview::Translator> {
         &self.kview
+    }
+    /// The file's mapping, if it was mapped.
+    pub fn mapping(&self) -> Option<&Arc<MmapSource>> {
+        self.mapped.as_ref()
     }
 
     /// phys_base from the VMCOREINFO text and from the kdump header, side by side.
@@ -321,6 +312,7 @@ impl Dump {
     /// For memory images a complete scan also becomes the one [`Dump::vmcoreinfo`] uses.
     pub fn scan_vmcoreinfo(&self, progress: &mut dyn FnMut(u64, u64) -> bool) -> Result<ScanReport> {
         let report = scan::scan(self, self.scan_order(), u64::from(self.options.max_note_size), progress)?;
+        self.check_mapping()?;
         if self.format().is_memory_image() && !report.cancelled && self.image.get().is_none() {
             let _ = self.image.set(Arc::new(crate::image::from_report(self, report.clone())));
         }
@@ -366,6 +358,7 @@ impl Dump {
             return Ok(s.clone());
         }
         let report = scan::scan(self, self.scan_order(), u64::from(self.options.max_note_size), &mut |_, _| true)?;
+        self.check_mapping()?;
         let s = Arc::new(crate::image::from_report(self, report));
         Ok(self.image.get_or_init(|| s).clone())
     }

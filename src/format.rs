@@ -4,15 +4,49 @@
 
 use std::sync::Arc;
 
+use crate::avml::{self, AvmlImage};
 use crate::elf::{self, ElfDump, NoteSegment};
 use crate::error::{Error, Result};
 use crate::flattened;
+use crate::fwcfg;
 use crate::kdump::{self, KdumpDump};
 use crate::lime::{self, LimeImage};
 use crate::phys::PhysMemory;
 use crate::raw::RawImage;
 use crate::source::ReadAt;
 use crate::textblob::TextBlob;
+
+/// Options for [`Dump::open`].
+#[derive(Debug, Clone, Copy)]
+pub struct OpenOptions {
+    /// Largest VMCOREINFO note accepted (QEMU's MAX_GUEST_NOTE_SIZE, 1 MiB, unless raised).
+    pub max_note_size: u32,
+    /// ELF: report `p_filesz < p_memsz` tails as absent instead of zeros (see
+    /// [`ElfDump::set_tails_absent`]).
+    pub elf_tails_absent: bool,
+    /// `None`: detect the format from the file's magic (a raw image has none and is never
+    /// detected). `Some(f)`: read the file as `f`; a format whose magic is missing is a `Format`
+    /// error (`Raw` needs none). `Kdump` accepts the flattened variant too.
+    pub format: Option<Format>,
+    /// Map the file (read-only, guarded: see [`crate::mmap`]) when it can be mapped, for
+    /// zero-copy [`Dump::view_phys`]; `false` never maps it (views are copies).
+    pub mmap: bool,
+    /// Also read through the mapping (`read_phys`, scans). Off by default: `pread` measured
+    /// faster on every copying path (benches/MMAP.md).
+    pub mapped_reads: bool,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            max_note_size: fwcfg::MAX_GUEST_NOTE_SIZE,
+            elf_tails_absent: true,
+            format: None,
+            mmap: true,
+            mapped_reads: false,
+        }
+    }
+}
 
 /// The container format of a dump.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +56,8 @@ pub enum Format {
     FlattenedKdump,
     /// LiME (Linux Memory Extractor) ranges; detected by its magic.
     Lime,
+    /// AVML (v1, or v2 Snappy-compressed) ranges; detected by its magic.
+    Avml,
     /// Physical memory from address 0, byte for byte; only when asked for.
     Raw,
 }
@@ -33,18 +69,21 @@ impl Format {
             Format::Kdump => "kdump",
             Format::FlattenedKdump => "flattened-kdump",
             Format::Lime => "lime",
+            Format::Avml => "avml",
             Format::Raw => "raw",
         }
     }
 
     /// The format named `name` (as [`Format::name`] spells it).
     pub fn from_name(name: &str) -> Option<Format> {
-        [Format::Elf, Format::Kdump, Format::FlattenedKdump, Format::Lime, Format::Raw].into_iter().find(|f| f.name() == name)
+        [Format::Elf, Format::Kdump, Format::FlattenedKdump, Format::Lime, Format::Avml, Format::Raw]
+            .into_iter()
+            .find(|f| f.name() == name)
     }
 
-    /// Memory images (LiME, raw) carry no notes and no machine: both come from a scan.
+    /// Memory images (LiME, AVML, raw) carry no notes and no machine: both come from a scan.
     pub fn is_memory_image(self) -> bool {
-        matches!(self, Format::Lime | Format::Raw)
+        matches!(self, Format::Lime | Format::Avml | Format::Raw)
     }
 }
 
@@ -56,6 +95,9 @@ pub fn detect(head: &[u8]) -> Option<Format> {
         Some(Format::FlattenedKdump)
     } else if kdump::is_kdump(head) {
         Some(Format::Kdump)
+    } else if avml::is_avml(head) {
+        // Before LiME: the LiME check accepts the AVML magic too.
+        Some(Format::Avml)
     } else if lime::is_lime(head) {
         Some(Format::Lime)
     } else {
@@ -70,7 +112,7 @@ pub fn choose(requested: Option<Format>, detected: Option<Format>) -> Result<For
         (None, Some(f)) => Ok(f),
         (None, None) => Err(Error::format(
             0,
-            "not a dump this library detects: no ELF, KDUMP, makedumpfile or LiME signature at offset 0 \
+            "not a dump this library detects: no ELF, KDUMP, makedumpfile, LiME or AVML signature at offset 0 \
              (a raw physical memory image has none: open it with format=\"raw\")",
         )),
         (Some(Format::Raw), _) => Ok(Format::Raw),
@@ -133,6 +175,7 @@ pub enum Backend {
     Elf(ElfDump),
     Kdump(Box<KdumpDump>),
     Lime(LimeImage),
+    Avml(AvmlImage),
     Raw(RawImage),
 }
 
@@ -143,6 +186,7 @@ impl Backend {
             Backend::Elf(x) => x,
             Backend::Kdump(x) => &**x,
             Backend::Lime(x) => x,
+            Backend::Avml(x) => x,
             Backend::Raw(x) => x,
         }
     }

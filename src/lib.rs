@@ -9,6 +9,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod avml;
 pub mod batch;
 pub mod bitness;
 pub mod dump;
@@ -23,6 +24,7 @@ pub mod kdump;
 pub mod kview;
 pub mod lime;
 pub mod machine;
+pub mod mmap;
 pub mod notes;
 pub mod phys;
 pub mod raw;

@@ -3,7 +3,8 @@
 //! Every reader in the core (ELF, kdump, flattened) reads through [`ReadAt`], so a layer such as
 //! the flattened-format index can present a reassembled view of a file without copying it.
 //!
-//! Contract for files that change under us: we never map dump files on the read paths, so a file
+//! Contract for files that change under us: by default we never read dump files through a mapping
+//! (only zero-copy views and the `mapped_reads` option do: see [`crate::mmap`]), so a file
 //! that shrinks after it is opened cannot raise SIGBUS; a read past the new end is a
 //! [`ErrorKind::Truncated`](crate::error::ErrorKind::Truncated) error naming the offset.
 
@@ -96,6 +97,11 @@ pub struct FileSource {
 impl FileSource {
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io(&e, None, "cannot open"))?;
+        Self::from_file(file)
+    }
+
+    /// Read an already open file.
+    pub fn from_file(file: File) -> Result<Self> {
         let meta = file.metadata().map_err(|e| Error::io(&e, None, "cannot stat"))?;
         if meta.is_dir() {
             return Err(Error::io(&std::io::Error::from_raw_os_error(21), None, "cannot open"));

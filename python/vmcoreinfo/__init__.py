@@ -127,6 +127,7 @@ def open(
     max_note_size: int = MAX_GUEST_NOTE_SIZE,
     elf_tails: _Literal["absent", "zeros"] = "absent",
     format: _FormatName | None = None,
+    mmap: bool | _Literal["always"] = True,
 ) -> Dump:
     """Open a dump file and read its headers and notes (never the whole file).
 
@@ -143,8 +144,13 @@ def open(
     missing raises :class:`FormatError`. LiME and raw images carry no notes: their
     ``vmcoreinfo`` comes from a scan of their memory (run once, on first use). The returned
     :class:`Dump` is a context manager.
+
+    ``mmap`` (default True) maps a regular file read-only (guarded: a file that shrinks under
+    the mapping gives :class:`TruncatedError`, never SIGBUS) so that :meth:`Dump.view_phys` is
+    zero-copy; reads and scans still use ``pread``, which measured faster. ``"always"`` also
+    reads and scans through the mapping; ``False`` never maps (views are copies).
     """
-    return _open_dump(_os.fspath(path), max_note_size, elf_tails, format)
+    return _open_dump(_os.fspath(path), max_note_size, elf_tails, format, mmap)
 
 
 def __dir__() -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal, TypedDict
 
-FormatName = Literal["elf", "kdump", "flattened-kdump", "lime", "raw"]
+FormatName = Literal["elf", "kdump", "flattened-kdump", "lime", "avml", "raw"]
 """A dump's container format, as ``Dump.format`` reports it and ``open(format=...)`` accepts it."""
 
 ByteOrder = Literal["little", "big"]

@@ -102,8 +102,23 @@ impl Dump {
 
 /// Open a dump (``vmcoreinfo.open`` is the documented entry point).
 #[pyfunction]
-#[pyo3(signature = (path, max_note_size = crate::fwcfg::MAX_GUEST_NOTE_SIZE as u64, elf_tails = "absent", format = None))]
-pub fn open_dump(py: Python<'_>, path: String, max_note_size: u64, elf_tails: &str, format: Option<&str>) -> PyResult<Dump> {
+#[pyo3(signature = (path, max_note_size = crate::fwcfg::MAX_GUEST_NOTE_SIZE as u64, elf_tails = "absent", format = None, mmap = None))]
+pub fn open_dump(
+    py: Python<'_>,
+    path: String,
+    max_note_size: u64,
+    elf_tails: &str,
+    format: Option<&str>,
+    mmap: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Dump> {
+    let (mmap, mapped_reads) = match mmap {
+        None => (true, false),
+        Some(m) => match m.extract::<bool>() {
+            Ok(b) => (b, false),
+            Err(_) if m.extract::<String>().is_ok_and(|s| s == "always") => (true, true),
+            Err(_) => return Err(PyValueError::new_err("mmap must be True, False or 'always'")),
+        },
+    };
     let max_note_size = u32::try_from(max_note_size)
         .ok()
         .filter(|&m| m as usize >= crate::fwcfg::NOTE_HEADER_SIZE)
@@ -113,14 +128,13 @@ pub fn open_dump(py: Python<'_>, path: String, max_note_size: u64, elf_tails: &s
         "absent" => true,
         _ => return Err(PyValueError::new_err("elf_tails must be 'zeros' or 'absent'")),
     };
-    let format =
-        match format {
-            None => None,
-            Some(f) => Some(Format::from_name(f).ok_or_else(|| {
-                PyValueError::new_err("format must be None, 'elf', 'kdump', 'flattened-kdump', 'lime' or 'raw'")
-            })?),
-        };
-    let options = OpenOptions { max_note_size, elf_tails_absent, format };
+    let format = match format {
+        None => None,
+        Some(f) => Some(Format::from_name(f).ok_or_else(|| {
+            PyValueError::new_err("format must be None, 'elf', 'kdump', 'flattened-kdump', 'lime', 'avml' or 'raw'")
+        })?),
+    };
+    let options = OpenOptions { max_note_size, elf_tails_absent, format, mmap, mapped_reads };
     let d = py.detach(|| CoreDump::open(std::path::Path::new(&path), options))?;
     Ok(Dump { path, inner: RwLock::new(Some(Arc::new(d))), info: OnceLock::new(), symbols: OnceLock::new() })
 }
@@ -244,6 +258,29 @@ impl Dump {
         })
     }
 
+    /// A read-only ``memoryview`` of guest-physical ``[addr, addr + size)``. Zero-copy (a view of
+    /// the file's mapping) when the file is mapped and stores the range as one run of plain bytes
+    /// (raw, LiME, one ELF PT_LOAD's file bytes); otherwise (kdump pages are compressed; a range
+    /// spanning stored runs; ``mmap=False``) the bytes are copied into a buffer the view owns.
+    /// ``view.obj.mapped`` says which. A view keeps its mapping alive after ``close()``; a file
+    /// that shrinks under a live view reads as zeros past its new end (no SIGBUS), and reads of
+    /// the dump then raise ``TruncatedError``. Absent memory raises ``AbsentMemoryError``; a
+    /// copy above ``MAX_READ_PHYS`` raises ``LimitError``.
+    fn view_phys<'py>(&self, py: Python<'py>, addr: u64, size: usize) -> PyResult<Bound<'py, PyAny>> {
+        let d = self.get()?;
+        let mapped = d.mapping().is_some() && d.phys_file_offset(addr, size as u64).is_some();
+        if !mapped && size as u64 > MAX_READ_PHYS {
+            let e = Error::at(
+                ErrorKind::Limit,
+                Some(Location::Phys(addr)),
+                format!("a copied view_phys of {size} bytes is more than MAX_READ_PHYS ({MAX_READ_PHYS})"),
+            );
+            return Err(e.in_file(d.path()).into());
+        }
+        let v = py.detach(|| d.view_phys(addr, size)).map_err(|e| e.in_file(d.path()))?;
+        super::mapview::PyPhysView::memoryview(py, v)
+    }
+
     /// Fill a writable buffer (``bytearray``, ``memoryview``, numpy array of bytes) from
     /// guest-physical memory at ``addr``. The buffer must be writable and C-contiguous; its whole
     /// length in bytes is read. The dump is read with the GIL released into a private chunk of at
@@ -360,7 +397,9 @@ impl Dump {
                     }
                 })
             })?;
-            Ok::<_, Error>(report.valid().filter_map(|c| d.read_candidate(c).ok()).collect::<Vec<_>>())
+            let found = report.valid().filter_map(|c| d.read_candidate(c).ok()).collect::<Vec<_>>();
+            d.check_mapping()?;
+            Ok::<_, Error>(found)
         });
         if let Some(e) = cb_err {
             return Err(e);

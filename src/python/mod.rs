@@ -9,6 +9,7 @@ mod fwcfg;
 mod info;
 mod kview;
 mod kview_log;
+mod mapview;
 
 use pyo3::prelude::*;
 
@@ -30,6 +31,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<kview_log::LogRecord>()?;
     m.add_class::<kview_log::KernelSymbols>()?;
     m.add_class::<kview_log::SymbolIter>()?;
+    m.add_class::<mapview::PyPhysView>()?;
     m.add_function(wrap_pyfunction!(dump::open_dump, m)?)?;
     m.add_function(wrap_pyfunction!(info::parse, m)?)?;
     m.add_function(wrap_pyfunction!(fwcfg::check_guest_note, m)?)?;
