@@ -1,6 +1,6 @@
-"""Mapped vs pread reads, side by side in one run (BENCHMARKS-mmap.md).
+"""Mapped vs pread reads, side by side in one run (benches/MMAP.md).
 
-Inputs (not committed; made by the commands in BENCHMARKS-mmap.md), under $MMAP_BENCH_DIR
+Inputs (not committed; made by the commands in benches/MMAP.md), under $MMAP_BENCH_DIR
 (default <repo>/bench-data):
   real.core               a real 256 MiB x86_64 QEMU ELF dump (tests/realguest/out/x86_64/qemu-elf.core)
   64G/qemu-elf-sparse.core that dump's headers and notes, its PT_LOADs grown to 64 GiB (holes)
@@ -27,7 +27,7 @@ OPT = {"mmap": "always", "pread": False}
 
 def need(p: Path) -> Path:
     if not p.exists():
-        pytest.skip(f"{p} not made (see BENCHMARKS-mmap.md)")
+        pytest.skip(f"{p} not made (see benches/MMAP.md)")
     return p
 
 

@@ -4,8 +4,8 @@
 //! thin binding layer that maturin builds into `vmcoreinfo._native`.
 //!
 //! Unsafe code is denied crate-wide. The exceptions are marked where they are, each with its
-//! contract: the `Pod` impls of the kdump header structs (plain integers over `object::endian`
-//! types) and the buffer protocol of the Python layer.
+//! contract: the guarded file mapping (`mmap`), the `Pod` impls of the kdump header structs
+//! (plain integers over `object::endian` types) and the buffer protocol of the Python layer.
 
 #![deny(unsafe_code)]
 
