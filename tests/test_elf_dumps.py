@@ -197,3 +197,34 @@ def test_no_vmcoreinfo_error_names_where_it_looked() -> None:
         with pytest.raises(vmcoreinfo.NoVmcoreinfoError) as ei:
             d.vmcoreinfo
         assert ei.value.offset == d.notes()[0].offset  # the PT_NOTE segment's start
+
+
+def test_huge_read_phys_is_refused_before_allocating() -> None:
+    """read_phys checks the range, then a bound, before it allocates: 2 GiB or 1 TiB from 0 fail
+    at once at the first absent address (not a MemoryError); a held range over MAX_READ_PHYS is a
+    LimitError."""
+    import time
+
+    with vmcoreinfo.open(FIXTURES / "x86_64-qemu-elf.core") as d:
+        t0 = time.perf_counter()
+        with pytest.raises(vmcoreinfo.AbsentMemoryError) as ei:
+            d.read_phys(0, 1 << 31)
+        assert time.perf_counter() - t0 < 0.5
+        assert (ei.value.address, ei.value.location) == (0x1000, "physical")
+        with pytest.raises(vmcoreinfo.AbsentMemoryError) as ei:
+            d.read_phys(0, 1 << 40)
+        assert ei.value.address == 0x1000
+        buf = bytearray(1 << 21)  # read_phys_into checks the range before reading too
+        with pytest.raises(vmcoreinfo.AbsentMemoryError) as ei:
+            d.read_phys_into(0, buf)
+        assert ei.value.address == 0x1000 and buf == bytearray(1 << 21)
+
+
+def test_read_phys_of_a_held_range_over_the_bound_is_a_limit_error(tmp_path: pathlib.Path) -> None:
+    p = tmp_path / "big.raw"
+    with open(p, "wb") as f:  # sparse: 1 GiB + 1 page of zeros as a raw image
+        f.truncate(vmcoreinfo.MAX_READ_PHYS + 4096)
+    with vmcoreinfo.open(p, format="raw") as d:
+        with pytest.raises(vmcoreinfo.LimitError):
+            d.read_phys(0, vmcoreinfo.MAX_READ_PHYS + 1)
+        assert d.read_phys(vmcoreinfo.MAX_READ_PHYS, 16) == bytes(16)

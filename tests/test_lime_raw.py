@@ -323,3 +323,17 @@ def test_cli_show_raw_and_scan(x86_raw: Path, tmp_path: Path) -> None:
     zeros = write_raw(tmp_path / "z.raw", [], size=MiB)
     cp = run_cli("scan", "--format", "raw", str(zeros))
     assert cp.returncode == 3 and "0 VMCOREINFO notes" in cp.stdout  # 3: no VMCOREINFO
+
+
+def test_a_failing_scan_is_an_error_not_an_unknown_machine(tmp_path: Path) -> None:
+    """A memory image's machine comes from its scan: when the scan fails (here: the file shrank
+    under the mapping it reads through), `machine` raises instead of saying "unknown"."""
+    p = tmp_path / "shrinks.lime"
+    p.write_bytes(X86_LIME.read_bytes())
+    with vmcoreinfo.open(p, mmap="always") as d:
+        with open(p, "r+b") as f:
+            f.truncate(64)
+        with pytest.raises(vmcoreinfo.TruncatedError):
+            _ = d.machine
+        with pytest.raises(vmcoreinfo.TruncatedError):
+            d.details()

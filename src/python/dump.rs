@@ -232,10 +232,13 @@ impl Dump {
 
     /// Read ``size`` bytes of guest-physical memory at ``addr``. Memory the dump does not hold
     /// raises ``AbsentMemoryError`` (it is never invented as zeros), checked before anything is
-    /// allocated; ``size`` above ``MAX_READ_PHYS`` (1 GiB) raises ``LimitError`` (use
-    /// ``read_phys_into`` with a buffer of your own for more).
+    /// allocated; a range the dump holds but larger than ``MAX_READ_PHYS`` (1 GiB) raises
+    /// ``LimitError`` (use ``read_phys_into`` with a buffer of your own for more).
     fn read_phys<'py>(&self, py: Python<'py>, addr: u64, size: usize) -> PyResult<Bound<'py, PyBytes>> {
         let d = self.get()?;
+        if size >= DETACH_BYTES {
+            py.detach(|| d.check_backed(addr, size as u64)).map_err(|e| e.in_file(d.path()))?;
+        }
         if size as u64 > MAX_READ_PHYS {
             let e = Error::at(
                 ErrorKind::Limit,
@@ -243,9 +246,6 @@ impl Dump {
                 format!("read_phys of {size} bytes is more than MAX_READ_PHYS ({MAX_READ_PHYS}); use read_phys_into"),
             );
             return Err(e.in_file(d.path()).into());
-        }
-        if size >= DETACH_BYTES {
-            py.detach(|| d.check_backed(addr, size as u64)).map_err(|e| e.in_file(d.path()))?;
         }
         let read = |buf: &mut [u8]| d.read_phys(addr, buf).map_err(|e| e.in_file(d.path()));
         PyBytes::new_with(py, size, |buf| {
@@ -473,13 +473,7 @@ impl Dump {
             out.set_item("header_version", k.header_version())?;
             out.set_item("block_size", k.block_size())?;
             out.set_item("header_layout", if k.is_32bit_layout() { "32-bit" } else { "64-bit" })?;
-            let flags = k.compression_flags();
-            let codecs: Vec<&str> = [(0x1, "zlib"), (0x2, "lzo"), (0x4, "snappy"), (0x20, "zstd")]
-                .iter()
-                .filter(|(f, _)| flags & f != 0)
-                .map(|&(_, n)| n)
-                .collect();
-            out.set_item("compression", codecs)?;
+            out.set_item("compression", crate::kdump::codec_names(k.compression_flags()).collect::<Vec<_>>())?;
             out.set_item("incomplete", k.is_incomplete())?;
             out.set_item("dump_level", k.dump_level())?;
             out.set_item("max_mapnr", k.max_mapnr())?;
