@@ -143,7 +143,12 @@ impl Dump {
     /// (run once, on first need): a scan that fails is an error here, not an unknown machine.
     pub fn identity(&self) -> Result<Identity> {
         if let Some(id) = self.inner().identity() {
-            return Ok(id);
+            // A container that names no machine (QEMU's kdump "Unknown" without a note) learns
+            // it from a scan that found a text, once one has run.
+            return Ok(match self.image.get().filter(|s| id.e_machine == 0 && s.e_machine != 0) {
+                Some(s) => Identity { e_machine: s.e_machine, source: "scan", ..id },
+                None => id,
+            });
         }
         let s = self.image_scan()?;
         let source = if s.chosen.is_some() { "scan" } else { "unknown" };
@@ -313,7 +318,8 @@ impl Dump {
     pub fn scan_vmcoreinfo(&self, progress: &mut dyn FnMut(u64, u64) -> bool) -> Result<ScanReport> {
         let report = scan::scan(self, self.scan_order(), u64::from(self.options.max_note_size), progress)?;
         self.check_mapping()?;
-        if self.format().is_memory_image() && !report.cancelled && self.image.get().is_none() {
+        let unknown = self.inner().identity().is_none_or(|id| id.e_machine == 0);
+        if unknown && !report.cancelled && self.image.get().is_none() {
             let _ = self.image.set(Arc::new(crate::image::from_report(self, report.clone())));
         }
         Ok(report)

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import pathlib
+import struct
+
 import pytest
 import vmcoreinfo
 from helpers import FIXTURES, guest_report
@@ -148,3 +151,21 @@ def test_cli_verbose_lists_kdump_facts(capsys: pytest.CaptureFixture[str]) -> No
     assert main(["show", "-v", str(K / "qemu-x86_64-zlib.flat")]) == 0
     out = capsys.readouterr().out
     assert "flattened-kdump" in out and "zlib" in out and "phys_base" in out and "disagree" in out
+
+
+def test_machine_learned_from_a_scan_when_the_header_names_none(tmp_path: pathlib.Path) -> None:
+    """QEMU's arm64 kdump header says "Unknown"; with its sub-header's VMCOREINFO and note area
+    cleared, nothing names the machine until a scan finds the text in memory."""
+    data = bytearray((K / "qemu-arm64-zlib.kdump").read_bytes())
+    bs = 65536  # QEMU's arm64 kdump block size (the guest's pages are 4 KiB)
+    for field in (40, 56):  # size_vmcoreinfo, note_size
+        struct.pack_into("<Q", data, bs + field, 0)
+    p = tmp_path / "nameless.kdump"
+    p.write_bytes(bytes(data))
+    with vmcoreinfo.open(p) as d:
+        assert (d.machine, d.details()["identity_source"]) == ("unknown", "unknown")
+        with pytest.raises(vmcoreinfo.NoVmcoreinfoError):
+            _ = d.vmcoreinfo
+        found = d.scan_vmcoreinfo()
+        assert found and found[0].number("VA_BITS")
+        assert (d.machine, d.elf_class, d.details()["identity_source"]) == ("aarch64", 64, "scan")
