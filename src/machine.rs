@@ -25,10 +25,19 @@ pub fn machine_from_vmcoreinfo(text_bytes: &[u8]) -> Option<(u16, bool)> {
         return Some((EM_RISCV, true));
     }
     let rel = v.osrelease()?;
-    [("-arm64", (EM_AARCH64, true)), ("-amd64", (EM_X86_64, true)), ("-s390x", (EM_S390, true))]
-        .into_iter()
-        .find(|(suffix, _)| rel.ends_with(suffix))
-        .map(|(_, m)| m)
+    // Debian's kernel flavours: i386 kernels without PAE write no key only i386 writes.
+    [
+        ("-arm64", (EM_AARCH64, true)),
+        ("-amd64", (EM_X86_64, true)),
+        ("-s390x", (EM_S390, true)),
+        ("-686", (EM_386, false)),
+        ("-686-pae", (EM_386, false)),
+        ("-armmp", (EM_ARM, false)),
+        ("-armmp-lpae", (EM_ARM, false)),
+    ]
+    .into_iter()
+    .find(|(suffix, _)| rel.ends_with(suffix))
+    .map(|(_, m)| m)
 }
 
 /// `utsname.machine` as kdump producers write it → `(e_machine, 64-bit)`; `None` for names it
@@ -46,4 +55,20 @@ pub fn machine_from_uname(m: &str) -> Option<(u16, bool)> {
         "riscv32" => (EM_RISCV, false),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debian_i386_without_pae_is_known_by_its_release() {
+        // A real non-PAE i386 text (Debian 686) has no key only i386 writes.
+        let t = include_bytes!("../tests/fixtures/i386-qemu-elf.VMCOREINFO.txt");
+        assert!(!t.windows(14).any(|w| w == b"CONFIG_X86_PAE"));
+        assert_eq!(machine_from_vmcoreinfo(t), Some((EM_386, false)));
+        assert_eq!(machine_from_vmcoreinfo(b"OSRELEASE=6.1.0-50-686-pae\n"), Some((EM_386, false)));
+        assert_eq!(machine_from_vmcoreinfo(b"OSRELEASE=6.1.0-50-armmp-lpae\n"), Some((EM_ARM, false)));
+        assert_eq!(machine_from_vmcoreinfo(b"OSRELEASE=6.1.0-50-rt\n"), None);
+    }
 }
