@@ -170,7 +170,8 @@ def test_read_virt_64mib(benchmark, guest: str, fname: str, reader: str) -> None
                     d.read_virt_into(va + off, buf)
 
             benchmark.pedantic(run, rounds=3, iterations=1)
-            benchmark.extra_info["MB/s"] = READ_TOTAL / benchmark.stats.stats.min / 1e6
+            if benchmark.stats:  # None under --benchmark-disable
+                benchmark.extra_info["MB/s"] = READ_TOTAL / benchmark.stats.stats.min / 1e6
             return
     if reader == "drgn":
         drgn = pytest.importorskip("drgn")
@@ -183,7 +184,8 @@ def test_read_virt_64mib(benchmark, guest: str, fname: str, reader: str) -> None
         benchmark.pedantic(
             lambda: [prog.read(va + o, READ_CHUNK) for o in range(0, READ_TOTAL, READ_CHUNK)], rounds=3, iterations=1
         )
-        benchmark.extra_info["MB/s"] = READ_TOTAL / benchmark.stats.stats.min / 1e6
+        if benchmark.stats:  # None under --benchmark-disable
+            benchmark.extra_info["MB/s"] = READ_TOTAL / benchmark.stats.stats.min / 1e6
         return
     args = (str(p), GUESTS[guest], "read", f"{va:x}", str(READ_TOTAL), str(READ_CHUNK))
     res = kdumpfile_run(*args)
