@@ -81,6 +81,8 @@ mkdir -p "$RUN/benches"
 tar -C "$ROOT" --exclude=tests/realguest --exclude=__pycache__ -cf - tests | tar -C "$RUN" -xf -
 cp benches/make_corpus.py "$RUN/benches/"   # the corpus maker tests/test_batch.py and test_dask.py use
 cp -r tools "$RUN/tools"                     # tests/test_lime_raw.py runs tools/make_lime_fixture.py
+# tests/test_readme.py and test_cli.py check the README's examples and the package metadata files.
+mkdir -p "$RUN/scripts" && cp README.md LICENSE-MIT LICENSE-APACHE pyproject.toml Cargo.toml "$RUN/" && cp scripts/clean.sh "$RUN/scripts/"
 printf '[pytest]\naddopts = -ra\nmarkers =\n    realguest: real-guest stage (not run here)\n' > "$RUN/pytest.ini"
 (
   cd "$RUN"
