@@ -170,7 +170,10 @@ def main():
         b = p.read_bytes()
         seeds["kdump"][p.name] = b
         seeds["dump"][p.name] = b
-        kd = rk.Kdump(b)
+        try:
+            kd = rk.Kdump(b)
+        except SystemExit:  # tools/reduce_kdump.py reads the 64-bit layout only: the ARM32 fixture is seeded whole
+            continue
         _, _, no, ns = kd.sub_locations()
         if ns:
             seeds["notes"][p.stem + ".notes"] = b[no:no + ns]
