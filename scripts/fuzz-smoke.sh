@@ -36,7 +36,7 @@ $PY make_seeds.py "$seeds" >/dev/null
 
 failed=()
 for t in "${targets[@]}"; do
-  mkdir -p "artifacts/$t" "$scratch/$t" "corpus/$t"
+  mkdir -p "artifacts/$t" "$scratch/$t" "corpus/$t" "$seeds/$t"   # a target may have no seeds
   # New inputs go to a scratch directory: the committed corpus is only read.
   if "$bin/$t" "$scratch/$t" "corpus/$t" "$seeds/$t" -max_total_time="$secs" -max_len="${max_len[$t]:-16384}" \
       -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 -artifact_prefix="artifacts/$t/" \
@@ -45,7 +45,7 @@ for t in "${targets[@]}"; do
     printf 'fuzz %-10s ok   %9s runs\n' "$t" "$runs"
   else
     printf 'fuzz %-10s FAIL (see below; input in fuzz/artifacts/%s/)\n' "$t" "$t"
-    grep -a -A30 -E "ERROR: libFuzzer|panicked|==ERROR|SUMMARY" "$scratch/$t.log" | head -60
+    grep -a -A30 -E "ERROR|panicked|SUMMARY" "$scratch/$t.log" | head -60 || tail -20 "$scratch/$t.log"
     failed+=("$t")
   fi
 done
