@@ -70,6 +70,16 @@ impl TextBlob {
     pub fn bytes(&self) -> &[u8] {
         &self.data[self.start..self.end]
     }
+
+    /// Place an error located in this text where the text is: a file offset when it came from
+    /// the file, a physical address when it was read from guest memory, else a text offset.
+    pub fn place(&self, e: Error) -> Error {
+        match (self.file_offset, self.text_paddr) {
+            (Some(base), _) => e.shifted(base),
+            (None, Some(paddr)) => e.shifted_phys(paddr),
+            (None, None) => e,
+        }
+    }
 }
 
 impl AsRef<[u8]> for TextBlob {
@@ -97,10 +107,6 @@ pub(crate) fn check_text_width(blob: TextBlob, bits: u32) -> Result<TextBlob> {
         return Ok(blob);
     }
     let idx = text::Index::build(blob.bytes());
-    bitness::check_text_address_width(&idx.view(blob.bytes()), bits).map_err(|e| match (blob.file_offset, blob.text_paddr) {
-        (Some(base), _) => e.shifted(base),
-        (None, Some(paddr)) => e.shifted_phys(paddr),
-        (None, None) => e,
-    })?;
+    bitness::check_text_address_width(&idx.view(blob.bytes()), bits).map_err(|e| blob.place(e))?;
     Ok(blob)
 }

@@ -119,13 +119,7 @@ impl crate::dump::Dump {
         }
         let blob = self.vmcoreinfo()?;
         let id = self.identity()?;
-        let t = build_translator(self, id.e_machine, id.big_endian, blob.bytes()).map_err(|e| {
-            match (blob.file_offset, blob.text_paddr) {
-                (Some(off), _) => e.shifted(off),
-                (None, Some(pa)) => e.shifted_phys(pa),
-                _ => e,
-            }
-        })?;
+        let t = build_translator(self, id.e_machine, id.big_endian, blob.bytes()).map_err(|e| blob.place(e))?;
         Ok(KernelView::new(self, self.kview_cell().get_or_init(|| t)))
     }
 

@@ -87,11 +87,7 @@ pub fn read_log(mem: &dyn VirtMemory, vi: &View<'_>, limits: &LogLimits) -> Resu
 pub fn with_vmcoreinfo<R>(dump: &crate::dump::Dump, f: impl FnOnce(&View<'_>) -> Result<R>) -> Result<R> {
     let blob = dump.vmcoreinfo()?;
     let idx = crate::text::Index::build(blob.bytes());
-    f(&idx.view(blob.bytes())).map_err(|e| match (blob.file_offset, blob.text_paddr) {
-        (Some(off), _) => e.shifted(off),
-        (None, Some(pa)) => e.shifted_phys(pa),
-        _ => e,
-    })
+    f(&idx.view(blob.bytes())).map_err(|e| blob.place(e))
 }
 
 /// The kernel log of a dump, read through its kernel view (translation from VMCOREINFO).

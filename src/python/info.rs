@@ -71,11 +71,7 @@ impl VmcoreInfo {
     /// Attach the file and place a text offset: in the file when the text came from the file,
     /// in guest memory when it was read from there, else it stays a text offset.
     fn err(&self, e: Error) -> PyErr {
-        let e = match (self.blob.file_offset, self.blob.text_paddr) {
-            (Some(base), _) => e.shifted(base),
-            (None, Some(paddr)) => e.shifted_phys(paddr),
-            (None, None) => e,
-        };
+        let e = self.blob.place(e);
         match &self.path {
             Some(p) => e.in_file(p).into(),
             None => e.into(),
