@@ -13,7 +13,7 @@ use crate::flattened::Flattened;
 use crate::fwcfg::{self, FwCfgEntry};
 use crate::kdump::{KdumpDump, KdumpFile};
 use crate::lime::LimeImage;
-use crate::mmap::MmapSource;
+use crate::mmap::{MapPlan, MmapSource};
 use crate::notes::{self, RawNote};
 use crate::phys::{PhysMemory, PhysRange};
 use crate::raw::RawImage;
@@ -36,8 +36,10 @@ pub struct Dump {
     image: OnceLock<Arc<ImageScan>>,
     /// Kernel virtual address translation, built from VMCOREINFO on first use (`kview`).
     kview: OnceLock<crate::kview::Translator>,
-    /// The file's mapping, for views (and reads with `mapped_reads`); see [`crate::mmap`].
-    mapped: Option<Arc<MmapSource>>,
+    /// How the file is mapped, for views (and reads with `mapped_reads`); see [`crate::mmap`].
+    plan: MapPlan,
+    /// The mapping once made (at open with `mapped_reads`, else by the first view).
+    mapped: OnceLock<Option<Arc<MmapSource>>>,
 }
 
 const NO_VMCOREINFO_HELP: &str = "QEMU writes a VMCOREINFO note only when the guest ran with \
@@ -50,9 +52,12 @@ impl Dump {
     /// Open a dump file: reads the headers and the note segment, nothing else.
     pub fn open(path: &Path, options: OpenOptions) -> Result<Dump> {
         let name: Arc<str> = Arc::from(path.to_string_lossy().as_ref());
-        let (src, mapped) = crate::mmap::open_sources(path, &options).map_err(|e| e.in_file(&name))?;
+        let (src, plan) = crate::mmap::open_sources(path, &options).map_err(|e| e.in_file(&name))?;
         let mut d = Self::from_source(src, name.clone(), options).map_err(|e| e.in_file(&name))?;
-        d.mapped = mapped;
+        if let MapPlan::Now(m) = &plan {
+            let _ = d.mapped.set(Some(m.clone()));
+        }
+        d.plan = plan;
         Ok(d)
     }
 
@@ -78,7 +83,15 @@ impl Dump {
             Format::Avml => Backend::Avml(AvmlImage::open(src)?),
             Format::Raw => Backend::Raw(RawImage::new(src)),
         };
-        Ok(Dump { path: name, options, backend, image: OnceLock::new(), kview: OnceLock::new(), mapped: None })
+        Ok(Dump {
+            path: name,
+            options,
+            backend,
+            image: OnceLock::new(),
+            kview: OnceLock::new(),
+            plan: MapPlan::Never,
+            mapped: OnceLock::new(),
+        })
     }
 
     /// The format behind this dump.
@@ -91,9 +104,20 @@ impl Dump {
     pub(crate) fn kview_cell(&self) -> &OnceLock<crate::kview::Translator> {
         &self.kview
     }
-    /// The file's mapping, if it was mapped.
+    /// The file's mapping, if it has been mapped (see [`Dump::map_now`]).
     pub fn mapping(&self) -> Option<&Arc<MmapSource>> {
-        self.mapped.as_ref()
+        self.mapped.get().and_then(Option::as_ref)
+    }
+    /// The file's mapping, mapping it now if it may be mapped and is not yet; `None` when it
+    /// may not (`mmap: false`, not a regular file, empty, too large for the address space).
+    pub fn map_now(&self) -> Option<&Arc<MmapSource>> {
+        self.mapped
+            .get_or_init(|| match &self.plan {
+                MapPlan::Lazy(f) => MmapSource::from_file(f.file()).ok().flatten().map(Arc::new),
+                MapPlan::Now(m) => Some(m.clone()),
+                MapPlan::Never => None,
+            })
+            .as_ref()
     }
 
     /// phys_base from the VMCOREINFO text and from the kdump header, side by side.

@@ -296,24 +296,37 @@ impl PhysView {
     }
 }
 
-/// A dump file's pread (or mapped) source and its mapping, if any.
-pub(crate) type Sources = (std::sync::Arc<dyn ReadAt>, Option<std::sync::Arc<MmapSource>>);
+/// How a dump file is (or can be) mapped.
+pub(crate) enum MapPlan {
+    /// Not mapped, and never will be (`mmap: false`, or the file cannot be mapped).
+    Never,
+    /// Mapped at open (`mapped_reads`: reads go through the mapping).
+    Now(std::sync::Arc<MmapSource>),
+    /// Mapped on first need (the first [`Dump::view_phys`]) from this open file: opening and
+    /// identifying never pay for `mmap`/`munmap` (and, with threads, the TLB shootdown of the
+    /// `munmap`), which measured more than the rest of an identification (benches/BATCH.md).
+    Lazy(std::sync::Arc<crate::source::FileSource>),
+}
 
-/// The byte sources for a dump file: the pread source (or, with `mapped_reads`, the mapping) and
-/// the guarded mapping when `options.mmap` asks for one and the file can be mapped. One open
-/// file serves both (the mapping and the pread source are the same inode).
-pub(crate) fn open_sources(path: &std::path::Path, options: &crate::dump::OpenOptions) -> Result<Sources> {
+/// A dump file's byte source (pread, or with `mapped_reads` the mapping) and its mapping plan.
+/// One open file serves both (the mapping and the pread source are the same inode).
+pub(crate) fn open_sources(
+    path: &std::path::Path,
+    options: &crate::dump::OpenOptions,
+) -> Result<(std::sync::Arc<dyn ReadAt>, MapPlan)> {
     use std::sync::Arc;
-    if options.mmap {
-        let file = File::open(path).map_err(|e| Error::io(&e, None, "cannot open"))?;
-        if let Some(m) = MmapSource::from_file(&file)? {
-            let m = Arc::new(m);
-            let src: Arc<dyn ReadAt> =
-                if options.mapped_reads { m.clone() } else { Arc::new(crate::source::FileSource::from_file(file)?) };
-            return Ok((src, Some(m)));
-        }
+    let file = Arc::new(crate::source::FileSource::open(path)?);
+    if !options.mmap {
+        return Ok((file, MapPlan::Never));
     }
-    Ok((Arc::new(crate::source::FileSource::open(path)?), None))
+    if options.mapped_reads {
+        if let Some(m) = MmapSource::from_file(file.file())? {
+            let m = Arc::new(m);
+            return Ok((m.clone(), MapPlan::Now(m)));
+        }
+        return Ok((file, MapPlan::Never));
+    }
+    Ok((file.clone(), MapPlan::Lazy(file)))
 }
 
 impl crate::dump::Dump {
@@ -335,7 +348,7 @@ impl crate::dump::Dump {
     /// stored runs or a zero-read tail, `mmap: false`) read into an owned buffer. Absent memory is
     /// an error checked before anything is allocated.
     pub fn view_phys(&self, addr: u64, size: usize) -> Result<PhysView> {
-        if let (Some(m), Some(off)) = (self.mapping(), self.phys_file_offset(addr, size as u64)) {
+        if let (Some(off), Some(m)) = (self.phys_file_offset(addr, size as u64), self.map_now()) {
             return m.view(off, size);
         }
         self.check_backed(addr, size as u64)?;
@@ -371,5 +384,24 @@ mod tests {
         assert_eq!(m.read_exact_at(&mut b, 0).unwrap_err().kind, ErrorKind::Truncated);
         drop(m);
         std::fs::remove_file(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_mapping_is_made_by_the_first_view_not_by_open() {
+        use crate::dump::{Dump, OpenOptions};
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/x86_64-qemu-elf.core");
+        let d = Dump::open(&path, OpenOptions::default()).unwrap();
+        assert!(d.mapping().is_none(), "open must not map the file");
+        d.vmcoreinfo().unwrap();
+        assert!(d.mapping().is_none(), "reading the text must not map the file");
+        let r = d.memory_ranges().unwrap()[0];
+        let v = d.view_phys(r.start, 16).unwrap();
+        assert!(matches!(v, PhysView::Mapped { .. }), "a stored range is a view of the mapping");
+        assert!(d.mapping().is_some());
+        let no = Dump::open(&path, OpenOptions { mmap: false, ..OpenOptions::default() }).unwrap();
+        assert!(matches!(no.view_phys(r.start, 16).unwrap(), PhysView::Owned(_)));
+        assert!(no.map_now().is_none());
+        let eager = Dump::open(&path, OpenOptions { mapped_reads: true, ..OpenOptions::default() }).unwrap();
+        assert!(eager.mapping().is_some(), "mapped_reads maps at open");
     }
 }

@@ -108,6 +108,11 @@ impl FileSource {
         }
         Ok(FileSource { file, len: meta.len() })
     }
+
+    /// The open file (for mapping it).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
 }
 
 impl ReadAt for FileSource {

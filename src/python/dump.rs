@@ -268,7 +268,7 @@ impl Dump {
     /// copy above ``MAX_READ_PHYS`` raises ``LimitError``.
     fn view_phys<'py>(&self, py: Python<'py>, addr: u64, size: usize) -> PyResult<Bound<'py, PyAny>> {
         let d = self.get()?;
-        let mapped = d.mapping().is_some() && d.phys_file_offset(addr, size as u64).is_some();
+        let mapped = d.phys_file_offset(addr, size as u64).is_some() && d.map_now().is_some();
         if !mapped && size as u64 > MAX_READ_PHYS {
             let e = Error::at(
                 ErrorKind::Limit,
