@@ -22,7 +22,7 @@ log() { printf '[make-bench-data %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 link_set() { # link_set SRCDIR DESTDIR
   for n in $NAMES; do
-    [ -e "$1/$n" ] && ln -sfn "$1/$n" "$2/$n"
+    if [ -e "$1/$n" ]; then ln -sfn "$1/$n" "$2/$n"; fi  # (a bare `[ ] &&` ends a set -e script)
   done
 }
 
