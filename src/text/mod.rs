@@ -401,6 +401,57 @@ impl Index {
         Index { entries, slots, diagnostics, text_len: end, missing_final_newline }
     }
 
+    /// Index only the first occurrence of each of `keys`, for a caller that will look up those
+    /// keys and nothing else (batch identification wants five values out of ~100 lines). Every
+    /// lookup of one of `keys` through [`Index::view`] gives what the full [`Index::build`] gives
+    /// (value, line, offset, so the same errors); other keys are absent, and there are no
+    /// diagnostics. The text is searched once per key (memchr's SIMD substring search), not
+    /// split into lines.
+    pub fn build_only(text: &[u8], keys: &[&[u8]]) -> Index {
+        let mut end = text.len().min(MAX_TEXT_LEN);
+        if let Some(nul) = memchr::memchr(0, &text[..end]) {
+            end = nul;
+        }
+        let body = &text[..end];
+        let mut entries: Vec<Entry> = Vec::with_capacity(keys.len());
+        let mut pat = Vec::with_capacity(64);
+        for key in keys {
+            // `KEY=` at the start of a line is a line whose first '=' ends exactly `KEY` (a key
+            // holds no '='), which is what the line splitter would have made an entry of. An
+            // empty key never is one.
+            if key.is_empty()
+                || key.contains(&b'=')
+                || key.contains(&b'\n')
+                || entries.iter().any(|e| &body[e.key_range()] == *key)
+            {
+                continue;
+            }
+            pat.clear();
+            pat.extend_from_slice(key);
+            pat.push(b'=');
+            let found = memchr::memmem::find_iter(body, &pat).find(|&at| at == 0 || body[at - 1] == b'\n');
+            let Some(start) = found else { continue };
+            let eq = start + key.len();
+            let line_end = memchr::memchr(b'\n', &body[eq..]).map_or(end, |i| eq + i);
+            let value_end = if line_end > eq + 1 && body[line_end - 1] == b'\r' { line_end - 1 } else { line_end };
+            let line = 1 + memchr::memchr_iter(b'\n', &body[..start]).count() as u32;
+            entries.push(Entry { key_start: start as u32, eq: eq as u32, value_end: value_end as u32, line });
+        }
+        entries.sort_by_key(|e| e.key_start);
+        let mask = (entries.len() * 2).next_power_of_two().max(8) - 1;
+        let mut slots = vec![EMPTY_SLOT; mask + 1];
+        for (i, e) in entries.iter().enumerate() {
+            let h = hash_key(&body[e.key_range()]);
+            let mut s = h as usize & mask;
+            while slots[s] != EMPTY_SLOT {
+                s = (s + 1) & mask;
+            }
+            slots[s] = slot_of(i, h);
+        }
+        let missing_final_newline = end > 0 && body[end - 1] != b'\n';
+        Index { entries, slots, diagnostics: Vec::new(), text_len: end, missing_final_newline }
+    }
+
     /// A view pairing this index with the text it was built from.
     ///
     /// `text` must be the bytes given to [`Index::build`]; with other bytes the lookups give

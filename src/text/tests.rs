@@ -404,3 +404,66 @@ fn bench_build() {
     }
     println!("symbol lookup: {:?}", t0.elapsed() / n);
 }
+
+/// `Index::build_only` answers every lookup of its keys exactly as the full index does (item,
+/// line, offsets, typed values and their errors), on real texts, edge cases and mutations.
+#[test]
+fn build_only_matches_the_full_index_for_its_keys() {
+    const KEYS: [&[u8]; 6] = [b"OSRELEASE", b"BUILD-ID", b"KERNELOFFSET", b"NUMBER(phys_base)", b"PAGESIZE", b"SYMBOL(_stext)"];
+    let item = |v: &View<'_>, k: &[u8]| {
+        v.item_for(std::str::from_utf8(k).unwrap())
+            .map(|i| (i.key.to_vec(), i.value.to_vec(), i.key_offset, i.value_offset, i.line))
+    };
+    let err = |e: crate::error::Error| format!("{e:?}");
+    let check = |t: &[u8]| {
+        let full = Index::build(t);
+        let only = Index::build_only(t, &KEYS);
+        let (f, o) = (full.view(t), only.view(t));
+        for k in KEYS {
+            assert_eq!(item(&f, k), item(&o, k), "key {:?} in {:?}", String::from_utf8_lossy(k), String::from_utf8_lossy(t));
+        }
+        assert_eq!(f.osrelease(), o.osrelease());
+        assert_eq!(f.build_id(), o.build_id());
+        assert_eq!(f.kernel_offset().map_err(err), o.kernel_offset().map_err(err));
+        assert_eq!(f.phys_base().map_err(err), o.phys_base().map_err(err));
+        assert_eq!(f.page_size().map_err(err), o.page_size().map_err(err));
+        assert_eq!((full.text_len(), full.missing_final_newline()), (only.text_len(), only.missing_final_newline()));
+        assert!(o.get("CRASHTIME").is_none() && only.diagnostics().is_empty());
+    };
+    let edge: &[&[u8]] = &[
+        b"",
+        b"\n\n",
+        b"OSRELEASE=6.1\n",
+        b"OSRELEASE=6.1",
+        b"OSRELEASE=6.1\r\nPAGESIZE=4096\r",
+        b"OSRELEASE=\r\nPAGESIZE=\n",
+        b"XOSRELEASE=1\nOSRELEASE=2\nOSRELEASE=3\n",
+        b"OSRELEASE\nOSRELEASE=a=b\n",
+        b"PAGESIZE=4096\0PAGESIZE=8192\n",
+        b"\0OSRELEASE=x\n",
+        b"A=OSRELEASE=no\nOSRELEASE=yes\n",
+        b"NUMBER(phys_base)=-167772160\nNUMBER(phys_base)=1\n",
+        b"NUMBER(phys_base)=zz\nKERNELOFFSET=g\nPAGESIZE=-1\n",
+        b"=OSRELEASE=no\n OSRELEASE=no\nOSRELEASE =no\n",
+        b"KERNELOFFSET=\xff\xfe\nBUILD-ID=\xc3\n",
+        b"SYMBOL(_stext)=ffffffff81000000\r\n\r\n\n",
+    ];
+    for t in edge {
+        check(t);
+    }
+    // Mutations of the real texts: each byte replaced by a byte that changes line structure.
+    for real in [X86, ARM] {
+        check(real);
+        let mut seed = 0x9e37_79b9_u64;
+        for _ in 0..3000 {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            let mut t = real.to_vec();
+            let at = (seed >> 33) as usize % t.len();
+            t[at] = [b'\n', b'\r', b'=', 0, b'O', b'x'][(seed >> 20) as usize % 6];
+            if seed & 1 == 0 {
+                t.truncate(at + 1);
+            }
+            check(&t);
+        }
+    }
+}
