@@ -49,9 +49,6 @@ impl Identity {
     }
 }
 
-/// The keys [`identify`] reads.
-const IDENTIFY_KEYS: [&[u8]; 5] = [b"OSRELEASE", b"BUILD-ID", b"KERNELOFFSET", b"NUMBER(phys_base)", b"PAGESIZE"];
-
 /// Identify one file: the same values, and the same errors, as opening it and reading
 /// `vmcoreinfo`'s `osrelease`, `build_id`, `kernel_offset`, `phys_base` and `page_size` one by one.
 pub fn identify(path: &Path, options: OpenOptions) -> Identity {
@@ -88,7 +85,7 @@ pub fn identify(path: &Path, options: OpenOptions) -> Identity {
     // The five keys are all a 64-bit dump needs from the text; a 32-bit one also checks every
     // address in it against its width, which takes the whole index.
     let idx = if dump.class64() {
-        crate::text::Index::build_only(blob.bytes(), &IDENTIFY_KEYS)
+        crate::text::Index::build_only(blob.bytes(), crate::text::KeySet::identity())
     } else {
         crate::text::Index::build(blob.bytes())
     };

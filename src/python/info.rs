@@ -1,7 +1,7 @@
 //! `VmcoreInfo`: the parsed VMCOREINFO text, owning an `Arc` of the bytes plus a range.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use pyo3::exceptions::{PyKeyError, PyTypeError};
 use pyo3::prelude::*;
@@ -9,7 +9,7 @@ use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 use crate::dump::TextBlob;
 use crate::error::{Error, Result};
-use crate::text::{Index, View};
+use crate::text::{Index, KeySet, View};
 
 /// Something odd about the text that did not stop it from being read.
 #[pyclass(frozen, module = "vmcoreinfo._native")]
@@ -41,7 +41,13 @@ impl Diagnostic {
 #[pyclass(frozen, mapping, module = "vmcoreinfo._native")]
 pub struct VmcoreInfo {
     blob: TextBlob,
-    index: Index,
+    /// The whole text's index, built on first need (the Mapping side, diagnostics, other keys).
+    index: OnceLock<Index>,
+    /// The identity keys only ([`crate::text::IDENTITY_KEYS`]): what `osrelease`, `build_id`, `page_size`,
+    /// `kernel_offset` and `phys_base` read while the whole index is not built. Their answers are
+    /// the same either way (`Index::build_only`); identifying a dump then costs five substring
+    /// searches instead of indexing ~100 lines.
+    identity: OnceLock<Index>,
     path: Option<Arc<str>>,
     /// Diagnostics about where the text came from (e.g. several scan candidates).
     extra: Vec<(&'static str, u64, String)>,
@@ -49,8 +55,7 @@ pub struct VmcoreInfo {
 
 impl VmcoreInfo {
     pub fn new(blob: TextBlob, path: Option<Arc<str>>) -> Self {
-        let index = Index::build(blob.bytes());
-        VmcoreInfo { blob, index, path, extra: Vec::new() }
+        VmcoreInfo { blob, index: OnceLock::new(), identity: OnceLock::new(), path, extra: Vec::new() }
     }
 
     /// Add a diagnostic about the text's origin (`offset` absolute, line 0), listed after the
@@ -60,8 +65,21 @@ impl VmcoreInfo {
         self
     }
 
+    fn index(&self) -> &Index {
+        self.index.get_or_init(|| Index::build(self.blob.bytes()))
+    }
+
     fn view(&self) -> View<'_> {
-        self.index.view(self.blob.bytes())
+        self.index().view(self.blob.bytes())
+    }
+
+    /// A view that answers the [`crate::text::IDENTITY_KEYS`] (and nothing else, unless the whole index is built).
+    fn identity_view(&self) -> View<'_> {
+        let b = self.blob.bytes();
+        match self.index.get() {
+            Some(i) => i.view(b),
+            None => self.identity.get_or_init(|| Index::build_only(b, KeySet::identity())).view(b),
+        }
     }
 
     fn base(&self) -> u64 {
@@ -131,32 +149,32 @@ impl VmcoreInfo {
     /// ``OSRELEASE``: the kernel release.
     #[getter]
     fn osrelease(&self) -> Option<String> {
-        self.view().osrelease().map(s)
+        self.identity_view().osrelease().map(s)
     }
 
     /// ``BUILD-ID`` as written (40 hex digits on kernels that have it).
     #[getter]
     fn build_id(&self) -> Option<String> {
-        self.view().build_id().map(s)
+        self.identity_view().build_id().map(s)
     }
 
     /// ``PAGESIZE`` (decimal).
     #[getter]
     fn page_size(&self) -> PyResult<Option<u64>> {
-        self.typed(self.view().page_size())
+        self.typed(self.identity_view().page_size())
     }
 
     /// ``KERNELOFFSET`` (hex): the KASLR offset.
     #[getter]
     fn kernel_offset(&self) -> PyResult<Option<u64>> {
-        self.typed(self.view().kernel_offset())
+        self.typed(self.identity_view().kernel_offset())
     }
 
     /// ``NUMBER(phys_base)`` read as the kernel writes it: signed decimal (QEMU reads it as hex,
     /// wrongly). ``0`` and absent (None) are different.
     #[getter]
     fn phys_base(&self) -> PyResult<Option<i64>> {
-        self.typed(self.view().phys_base())
+        self.typed(self.identity_view().phys_base())
     }
 
     /// ``CRASHTIME`` (decimal seconds); present only after a real crash.
@@ -199,7 +217,7 @@ impl VmcoreInfo {
     #[getter]
     fn diagnostics(&self) -> Vec<Diagnostic> {
         let base = self.base();
-        self.index
+        self.index()
             .diagnostics()
             .iter()
             .map(|d| Diagnostic {
@@ -220,11 +238,11 @@ impl VmcoreInfo {
     /// Whether the text lacked its final newline.
     #[getter]
     fn missing_final_newline(&self) -> bool {
-        self.index.missing_final_newline()
+        self.index().missing_final_newline()
     }
 
     fn __len__(&self) -> usize {
-        self.index.len()
+        self.index().len()
     }
 
     fn __getitem__(&self, key: &Bound<'_, PyAny>) -> PyResult<String> {

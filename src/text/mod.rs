@@ -35,6 +35,38 @@ pub const MAX_DIAGNOSTICS: usize = 1000;
 /// Texts are indexed up to this many bytes (offsets are `u32`); the rest gets a diagnostic.
 pub const MAX_TEXT_LEN: usize = u32::MAX as usize;
 
+/// The keys that identify a dump (what batch identification reads, and what `View::osrelease`,
+/// `build_id`, `kernel_offset`, `phys_base` and `page_size` look up): see [`Index::build_only`].
+pub const IDENTITY_KEYS: [&[u8]; 5] = [b"OSRELEASE", b"BUILD-ID", b"KERNELOFFSET", b"NUMBER(phys_base)", b"PAGESIZE"];
+
+/// Keys for [`Index::build_only`], with their substring searchers built once.
+pub struct KeySet {
+    finders: Vec<memchr::memmem::Finder<'static>>,
+}
+
+impl KeySet {
+    /// Empty keys, keys holding `'='` or `'\n'` (never a key of the text) and repeats are left out.
+    pub fn new(keys: &[&[u8]]) -> KeySet {
+        let mut finders: Vec<memchr::memmem::Finder<'static>> = Vec::with_capacity(keys.len());
+        for key in keys {
+            if key.is_empty() || key.contains(&b'=') || key.contains(&b'\n') {
+                continue;
+            }
+            let pat = [*key, b"="].concat();
+            if finders.iter().all(|f| f.needle() != pat.as_slice()) {
+                finders.push(memchr::memmem::Finder::new(&pat).into_owned());
+            }
+        }
+        KeySet { finders }
+    }
+
+    /// [`IDENTITY_KEYS`], built once per process.
+    pub fn identity() -> &'static KeySet {
+        static SET: std::sync::OnceLock<KeySet> = std::sync::OnceLock::new();
+        SET.get_or_init(|| KeySet::new(&IDENTITY_KEYS))
+    }
+}
+
 /// What a [`Diagnostic`] is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DiagKind {
@@ -401,43 +433,37 @@ impl Index {
         Index { entries, slots, diagnostics, text_len: end, missing_final_newline }
     }
 
-    /// Index only the first occurrence of each of `keys`, for a caller that will look up those
-    /// keys and nothing else (batch identification wants five values out of ~100 lines). Every
-    /// lookup of one of `keys` through [`Index::view`] gives what the full [`Index::build`] gives
-    /// (value, line, offset, so the same errors); other keys are absent, and there are no
-    /// diagnostics. The text is searched once per key (memchr's SIMD substring search), not
-    /// split into lines.
-    pub fn build_only(text: &[u8], keys: &[&[u8]]) -> Index {
+    /// Index only the first occurrence of each key of `keys`, for a caller that will look up
+    /// those keys and nothing else (identification wants five values out of ~100 lines). Every
+    /// lookup of one of them through [`Index::view`] gives what the full [`Index::build`] gives
+    /// (value, line, offsets, so the same errors); other keys are absent, and there are no
+    /// diagnostics. The text is searched once per key (memchr's SIMD substring search, with
+    /// searchers built once per [`KeySet`]), not split into lines.
+    pub fn build_only(text: &[u8], keys: &KeySet) -> Index {
         let mut end = text.len().min(MAX_TEXT_LEN);
         if let Some(nul) = memchr::memchr(0, &text[..end]) {
             end = nul;
         }
         let body = &text[..end];
-        let mut entries: Vec<Entry> = Vec::with_capacity(keys.len());
-        let mut pat = Vec::with_capacity(64);
-        for key in keys {
+        let mut entries: Vec<Entry> = Vec::with_capacity(keys.finders.len());
+        for f in &keys.finders {
             // `KEY=` at the start of a line is a line whose first '=' ends exactly `KEY` (a key
-            // holds no '='), which is what the line splitter would have made an entry of. An
-            // empty key never is one.
-            if key.is_empty()
-                || key.contains(&b'=')
-                || key.contains(&b'\n')
-                || entries.iter().any(|e| &body[e.key_range()] == *key)
-            {
-                continue;
-            }
-            pat.clear();
-            pat.extend_from_slice(key);
-            pat.push(b'=');
-            let found = memchr::memmem::find_iter(body, &pat).find(|&at| at == 0 || body[at - 1] == b'\n');
+            // holds no '='): what the line splitter makes an entry of.
+            let found = f.find_iter(body).find(|&at| at == 0 || body[at - 1] == b'\n');
             let Some(start) = found else { continue };
-            let eq = start + key.len();
+            let eq = start + f.needle().len() - 1;
             let line_end = memchr::memchr(b'\n', &body[eq..]).map_or(end, |i| eq + i);
             let value_end = if line_end > eq + 1 && body[line_end - 1] == b'\r' { line_end - 1 } else { line_end };
-            let line = 1 + memchr::memchr_iter(b'\n', &body[..start]).count() as u32;
-            entries.push(Entry { key_start: start as u32, eq: eq as u32, value_end: value_end as u32, line });
+            entries.push(Entry { key_start: start as u32, eq: eq as u32, value_end: value_end as u32, line: 0 });
         }
         entries.sort_by_key(|e| e.key_start);
+        // Line numbers in one pass up to the last entry.
+        let (mut at, mut line) = (0usize, 1u32);
+        for e in &mut entries {
+            line += memchr::memchr_iter(b'\n', &body[at..e.key_start as usize]).count() as u32;
+            at = e.key_start as usize;
+            e.line = line;
+        }
         let mask = (entries.len() * 2).next_power_of_two().max(8) - 1;
         let mut slots = vec![EMPTY_SLOT; mask + 1];
         for (i, e) in entries.iter().enumerate() {

@@ -415,9 +415,10 @@ fn build_only_matches_the_full_index_for_its_keys() {
             .map(|i| (i.key.to_vec(), i.value.to_vec(), i.key_offset, i.value_offset, i.line))
     };
     let err = |e: crate::error::Error| format!("{e:?}");
+    let set = KeySet::new(&[&KEYS[..], &[b"", b"A=B", b"A\nB", b"PAGESIZE"]].concat());
     let check = |t: &[u8]| {
         let full = Index::build(t);
-        let only = Index::build_only(t, &KEYS);
+        let only = Index::build_only(t, &set);
         let (f, o) = (full.view(t), only.view(t));
         for k in KEYS {
             assert_eq!(item(&f, k), item(&o, k), "key {:?} in {:?}", String::from_utf8_lossy(k), String::from_utf8_lossy(t));
