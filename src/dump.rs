@@ -63,10 +63,25 @@ impl Dump {
 
     /// Open a dump from any byte source; `name` is used in errors.
     pub fn from_source(src: Arc<dyn ReadAt>, name: Arc<str>, options: OpenOptions) -> Result<Dump> {
-        let head = src.read_prefix(0, elf::HEAD_READ)?;
-        let backend = match crate::format::choose(options.format, crate::format::detect(&head))? {
+        thread_local! {
+            /// The buffer the head is read into, kept per thread: opening many small dumps would
+            /// otherwise allocate, zero and free 8 KiB each time.
+            static HEAD: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        HEAD.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buf) => Self::from_head(src, name, options, &mut buf),
+            Err(_) => Self::from_head(src, name, options, &mut Vec::new()),
+        })
+    }
+
+    fn from_head(src: Arc<dyn ReadAt>, name: Arc<str>, options: OpenOptions, buf: &mut Vec<u8>) -> Result<Dump> {
+        let n = src.len().min(elf::HEAD_READ as u64) as usize;
+        buf.resize(n, 0);
+        src.read_exact_at(buf, 0)?;
+        let head = &buf[..];
+        let backend = match crate::format::choose(options.format, crate::format::detect(head))? {
             Format::Elf => {
-                let mut e = ElfDump::parse(src, &head)?;
+                let mut e = ElfDump::parse(src, head)?;
                 e.set_tails_absent(options.elf_tails_absent);
                 bitness::check_class_for_machine(e.e_machine, e.class64)
                     .map_err(|err| Error { location: err.location.or(Some(Location::File(E_MACHINE_OFFSET))), ..err })?;
@@ -78,7 +93,7 @@ impl Dump {
                 // The head read above is the flattened file's, not the reassembled view's.
                 Backend::Kdump(Box::new(KdumpDump::open(Arc::new(f), &[], Some(info), options.max_note_size)?))
             }
-            Format::Kdump => Backend::Kdump(Box::new(KdumpDump::open(src, &head, None, options.max_note_size)?)),
+            Format::Kdump => Backend::Kdump(Box::new(KdumpDump::open(src, head, None, options.max_note_size)?)),
             Format::Lime => Backend::Lime(LimeImage::open(src)?),
             Format::Avml => Backend::Avml(AvmlImage::open(src)?),
             Format::Raw => Backend::Raw(RawImage::new(src)),

@@ -13,13 +13,11 @@ Opening reads only the headers and notes; physical memory is read on demand with
 
 from __future__ import annotations as _annotations
 
-import os as _os
 from collections import abc as _abc
 from collections.abc import Iterator as _Iterator
 from collections.abc import Mapping as _Mapping
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
-from typing import Literal as _Literal
 
 from ._batch import IdentifyIter, Identity, identify_many
 from ._errors import (
@@ -50,8 +48,7 @@ from ._native import (
     check_guest_note,
     parse,
 )
-from ._native import open_dump as _open_dump
-from ._types import FormatName as _FormatName
+from ._native import open as open
 
 _Mapping.register(VmcoreInfo)
 
@@ -119,38 +116,6 @@ __all__ = [
     "ClosedError",
     "sample_path",
 ]
-
-
-def open(
-    path: str | _os.PathLike[str],
-    *,
-    max_note_size: int = MAX_GUEST_NOTE_SIZE,
-    elf_tails: _Literal["absent", "zeros"] = "absent",
-    format: _FormatName | None = None,
-    mmap: bool | _Literal["always"] = True,
-) -> Dump:
-    """Open a dump file and read its headers and notes (never the whole file).
-
-    ``max_note_size`` is the largest VMCOREINFO note accepted; QEMU's own limit (1 MiB) unless
-    raised explicitly. ``elf_tails`` says how to read the part of an ELF PT_LOAD past
-    ``p_filesz`` (up to ``p_memsz``): ``"absent"`` (the default, the forensic view: data is never
-    invented) raises :class:`AbsentMemoryError` there, since producers use these tails for memory
-    they did not save (makedumpfile ``-E`` for the pages it excluded; QEMU and /proc/vmcore never
-    write them); ``"zeros"`` reads them as zeros, as the ELF format defines (and crash and gdb
-    read them). ``format`` is detected from the file's signature
-    when None (ELF, kdump, flattened kdump, LiME); every value ``Dump.format`` reports is accepted
-    (``"kdump"`` and ``"flattened-kdump"`` each accept both kdump forms); ``"raw"`` (physical memory from address 0, no
-    header) is never detected and must be asked for; asking for a format whose signature is
-    missing raises :class:`FormatError`. LiME and raw images carry no notes: their
-    ``vmcoreinfo`` comes from a scan of their memory (run once, on first use). The returned
-    :class:`Dump` is a context manager.
-
-    ``mmap`` (default True) maps a regular file read-only (guarded: a file that shrinks under
-    the mapping gives :class:`TruncatedError`, never SIGBUS) so that :meth:`Dump.view_phys` is
-    zero-copy; reads and scans still use ``pread``, which measured faster. ``"always"`` also
-    reads and scans through the mapping; ``False`` never maps (views are copies).
-    """
-    return _open_dump(_os.fspath(path), max_note_size, elf_tails, format, mmap)
 
 
 def __dir__() -> list[str]:

@@ -25,7 +25,7 @@ __all__ = [
     "IdentifyIter",
     "identify_many",
     "_PhysView",
-    "open_dump",
+    "open",
     "parse",
     "check_guest_note",
 ]
@@ -216,12 +216,13 @@ class _PhysView:
     @property
     def mapped(self) -> bool: ...
 
-def open_dump(
-    path: str,
+def open(
+    path: str | os.PathLike[str],
+    *,
     max_note_size: int = ...,
-    elf_tails: ElfTails = ...,
+    elf_tails: ElfTails = "absent",
     format: FormatName | None = None,
-    mmap: bool | Literal["always"] | None = None,
+    mmap: bool | Literal["always"] = True,
 ) -> Dump: ...
 def parse(data: str | Buffer) -> VmcoreInfo: ...
 def check_guest_note(entry: FwCfgEntry, note: bytes, byteorder: str = "little", max_note_size: int = ...) -> tuple[int, int]: ...

@@ -100,17 +100,45 @@ impl Dump {
     }
 }
 
-/// Open a dump (``vmcoreinfo.open`` is the documented entry point).
-#[pyfunction]
-#[pyo3(signature = (path, max_note_size = crate::fwcfg::MAX_GUEST_NOTE_SIZE as u64, elf_tails = "absent", format = None, mmap = None))]
+/// Open a dump file and read its headers and notes (never the whole file).
+///
+/// ``max_note_size`` is the largest VMCOREINFO note accepted; QEMU's own limit (1 MiB) unless
+/// raised explicitly. ``elf_tails`` says how to read the part of an ELF PT_LOAD past
+/// ``p_filesz`` (up to ``p_memsz``): ``"absent"`` (the default, the forensic view: data is never
+/// invented) raises :class:`AbsentMemoryError` there, since producers use these tails for memory
+/// they did not save (makedumpfile ``-E`` for the pages it excluded; QEMU and /proc/vmcore never
+/// write them); ``"zeros"`` reads them as zeros, as the ELF format defines (and crash and gdb
+/// read them). ``format`` is detected from the file's signature
+/// when None (ELF, kdump, flattened kdump, LiME); every value ``Dump.format`` reports is accepted
+/// (``"kdump"`` and ``"flattened-kdump"`` each accept both kdump forms); ``"raw"`` (physical memory from address 0, no
+/// header) is never detected and must be asked for; asking for a format whose signature is
+/// missing raises :class:`FormatError`. LiME and raw images carry no notes: their
+/// ``vmcoreinfo`` comes from a scan of their memory (run once, on first use). The returned
+/// :class:`Dump` is a context manager.
+///
+/// ``mmap`` (default True) lets the first :meth:`Dump.view_phys` map a regular file read-only
+/// (guarded: a file that shrinks under the mapping gives :class:`TruncatedError`, never SIGBUS)
+/// so that views are zero-copy; reads and scans still use ``pread``, which measured faster. ``"always"`` also
+/// reads and scans through the mapping; ``False`` never maps (views are copies).
+// Native so that opening costs no Python frame (identification is measured against the bare
+// os.open + pread + fstat + close floor).
+#[pyfunction(name = "open")]
+#[pyo3(
+    signature = (path, *, max_note_size = crate::fwcfg::MAX_GUEST_NOTE_SIZE as u64, elf_tails = "absent", format = None, mmap = None),
+    text_signature = "(path, *, max_note_size=MAX_GUEST_NOTE_SIZE, elf_tails='absent', format=None, mmap=True)"
+)]
 pub fn open_dump(
     py: Python<'_>,
-    path: String,
+    path: &Bound<'_, PyAny>,
     max_note_size: u64,
     elf_tails: &str,
     format: Option<&str>,
     mmap: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Dump> {
+    let path: String = match path.cast::<pyo3::types::PyString>() {
+        Ok(s) => s.to_str()?.to_owned(),
+        Err(_) => py.import("os")?.getattr("fspath")?.call1((path,))?.extract()?,
+    };
     let (mmap, mapped_reads) = match mmap {
         None => (true, false),
         Some(m) => match m.extract::<bool>() {
@@ -219,7 +247,10 @@ impl Dump {
         if let Some(v) = self.info.get() {
             return Ok(v.clone_ref(py));
         }
-        let blob = py.detach(|| d.vmcoreinfo()).map_err(|e| e.in_file(d.path()))?;
+        // An ELF dump's notes were read at open: nothing to wait for, so keep the GIL (releasing
+        // and taking it back costs more than the lookup). Other formats read or scan the file.
+        let blob = if d.format() == crate::dump::Format::Elf { d.vmcoreinfo() } else { py.detach(|| d.vmcoreinfo()) }
+            .map_err(|e| e.in_file(d.path()))?;
         let mut info = VmcoreInfo::new(blob.clone(), Some(d.path().clone()));
         if let Some(s) = d.format().is_memory_image().then(|| d.image_scan_if_done()).flatten() {
             if let Some(msg) = s.multiple_candidates(&blob) {

@@ -120,10 +120,6 @@ fn key_bytes<'a>(k: &'a Bound<'_, PyString>) -> Option<Cow<'a, [u8]>> {
     }
 }
 
-fn s(c: Cow<'_, str>) -> String {
-    c.into_owned()
-}
-
 #[pymethods]
 impl VmcoreInfo {
     /// The exact note text (desc bytes, trailing NUL padding included as written).
@@ -148,14 +144,14 @@ impl VmcoreInfo {
 
     /// ``OSRELEASE``: the kernel release.
     #[getter]
-    fn osrelease(&self) -> Option<String> {
-        self.identity_view().osrelease().map(s)
+    fn osrelease(&self) -> Option<Cow<'_, str>> {
+        self.identity_view().osrelease()
     }
 
     /// ``BUILD-ID`` as written (40 hex digits on kernels that have it).
     #[getter]
-    fn build_id(&self) -> Option<String> {
-        self.identity_view().build_id().map(s)
+    fn build_id(&self) -> Option<Cow<'_, str>> {
+        self.identity_view().build_id()
     }
 
     /// ``PAGESIZE`` (decimal).

@@ -464,18 +464,9 @@ impl Index {
             at = e.key_start as usize;
             e.line = line;
         }
-        let mask = (entries.len() * 2).next_power_of_two().max(8) - 1;
-        let mut slots = vec![EMPTY_SLOT; mask + 1];
-        for (i, e) in entries.iter().enumerate() {
-            let h = hash_key(&body[e.key_range()]);
-            let mut s = h as usize & mask;
-            while slots[s] != EMPTY_SLOT {
-                s = (s + 1) & mask;
-            }
-            slots[s] = slot_of(i, h);
-        }
         let missing_final_newline = end > 0 && body[end - 1] != b'\n';
-        Index { entries, slots, diagnostics: Vec::new(), text_len: end, missing_final_newline }
+        // No hash table: `find` compares the few entries one by one.
+        Index { entries, slots: Vec::new(), diagnostics: Vec::new(), text_len: end, missing_final_newline }
     }
 
     /// A view pairing this index with the text it was built from.
@@ -512,6 +503,10 @@ impl Index {
     }
 
     fn find(&self, text: &[u8], key: &[u8]) -> Option<Entry> {
+        if self.slots.is_empty() {
+            // A `build_only` index (a few keys), or an empty one.
+            return self.entries.iter().find(|e| text.get(e.key_range()) == Some(key)).copied();
+        }
         let mask = self.slots.len().checked_sub(1)?;
         let h = hash_key(key);
         let tag = h & !0xffff_ffff;
