@@ -437,7 +437,8 @@ impl Index {
     /// those keys and nothing else (identification wants five values out of ~100 lines). Every
     /// lookup of one of them through [`Index::view`] gives what the full [`Index::build`] gives
     /// (value, line, offsets, so the same errors); other keys are absent, and there are no
-    /// diagnostics. The text is searched once per key (memchr's SIMD substring search, with
+    /// diagnostics. Line numbers are counted only when an [`Item`] is asked for (errors give
+    /// offsets). The text is searched once per key (memchr's SIMD substring search, with
     /// searchers built once per [`KeySet`]), not split into lines.
     pub fn build_only(text: &[u8], keys: &KeySet) -> Index {
         let mut end = text.len().min(MAX_TEXT_LEN);
@@ -456,14 +457,8 @@ impl Index {
             let value_end = if line_end > eq + 1 && body[line_end - 1] == b'\r' { line_end - 1 } else { line_end };
             entries.push(Entry { key_start: start as u32, eq: eq as u32, value_end: value_end as u32, line: 0 });
         }
+        // Text order; line numbers are counted when an item is asked for (`line: 0`).
         entries.sort_by_key(|e| e.key_start);
-        // Line numbers in one pass up to the last entry.
-        let (mut at, mut line) = (0usize, 1u32);
-        for e in &mut entries {
-            line += memchr::memchr_iter(b'\n', &body[at..e.key_start as usize]).count() as u32;
-            at = e.key_start as usize;
-            e.line = line;
-        }
         let missing_final_newline = end > 0 && body[end - 1] != b'\n';
         // No hash table: `find` compares the few entries one by one.
         Index { entries, slots: Vec::new(), diagnostics: Vec::new(), text_len: end, missing_final_newline }

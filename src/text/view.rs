@@ -70,8 +70,17 @@ impl<'a> View<'a> {
             value: self.text.get(e.value_range()).unwrap_or(&[]),
             key_offset: e.key_start,
             value_offset: e.value_start(),
-            line: e.line,
+            // A `build_only` entry's line is counted when asked for (0 is never a line).
+            line: if e.line == 0 {
+                1 + memchr::memchr_iter(b'\n', self.text.get(..e.key_start as usize).unwrap_or(&[])).count() as u32
+            } else {
+                e.line
+            },
         }
+    }
+
+    fn entry(&self, key: &[u8]) -> Option<Entry> {
+        self.index.find(self.text, key)
     }
 
     /// The entry for `key` (raw bytes), with its offsets.
@@ -86,7 +95,7 @@ impl<'a> View<'a> {
 
     /// The raw value of `key` (first occurrence).
     pub fn get(&self, key: &str) -> Option<&'a [u8]> {
-        self.item_for(key).map(|i| i.value)
+        self.entry(key.as_bytes()).map(|e| self.text.get(e.value_range()).unwrap_or(&[]))
     }
 
     /// The value of `key`, decoded lossily as UTF-8.
@@ -111,15 +120,20 @@ impl<'a> View<'a> {
 
     fn parsed<T>(
         &self,
-        item: Option<Item<'a>>,
+        entry: Option<Entry>,
         parse: impl FnOnce(&[u8]) -> std::result::Result<T, &'static str>,
     ) -> Result<Option<T>> {
-        let Some(item) = item else { return Ok(None) };
-        match parse(item.value) {
+        let Some(e) = entry else { return Ok(None) };
+        let value = self.text.get(e.value_range()).unwrap_or(&[]);
+        match parse(value) {
             Ok(v) => Ok(Some(v)),
             Err(why) => Err(Error::format(
-                u64::from(item.value_offset),
-                format!("{}={}: {why}", String::from_utf8_lossy(item.key).escape_debug(), excerpt(item.value)),
+                u64::from(e.value_start()),
+                format!(
+                    "{}={}: {why}",
+                    String::from_utf8_lossy(self.text.get(e.key_range()).unwrap_or(&[])).escape_debug(),
+                    excerpt(value)
+                ),
             )
             .in_text()),
         }
@@ -130,23 +144,23 @@ impl<'a> View<'a> {
         parts: &[&[u8]],
         parse: impl FnOnce(&[u8]) -> std::result::Result<T, &'static str>,
     ) -> Result<Option<T>> {
-        let item = with_key(parts, |k| self.item_bytes(k));
-        self.parsed(item, parse)
+        let entry = with_key(parts, |k| self.entry(k));
+        self.parsed(entry, parse)
     }
 
     /// Any key's value as unsigned decimal.
     pub fn get_udec(&self, key: &str) -> Result<Option<u64>> {
-        self.parsed(self.item_for(key), parse_udec)
+        self.parsed(self.entry(key.as_bytes()), parse_udec)
     }
 
     /// Any key's value as hexadecimal without `0x` (a `0x` prefix is tolerated).
     pub fn get_hex(&self, key: &str) -> Result<Option<u64>> {
-        self.parsed(self.item_for(key), parse_hex)
+        self.parsed(self.entry(key.as_bytes()), parse_hex)
     }
 
     /// Any key's value as a kernel NUMBER: signed decimal or `0x` hexadecimal (see [`parse_number`]).
     pub fn get_number(&self, key: &str) -> Result<Option<i128>> {
-        self.parsed(self.item_for(key), parse_number)
+        self.parsed(self.entry(key.as_bytes()), parse_number)
     }
 
     /// `OSRELEASE`, decoded lossily.
@@ -161,7 +175,7 @@ impl<'a> View<'a> {
 
     /// `BUILD-ID` decoded from hex; an odd length, an empty value or a non-hex digit is an error.
     pub fn build_id_bytes(&self) -> Result<Option<Vec<u8>>> {
-        self.parsed(self.item_for("BUILD-ID"), parse_hex_bytes)
+        self.parsed(self.entry(b"BUILD-ID"), parse_hex_bytes)
     }
 
     /// `PAGESIZE` (decimal).
@@ -190,7 +204,7 @@ impl<'a> View<'a> {
 
     /// `CRASHTIME` (decimal seconds; only present after a real crash).
     pub fn crashtime(&self) -> Result<Option<i64>> {
-        self.parsed(self.item_for("CRASHTIME"), parse_idec)
+        self.parsed(self.entry(b"CRASHTIME"), parse_idec)
     }
 
     /// `SYMBOL(name)`: an address, hex without `0x` (a `0x` prefix is tolerated).
