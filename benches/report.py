@@ -91,8 +91,9 @@ def main():
         w(f"## {title}\n")
         if unit_note:
             w(unit_note + "\n")
-        w("| input | " + " | ".join(readers) + " |")
-        w("|---|" + "---|" * len(readers))
+        floor = any("floor" in row for (o, _), row in med.items() if o == op)
+        w("| input | " + " | ".join(readers) + (" | floor | ours ÷ floor |" if floor else " |"))
+        w("|---|" + "---|" * (len(readers) + 2 * floor))
         for inp in input_order:
             row = med.get((op, inp))
             fl = {r: e for (g, i, r), e in failed.items() if g == op and i == inp}
@@ -117,13 +118,18 @@ def main():
                     cells.append(cell)
                 else:
                     cells.append("–")
+            if floor:
+                fm = (row or {}).get("floor", {}).get("median")
+                cells += [fmt_t(fm) if fm else "–", f"{base / fm:.2f}" if fm and base else "–"]
             w(f"| {inp} | " + " | ".join(cells) + " |")
         w("")
 
     table(
         "identify",
         "(a) identify: open + osrelease, build_id, kernel_offset, phys_base, page_size",
-        "Median per call; ×N = the peer's median / ours (higher is slower than us).",
+        "Median per call; ×N = the peer's median / ours (higher is slower than us). floor = "
+        "`os.open` + `os.pread(8 KiB)` + `os.fstat` + `os.close` in the same Python loop "
+        "(benches/test_identify.py::test_identify_floor): the same four syscalls as ours, nothing parsed.",
     )
     table("full", "(b) full: every VMCOREINFO key into a dict")
     table(
@@ -132,6 +138,36 @@ def main():
         "Median per pass over all of ours' `memory_ranges()`; MB/s = bytes / median. "
         "Ours: `read_phys_into`; libkdumpfile: `read(MACHPHYSADDR, addr, 1 MiB)`.",
     )
+
+    covered = {"identify", "full", "bulk"}
+    other = defaultdict(list)
+    for b in bench["benchmarks"]:
+        if b.get("extra_info", {}).get("op") not in covered:
+            other[b.get("group") or "?"].append(b)
+    if other:
+        w("## Every other group of the same run\n")
+        w(
+            "Kernel view, memory mapping, batch, conversion: each group as pytest-benchmark measured it "
+            "(min and median wall time per round). *Per CPU-second* = files ÷ the process's least CPU "
+            "time per round (all threads), for the batch groups. The test names say what each row is.\n"
+        )
+        for g in sorted(other):
+            w(f"**{g}**\n")
+            w("| test | min | median | rounds | notes |")
+            w("|---|---:|---:|---:|---|")
+            for b in sorted(other[g], key=lambda b: b["stats"]["median"]):
+                ei = b.get("extra_info", {})
+                notes = []
+                if ei.get("files_per_cpu_s"):
+                    notes.append(f"{ei['files_per_cpu_s']:,.0f} files per CPU-second")
+                if ei.get("files"):
+                    notes.append(f"{ei['files'] / b['stats']['min']:,.0f} files/s (min)")
+                if ei.get("bytes"):
+                    notes.append(f"{ei['bytes'] / b['stats']['median'] / 1e6:,.0f} MB/s (median)")
+                name = b["name"].replace("|", "\\|")
+                st = b["stats"]
+                w(f"| `{name}` | {fmt_t(st['min'])} | {fmt_t(st['median'])} | {st['rounds']} | {'; '.join(notes)} |")
+            w("")
 
     if fails:
         w("## ¹ What fails, per peer\n")

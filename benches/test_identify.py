@@ -4,6 +4,8 @@ Every group holds ours and each peer on one file; every peer that works must agr
 
 from __future__ import annotations
 
+import os
+
 import inputs
 import pytest
 from conftest import READER_NAMES, probe, reader_or_skip, record_fail, rounds_for
@@ -45,3 +47,25 @@ def test_identify(benchmark, reader_name, inp, ours):
 @pytest.mark.parametrize("inp", INPUTS, ids=INPUT_IDS)
 def test_full(benchmark, reader_name, inp, ours):
     _run(benchmark, "full", reader_name, inp, ours)
+
+
+def _floor(path: str) -> int:
+    """The least any identify from Python can cost: open, read the first 8 KiB (where the
+    headers and notes of these dumps lie), fstat, close, with nothing parsed."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        n = len(os.pread(fd, 8192, 0))
+        os.fstat(fd)
+    finally:
+        os.close(fd)
+    return n
+
+
+@pytest.mark.parametrize("inp", INPUTS, ids=INPUT_IDS)
+def test_identify_floor(benchmark, inp):
+    """The syscall floor beside the identify group (same syscalls as our identify: openat, statx,
+    pread 8 KiB, close); the report gives ours ÷ floor."""
+    input_id, path, fmt, mem = inp
+    benchmark.group = f"identify {input_id}"
+    benchmark.extra_info.update(input=input_id, format=fmt, memory=mem, op="identify", reader="floor")
+    assert benchmark(_floor, path) == min(8192, os.path.getsize(path))
