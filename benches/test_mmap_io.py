@@ -2,7 +2,7 @@
 
 Inputs (not committed; made by the commands in benches/MMAP.md), under $MMAP_BENCH_DIR
 (default <repo>/bench-data):
-  real.core               a real 256 MiB x86_64 QEMU ELF dump (tests/realguest/out/x86_64/qemu-elf.core)
+  256M/qemu-elf.core       a real 256 MiB x86_64 QEMU ELF dump (scripts/make-bench-data.sh)
   64G/qemu-elf-sparse.core that dump's headers and notes, its PT_LOADs grown to 64 GiB (holes)
 
     python -m pytest benches/test_mmap_io.py -p no:cacheprovider --benchmark-columns=min,median,max,rounds
@@ -17,7 +17,8 @@ import pytest
 import vmcoreinfo
 
 BD = Path(os.environ.get("MMAP_BENCH_DIR", Path(__file__).resolve().parent.parent / "bench-data"))
-REAL = BD / "real.core"
+# The real 256 MiB x86_64 QEMU ELF dump scripts/make-bench-data.sh makes (or links).
+REAL = BD / "256M" / "qemu-elf.core"
 SPARSE = BD / "64G" / "qemu-elf-sparse.core"
 CHUNK = 1 << 20
 MODES = ["mmap", "pread"]

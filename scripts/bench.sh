@@ -6,7 +6,9 @@
 # env: BENCH_DATA (default <repo>/bench-data, git-ignored), PYTHON (default python3),
 #      BENCH_OUT (default <repo>/BENCHMARKS.md)
 # Needs root for apt-get (libkdumpfile-dev, python3-libkdumpfile, strace, valgrind) and, the first
-# time, for booting the 8 GiB guest that makes the inputs (scripts/make-bench-data.sh).
+# time, for booting the 8 GiB guest that makes the inputs (scripts/make-bench-data.sh) and the
+# real guests of the kernel-view benches (tests/realguest/generate.py into $BENCH_DATA/realguest,
+# or VMCOREINFO_REALGUEST_DIR when set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -41,6 +43,14 @@ fi
 if [ "${BENCH_SET:-}" != fixtures ]; then
   phase "inputs (scripts/make-bench-data.sh)"
   PYTHON="$V/bin/python" scripts/make-bench-data.sh
+fi
+
+# The kernel-view benches (benches/test_kview*.py) read the real-guest dumps of every guest the
+# test suite boots (x86_64, arm64, la57, i386, i386-pae): made once by tests/realguest/generate.py.
+export VMCOREINFO_REALGUEST_DIR=${VMCOREINFO_REALGUEST_DIR:-$BENCH_DATA/realguest}
+if [ "${BENCH_SET:-}" != fixtures ] && [ ! -e "$VMCOREINFO_REALGUEST_DIR/COMPLETE" ]; then
+  phase "real-guest dumps for the kernel-view benches (tests/realguest/generate.py; boots QEMU guests)"
+  "$V/bin/python" tests/realguest/generate.py "$VMCOREINFO_REALGUEST_DIR"
 fi
 
 # Is the machine quiet? Other processes' CPU use over 5 s, before and after the benches.

@@ -75,10 +75,10 @@ impl Dump {
     }
 
     fn from_head(src: Arc<dyn ReadAt>, name: Arc<str>, options: OpenOptions, buf: &mut Vec<u8>) -> Result<Dump> {
-        let n = src.len().min(elf::HEAD_READ as u64) as usize;
-        buf.resize(n, 0);
-        src.read_exact_at(buf, 0)?;
-        let head = &buf[..];
+        // One read of the head, which also learns a short file's length (no fstat).
+        buf.resize(elf::HEAD_READ, 0);
+        let n = src.read_upto(buf, 0)?;
+        let head = &buf[..n];
         let backend = match crate::format::choose(options.format, crate::format::detect(head))? {
             Format::Elf => {
                 let mut e = ElfDump::parse(src, head)?;

@@ -201,7 +201,8 @@ where
         return Err(Error::format(phoff_field, format!("e_phentsize is {phentsize}, expected {want}")));
     }
     let ph_bytes = u64::from(phnum) * want;
-    if phoff.checked_add(ph_bytes).is_none_or(|end| end > src.len()) {
+    // Headers inside the head are inside the file (no need for its length).
+    if phoff.checked_add(ph_bytes).is_none_or(|end| end > head.len() as u64 && end > src.len()) {
         return Err(Error::truncated(
             phoff,
             format!("{phnum} program headers at {phoff:#x} run past the end of the file ({} bytes)", src.len()),

@@ -11,13 +11,14 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result};
 
 /// Random-access, thread-safe reads of a byte source of known length.
 pub trait ReadAt: Send + Sync {
-    /// Length of the source in bytes, as seen when it was opened.
+    /// Length of the source in bytes, as seen when it was opened (a file: when first needed, see
+    /// [`FileSource`]); later reads past it are `Truncated` errors.
     fn len(&self) -> u64;
 
     /// Fill `buf` from `offset`; fewer bytes than asked is a `Truncated` error at the offset
@@ -50,6 +51,14 @@ pub trait ReadAt: Send + Sync {
         let mut v = vec![0u8; len as usize];
         self.read_exact_at(&mut v, offset)?;
         Ok(v)
+    }
+
+    /// Fill `buf` from `offset` as far as the source goes; returns how many bytes were read
+    /// (fewer than `buf.len()` only at the end of the source).
+    fn read_upto(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        let n = self.len().saturating_sub(offset).min(buf.len() as u64) as usize;
+        self.read_exact_at(&mut buf[..n], offset)?;
+        Ok(n)
     }
 
     /// Read up to `len` bytes at `offset` (fewer at end of file), without failing on EOF.
@@ -88,25 +97,26 @@ impl ReadAt for WithHead<'_> {
 }
 
 /// A regular file read with `pread`.
+///
+/// Its length is taken once, when first needed: from the read that met the end of the file
+/// ([`ReadAt::read_upto`], which is how a dump's head is read), or else from `fstat`. Opening and
+/// identifying a dump whose headers and notes lie in its head thus costs `openat`, one `pread`
+/// and `close`, and no `fstat`.
 #[derive(Debug)]
 pub struct FileSource {
     file: File,
-    len: u64,
+    len: OnceLock<u64>,
 }
 
 impl FileSource {
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io(&e, None, "cannot open"))?;
-        Self::from_file(file)
+        Ok(Self::from_file(file))
     }
 
     /// Read an already open file.
-    pub fn from_file(file: File) -> Result<Self> {
-        let meta = file.metadata().map_err(|e| Error::io(&e, None, "cannot stat"))?;
-        if meta.is_dir() {
-            return Err(Error::io(&std::io::Error::from_raw_os_error(21), None, "cannot open"));
-        }
-        Ok(FileSource { file, len: meta.len() })
+    pub fn from_file(file: File) -> Self {
+        FileSource { file, len: OnceLock::new() }
     }
 
     /// The open file (for mapping it).
@@ -117,7 +127,34 @@ impl FileSource {
 
 impl ReadAt for FileSource {
     fn len(&self) -> u64 {
-        self.len
+        // An fstat of an open file fails only on a broken filesystem; the reads then fail too,
+        // with their own error, rather than being refused as past a made-up end.
+        *self.len.get_or_init(|| self.file.metadata().map_or(u64::MAX, |m| m.len()))
+    }
+
+    fn read_upto(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        if offset.checked_add(buf.len() as u64).is_none_or(|end| end > i64::MAX as u64) {
+            return Err(Error::truncated(
+                offset,
+                format!("{} bytes at {offset:#x} lie past the largest possible file offset", buf.len()),
+            ));
+        }
+        let mut got = 0;
+        while got < buf.len() {
+            match self.file.read_at(&mut buf[got..], offset + got as u64) {
+                Ok(0) => {
+                    // The end of the file: its length, unless another read took it first.
+                    let _ = self.len.set(offset + got as u64);
+                    break;
+                }
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // A directory opens (read-only) and fails here: say so as opening would.
+                Err(e) if e.raw_os_error() == Some(21) => return Err(Error::io(&e, None, "cannot open")),
+                Err(e) => return Err(Error::io(&e, Some(offset + got as u64), "read failed")),
+            }
+        }
+        Ok(got)
     }
 
     fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> Result<()> {
@@ -129,11 +166,12 @@ impl ReadAt for FileSource {
                 format!("{} bytes at {offset:#x} lie past the largest possible file offset", buf.len()),
             ));
         }
-        if offset + buf.len() as u64 > self.len {
+        let len = self.len();
+        if offset + buf.len() as u64 > len {
             // Data declared past the end the file had when it was opened: it was short already.
             return Err(Error::truncated(
                 offset,
-                format!("{} bytes at {offset:#x} run past the end of the file ({} bytes)", buf.len(), self.len),
+                format!("{} bytes at {offset:#x} run past the end of the file ({len} bytes)", buf.len()),
             ));
         }
         while !buf.is_empty() {
@@ -144,7 +182,7 @@ impl ReadAt for FileSource {
                         format!(
                         "the file ends at {offset:#x} with {} bytes still to read, but it was {} bytes when opened: it shrank",
                         buf.len(),
-                        self.len
+                        len
                     ),
                     ))
                 }
@@ -197,6 +235,9 @@ impl<T: ReadAt + ?Sized> ReadAt for Arc<T> {
     }
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         (**self).read_exact_at(buf, offset)
+    }
+    fn read_upto(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        (**self).read_upto(buf, offset)
     }
 }
 
@@ -254,6 +295,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vmci-src-{}", std::process::id()));
         std::fs::write(&dir, vec![1u8; 8192]).unwrap();
         let src = FileSource::open(&dir).unwrap();
+        assert_eq!(src.len(), 8192); // the length is taken when first needed
         std::fs::OpenOptions::new().write(true).open(&dir).unwrap().set_len(100).unwrap();
         let mut b = vec![0u8; 4096];
         let e = src.read_exact_at(&mut b, 0).unwrap_err();
@@ -261,5 +303,29 @@ mod tests {
         assert_eq!(e.offset(), Some(100));
         assert!(e.message.contains("it was 8192 bytes when opened: it shrank"), "{e}");
         std::fs::remove_file(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_read_that_meets_the_end_takes_the_length_without_fstat() {
+        let path = std::env::temp_dir().join(format!("vmci-src-upto-{}", std::process::id()));
+        std::fs::write(&path, [7u8; 100]).unwrap();
+        let src = FileSource::open(&path).unwrap();
+        let mut b = [0u8; 8192];
+        assert_eq!(src.read_upto(&mut b, 0).unwrap(), 100);
+        assert!(b[..100].iter().all(|&c| c == 7));
+        // The length is now 100 whatever happens to the file: a shrink is seen as one.
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(10).unwrap();
+        assert_eq!(src.len(), 100);
+        let e = src.read_exact_at(&mut b[..50], 0).unwrap_err();
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Truncated, Some(10)), "{e}");
+        assert!(e.message.contains("it was 100 bytes when opened: it shrank"), "{e}");
+        // A directory opens and fails at its first read, as an OS error.
+        // (Through an Arc, as every reader holds it: the override must be reached, not the
+        // default that asks for the length first.)
+        let d: Arc<dyn ReadAt> = Arc::new(FileSource::open(&std::env::temp_dir()).unwrap());
+        let e = d.read_upto(&mut b, 0).unwrap_err();
+        assert!(matches!(e.kind, ErrorKind::Io { errno: Some(21) }), "{e}");
+        assert!(e.offset().is_none() && e.message.starts_with("cannot open"), "{e}");
+        std::fs::remove_file(&path).unwrap();
     }
 }
