@@ -51,7 +51,7 @@ def main():
     med = defaultdict(dict)  # (op, input) -> reader -> stats
     for b in bench["benchmarks"]:
         ei = b.get("extra_info", {})
-        med[(ei.get("op"), ei.get("input"))][ei.get("reader")] = {**b["stats"], "bytes": ei.get("bytes")}
+        med[(ei.get("op"), ei.get("input"))][ei.get("reader")] = {**b["stats"], "bytes": ei.get("bytes"), "extra": ei}
     failed = {(f["group"], f["input"], f["reader"]): f["error"] for f in fails}
     readers = [r for r in READER_ORDER if r in rd["available"] or r in rd["unavailable"]]
 
@@ -119,8 +119,14 @@ def main():
                 else:
                     cells.append("–")
             if floor:
-                fm = (row or {}).get("floor", {}).get("median")
-                cells += [fmt_t(fm) if fm else "–", f"{base / fm:.2f}" if fm and base else "–"]
+                fl = (row or {}).get("floor", {})
+                fm, ex = fl.get("median"), fl.get("extra", {})
+                am, af = ex.get("alternating_ours_median_s"), ex.get("alternating_floor_median_s")
+                if am and af:
+                    ratio = f"{am / af:.2f} ({fmt_t(am)} ÷ {fmt_t(af)})"
+                else:
+                    ratio = f"{base / fm:.2f}" if fm and base else "–"
+                cells += [fmt_t(fm) if fm else "–", ratio]
             w(f"| {inp} | " + " | ".join(cells) + " |")
         w("")
 
@@ -130,7 +136,9 @@ def main():
         "Median per call; ×N = the peer's median / ours (higher is slower than us). floor = "
         "`os.open` + `os.pread(8 KiB)` + `os.fstat` + `os.close` in the same Python loop "
         "(benches/test_identify.py::test_identify_floor), nothing parsed; ours makes three of those "
-        "syscalls on an ELF dump (no fstat), kdump files read their headers and notes with more.",
+        "syscalls on an ELF dump (no fstat), kdump files read their headers and notes with more. "
+        "ours ÷ floor: medians per call of ours and the floor measured in alternation in that test "
+        "(30 rounds of 300 calls each), since the group's rows run minutes apart.",
     )
     table("full", "(b) full: every VMCOREINFO key into a dict")
     table(
