@@ -34,8 +34,9 @@ SMALL = [
     ("fixture-flat-zlib", FIX / "kdump/qemu-x86_64-zlib.flat", "flattened-kdump", "fixture"),
     ("fixture-md-flat-zlib-d31", FIX / "kdump/md-x86_64-zlib-d31.flat", "flattened-kdump", "fixture"),
 ]
-# bulk physical read (d): kdump-zlib files (plus the ELF of the same guest, for reference)
-BULK_BIG = ["kdump-zlib-256M", "kdump-zlib-8G", "elf-256M"]
+# bulk physical read (d): kdump-zlib files (plus the ELF of the same guest, for reference, and the
+# 64 GiB sparse ELF against libkdumpfile)
+BULK_BIG = ["kdump-zlib-256M", "kdump-zlib-8G", "elf-256M", "elf-64G-sparse"]
 BULK_SMALL = ["fixture-kdump-zlib", "fixture-elf"]
 
 
