@@ -1,6 +1,7 @@
-"""(d) bulk physical read: every present page of a kdump-zlib dump (and, for reference, the
-ELF of the same guest, and every page of the 64 GiB sparse ELF: holes at hole speed), 1 MiB per call. Ours: Dump.read_phys_into over memory_ranges();
-libkdumpfile: kdump_read of MACHPHYSADDR. Throughput = bytes / time (BENCHMARKS.md)."""
+"""(d) bulk physical read, 1 MiB per call: every present page of a kdump-zlib dump, of the ELF
+of the same guest (for reference) and of the 64 GiB sparse ELF (holes at hole speed). Ours:
+Dump.read_phys_into over memory_ranges(); libkdumpfile: kdump_read of MACHPHYSADDR.
+Throughput = bytes / time (BENCHMARKS.md)."""
 
 from __future__ import annotations
 
