@@ -133,12 +133,7 @@ impl ReadAt for FileSource {
     }
 
     fn read_upto(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
-        if offset.checked_add(buf.len() as u64).is_none_or(|end| end > i64::MAX as u64) {
-            return Err(Error::truncated(
-                offset,
-                format!("{} bytes at {offset:#x} lie past the largest possible file offset", buf.len()),
-            ));
-        }
+        within_off_t(offset, buf.len())?;
         let mut got = 0;
         while got < buf.len() {
             match self.file.read_at(&mut buf[got..], offset + got as u64) {
@@ -158,14 +153,7 @@ impl ReadAt for FileSource {
     }
 
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        // pread's offset is an off_t: no file has bytes at or past 2^63, and the kernel answers
-        // EINVAL there. A lying header that points so far is a truncated file, not an OS error.
-        if offset.checked_add(buf.len() as u64).is_none_or(|end| end > i64::MAX as u64) {
-            return Err(Error::truncated(
-                offset,
-                format!("{} bytes at {offset:#x} lie past the largest possible file offset", buf.len()),
-            ));
-        }
+        within_off_t(offset, buf.len())?;
         let len = self.len();
         if offset + buf.len() as u64 > len {
             // Data declared past the end the file had when it was opened: it was short already.
@@ -179,6 +167,15 @@ impl ReadAt for FileSource {
         }
         self.pread_exact(buf, offset, len)
     }
+}
+
+/// pread's offset is an off_t: no file has bytes at or past 2^63, and the kernel answers EINVAL
+/// there. A lying header that points so far is a truncated file, not an OS error.
+fn within_off_t(offset: u64, len: usize) -> Result<()> {
+    if offset.checked_add(len as u64).is_none_or(|end| end > i64::MAX as u64) {
+        return Err(Error::truncated(offset, format!("{len} bytes at {offset:#x} lie past the largest possible file offset")));
+    }
+    Ok(())
 }
 
 /// Reads at least this long ask the filesystem where the file's data is (`SEEK_DATA`/`SEEK_HOLE`).
