@@ -134,20 +134,14 @@ impl ReadAt for FileSource {
 
     fn read_upto(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
         within_off_t(offset, buf.len())?;
-        let mut got = 0;
-        while got < buf.len() {
-            match self.file.read_at(&mut buf[got..], offset + got as u64) {
-                Ok(0) => {
-                    // The end of the file: its length, unless another read took it first.
-                    let _ = self.len.set(offset + got as u64);
-                    break;
-                }
-                Ok(n) => got += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                // A directory opens (read-only) and fails here: say so as opening would.
-                Err(e) if e.raw_os_error() == Some(21) => return Err(Error::io(&e, None, "cannot open")),
-                Err(e) => return Err(Error::io(&e, Some(offset + got as u64), "read failed")),
-            }
+        let got = self.fill(buf, offset).map_err(|(e, at)| match e.raw_os_error() {
+            // A directory opens (read-only) and fails here: say so as opening would.
+            Some(21) => Error::io(&e, None, "cannot open"),
+            _ => Error::io(&e, Some(at), "read failed"),
+        })?;
+        if got < buf.len() {
+            // The end of the file: its length, unless another read took it first.
+            let _ = self.len.set(offset + got as u64);
         }
         Ok(got)
     }
@@ -221,28 +215,35 @@ impl FileSource {
         Ok(())
     }
 
-    fn pread_exact(&self, mut buf: &mut [u8], mut offset: u64, len: u64) -> Result<()> {
-        while !buf.is_empty() {
-            match self.file.read_at(buf, offset) {
-                Ok(0) => {
-                    return Err(Error::truncated(
-                        offset,
-                        format!(
-                        "the file ends at {offset:#x} with {} bytes still to read, but it was {} bytes when opened: it shrank",
-                        buf.len(),
-                        len
-                    ),
-                    ))
-                }
-                Ok(n) => {
-                    buf = &mut buf[n..];
-                    offset += n as u64;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Error::io(&e, Some(offset), "read failed")),
-            }
+    fn pread_exact(&self, buf: &mut [u8], offset: u64, len: u64) -> Result<()> {
+        let got = self.fill(buf, offset).map_err(|(e, at)| Error::io(&e, Some(at), "read failed"))?;
+        if got < buf.len() {
+            let at = offset + got as u64;
+            return Err(Error::truncated(
+                at,
+                format!(
+                    "the file ends at {at:#x} with {} bytes still to read, but it was {len} bytes when opened: it shrank",
+                    buf.len() - got
+                ),
+            ));
         }
         Ok(())
+    }
+
+    /// `pread` until `buf` is full or the file ends: the bytes read, or the failure and the
+    /// offset it happened at. The one read loop of both [`ReadAt::read_upto`] and reads that
+    /// must be whole.
+    fn fill(&self, buf: &mut [u8], offset: u64) -> std::result::Result<usize, (std::io::Error, u64)> {
+        let mut got = 0;
+        while got < buf.len() {
+            match self.file.read_at(&mut buf[got..], offset + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err((e, offset + got as u64)),
+            }
+        }
+        Ok(got)
     }
 }
 
