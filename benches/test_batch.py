@@ -1,8 +1,9 @@
 """(e) batch: identify a corpus of real-shaped dump files (benches/make_corpus.py: the committed
 ELF fixtures, each copy with a distinct VMCOREINFO text) per round, every result checked against
 the manifest. Side by side in one group: identify_many on one core (the process pinned to one
-CPU, one worker thread) and on every CPU, a Python loop of vmcoreinfo.open, drgn and libkdumpfile
-loops (where installed), and vmcoreinfo.dask on a two-process LocalCluster. Plus peak RSS of a
+CPU, threads=1: the calling thread does all the work) and on every CPU, a Python loop of
+vmcoreinfo.open, drgn and libkdumpfile loops (where installed), and vmcoreinfo.dask on a
+two-process LocalCluster. Plus peak RSS of a
 batch against the number of files (benches/batch_rss.py, each count in its own process).
 
 BENCH_CORPUS_FILES sets the corpus size (default 10,000; 300 in plain test runs, which check

@@ -199,3 +199,31 @@ def test_identity_is_a_frozen_value():
     assert tuple(d) == vmcoreinfo.Identity.FIELDS
     assert d["machine"] == "aarch64" and d["page_size"] == 4096 and d["error_type"] is None
     assert "aarch64" in repr(r)
+
+
+def _batch_thread_ids() -> set[str]:
+    """Thread ids of this process's batch workers (named ``vmcoreinfo-batch-N``, which the
+    kernel cuts to 15 bytes)."""
+    out = set()
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                if f.read().startswith("vmcoreinfo-batc"):
+                    out.add(tid)
+        except FileNotFoundError:  # ended meanwhile
+            pass
+    return out
+
+
+def test_the_calling_thread_is_one_of_the_threads():
+    before = _batch_thread_ids()
+    it = vmcoreinfo.identify_many(ALL_FILES, threads=1)
+    first = next(it)
+    assert it.threads == 1 and first.path == ALL_FILES[0]
+    assert _batch_thread_ids() - before == set()  # threads=1: no worker, the caller identifies
+    assert [r.path for r in it] == ALL_FILES[1:]
+    before = _batch_thread_ids()
+    it = vmcoreinfo.identify_many(ALL_FILES, threads=3)
+    next(it)
+    assert it.threads == 3 and len(_batch_thread_ids() - before) == 2
+    it.close()

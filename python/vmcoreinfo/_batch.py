@@ -48,7 +48,9 @@ def identify_many(
     :func:`vmcoreinfo.open` would raise, e.g. ``"NoVmcoreinfoError"``, ``"FileNotFoundError"``),
     ``error_message`` and ``error_offset``. A bad file never stops the batch.
 
-    ``threads``: worker threads (default: one per CPU this process may use). ``window``: files
+    ``threads``: threads identifying files (default: one per CPU this process may use); the
+    thread iterating is one of them: it identifies files itself whenever the next result is not
+    done yet (with the GIL released), so ``threads=1`` starts no thread at all. ``window``: files
     in flight at most (default ``64 * threads + 64``): memory is bounded by it, not by the number
     of paths; ``paths`` may be any iterable, including a generator. ``progress(done, total)`` is
     called at most ten times a second and at the end (``total`` is ``len(paths)`` when it has
@@ -131,7 +133,7 @@ def add_show_many_arguments(p: argparse.ArgumentParser) -> None:
     out.add_argument("--jsonl", action="store_true", help="JSON lines: one object per file (as --json)")
     out.add_argument("--csv", action="store_true", help="CSV with a header row")
     out.add_argument("--parquet", metavar="OUT", help="write a Parquet file (needs pyarrow: vmcoreinfo[parquet])")
-    p.add_argument("--threads", type=int, metavar="N", help="worker threads (default: one per CPU)")
+    p.add_argument("--threads", type=int, metavar="N", help="threads identifying files, this one included (default: one per CPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr (default: shown on a terminal)")
 
 
