@@ -51,7 +51,7 @@ page by page";
 impl Dump {
     /// Open a dump file: reads the headers and the note segment, nothing else.
     pub fn open(path: &Path, options: OpenOptions) -> Result<Dump> {
-        let name: Arc<str> = Arc::from(path.to_string_lossy().as_ref());
+        let name: Arc<str> = path.to_str().map_or_else(|| Arc::from(path.to_string_lossy().as_ref()), Arc::from);
         let (src, plan) = crate::mmap::open_sources(path, &options).map_err(|e| e.in_file(&name))?;
         let mut d = Self::from_source(src, name.clone(), options).map_err(|e| e.in_file(&name))?;
         if let MapPlan::Now(m) = &plan {

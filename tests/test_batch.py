@@ -227,3 +227,15 @@ def test_the_calling_thread_is_one_of_the_threads():
     next(it)
     assert it.threads == 3 and len(_batch_thread_ids() - before) == 2
     it.close()
+
+
+def test_results_are_left_out_of_the_cycle_collector_and_outlive_it():
+    import gc
+
+    res = list(vmcoreinfo.identify_many(ALL_FILES, threads=2))
+    assert res and not any(gc.is_tracked(r) for r in res)
+    want = [r.as_dict() for r in res]
+    gc.collect()
+    del want[0]
+    assert [r.as_dict() for r in res[1:]] == want
+    assert [by_open(p) for p in ALL_FILES[:5]] == [r.as_dict() for r in res[:5]]

@@ -165,6 +165,18 @@ impl Identity {
     }
 }
 
+/// Take a new `Identity` out of the cycle collector's view. pyo3 makes every class a GC
+/// container, so a batch of thousands of results made the collector run and walk each of them
+/// several times (gen 0, 1 and 2) through pyo3's `tp_traverse`, for nothing: an `Identity` holds
+/// one `str` and plain values, so it cannot be part of a reference cycle.
+fn untrack(obj: &Bound<'_, Identity>) {
+    // SAFETY: `obj` is a live object (we hold a reference) of a GC type (pyo3 sets
+    // Py_TPFLAGS_HAVE_GC), which is what PyObject_GC_UnTrack requires; untracking an object that
+    // cannot be in a cycle is what the C API documents it for. pyo3's tp_dealloc untracks again,
+    // which CPython allows (it checks whether the object is tracked).
+    unsafe { pyo3::ffi::PyObject_GC_UnTrack(obj.as_ptr().cast()) }
+}
+
 /// The iterator ``identify_many`` returns: one ``Identity`` per input path, in input order.
 #[pyclass(module = "vmcoreinfo._native")]
 pub struct IdentifyIter {
@@ -294,7 +306,7 @@ impl IdentifyIter {
         slf
     }
 
-    fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Identity>> {
+    fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, Identity>>> {
         self.refill(py)?;
         let Some(batch) = &self.batch else { return Ok(None) };
         let stretch = self.window / 2;
@@ -316,7 +328,8 @@ impl IdentifyIter {
         };
         let path = self.paths.pop_front().ok_or_else(|| PyValueError::new_err("identify_many: result without a path"))?;
         self.done += 1;
-        let out = Identity::new(py, path, id);
+        let out = Bound::new(py, Identity::new(py, path, id))?;
+        untrack(&out);
         self.report(py, false)?;
         Ok(Some(out))
     }
