@@ -212,8 +212,10 @@ where
     let phdrs: &[Elf::ProgramHeader] =
         object::pod::slice_from_all_bytes(&phdrs_raw).map_err(|_| Error::format(phoff, "program header table is misaligned"))?;
 
-    let mut notes = Vec::new();
-    let mut loads = Vec::new();
+    // Sized once (dumps have one PT_NOTE and a PT_LOAD per RAM range): no regrowth per header.
+    // `phdrs` is already in memory, and a `Load` is smaller than the header it comes from.
+    let mut notes = Vec::with_capacity(1);
+    let mut loads = Vec::with_capacity(phdrs.len());
     let mut note_total = 0u64;
     for (i, ph) in phdrs.iter().enumerate() {
         let ph_off = phoff + i as u64 * want;
