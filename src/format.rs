@@ -74,11 +74,12 @@ impl Format {
         }
     }
 
+    /// Every format, in the order [`detect`] tries their signatures (raw last: it has none).
+    pub const ALL: [Format; 6] = [Format::Elf, Format::FlattenedKdump, Format::Kdump, Format::Avml, Format::Lime, Format::Raw];
+
     /// The format named `name` (as [`Format::name`] spells it).
     pub fn from_name(name: &str) -> Option<Format> {
-        [Format::Elf, Format::Kdump, Format::FlattenedKdump, Format::Lime, Format::Avml, Format::Raw]
-            .into_iter()
-            .find(|f| f.name() == name)
+        Format::ALL.into_iter().find(|f| f.name() == name)
     }
 
     /// Memory images (LiME, AVML, raw) carry no notes and no machine: both come from a scan.

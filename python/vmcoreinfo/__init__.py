@@ -35,6 +35,7 @@ from ._errors import (
     UnsupportedFormatError,
 )
 from ._native import (
+    FORMATS,
     MAX_GUEST_NOTE_SIZE,
     MAX_READ_PHYS,
     Diagnostic,
@@ -86,6 +87,7 @@ except _PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
+    "FORMATS",
     "MAX_READ_PHYS",
     "open",
     "parse",

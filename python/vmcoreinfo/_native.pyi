@@ -11,6 +11,7 @@ from vmcoreinfo._types import ByteOrder, Details, ElfTails, FormatName
 __all__ = [
     "MAX_GUEST_NOTE_SIZE",
     "MAX_READ_PHYS",
+    "FORMATS",
     "Dump",
     "Note",
     "VmcoreInfo",
@@ -32,6 +33,8 @@ __all__ = [
 
 MAX_GUEST_NOTE_SIZE: int
 MAX_READ_PHYS: int
+FORMATS: tuple[tuple[str, bool], ...]
+"""Every container format: ``(name, is_memory_image)``, in detection order (raw last)."""
 
 @final
 class Diagnostic:

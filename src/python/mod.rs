@@ -18,6 +18,10 @@ use pyo3::prelude::*;
 fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MAX_GUEST_NOTE_SIZE", crate::fwcfg::MAX_GUEST_NOTE_SIZE)?;
     m.add("MAX_READ_PHYS", dump::MAX_READ_PHYS)?;
+    // Every format's name and whether it is a memory image: the one list the Python side
+    // (CLI choices, identify_many/dask validation, `_types.FormatName`) is checked against.
+    let formats: Vec<(&str, bool)> = crate::format::Format::ALL.iter().map(|f| (f.name(), f.is_memory_image())).collect();
+    m.add("FORMATS", pyo3::types::PyTuple::new(m.py(), formats)?)?;
     m.add_class::<dump::Dump>()?;
     m.add_class::<dump::Note>()?;
     m.add_class::<info::VmcoreInfo>()?;
