@@ -29,13 +29,7 @@ pub const HEAD_READ: usize = 8192;
 /// allocate more; raise it if real dumps need more).
 pub const MAX_TABLE_BYTES: u64 = 256 << 20;
 
-/// One PT_NOTE segment, its bytes read at open.
-#[derive(Debug, Clone)]
-pub struct NoteSegment {
-    pub file_offset: u64,
-    pub align: u64,
-    pub data: Arc<[u8]>,
-}
+pub use crate::notes::NoteSegment;
 
 /// One PT_LOAD as written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -45,6 +45,7 @@ impl Rule {
 
 /// What went wrong, coarsely; each kind is one Python exception class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// The bytes are not what the format says they must be (bad magic, bad field).
     Format,

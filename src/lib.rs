@@ -19,7 +19,6 @@ pub mod extent;
 pub mod flattened;
 pub mod format;
 pub mod fwcfg;
-pub mod image;
 pub mod kdump;
 pub mod kview;
 pub mod lime;

@@ -302,7 +302,7 @@ pub(crate) enum MapPlan {
     Never,
     /// Mapped at open (`mapped_reads`: reads go through the mapping).
     Now(std::sync::Arc<MmapSource>),
-    /// Mapped on first need (the first [`Dump::view_phys`]) from this open file: opening and
+    /// Mapped on first need (the first [`Dump::view_phys`](crate::dump::Dump::view_phys)) from this open file: opening and
     /// identifying never pay for `mmap`/`munmap` (and, with threads, the TLB shootdown of the
     /// `munmap`), which measured more than the rest of an identification (benches/BATCH.md).
     Lazy(std::sync::Arc<crate::source::FileSource>),
@@ -310,16 +310,18 @@ pub(crate) enum MapPlan {
 
 /// A dump file's byte source (pread, or with `mapped_reads` the mapping) and its mapping plan.
 /// One open file serves both (the mapping and the pread source are the same inode).
+/// `mmap: false` never maps it; `mapped_reads` maps it now and reads through the mapping.
 pub(crate) fn open_sources(
     path: &std::path::Path,
-    options: &crate::dump::OpenOptions,
+    mmap: bool,
+    mapped_reads: bool,
 ) -> Result<(std::sync::Arc<dyn ReadAt>, MapPlan)> {
     use std::sync::Arc;
     let file = Arc::new(crate::source::FileSource::open(path)?);
-    if !options.mmap {
+    if !mmap {
         return Ok((file, MapPlan::Never));
     }
-    if options.mapped_reads {
+    if mapped_reads {
         if let Some(m) = MmapSource::from_file(file.file())? {
             let m = Arc::new(m);
             return Ok((m.clone(), MapPlan::Now(m)));
@@ -327,35 +329,6 @@ pub(crate) fn open_sources(
         return Ok((file, MapPlan::Never));
     }
     Ok((file.clone(), MapPlan::Lazy(file)))
-}
-
-impl crate::dump::Dump {
-    /// A scan counts unreadable pages and goes on; a file that shrank under the mapping is not a
-    /// page that cannot be read but a file that is no longer the one opened: an error.
-    pub fn check_mapping(&self) -> Result<()> {
-        match self.mapping() {
-            Some(m) if m.poisoned() => {
-                let mut b = [0u8; 1];
-                m.read_exact_at(&mut b, 0)
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Read-only view of guest-physical `[addr, addr + size)`: zero-copy into the file's mapping
-    /// when the file is mapped and stores the range as one run of plain bytes (raw, LiME, one ELF
-    /// PT_LOAD's file bytes); otherwise (kdump's and AVML's compressed pages, a range spanning two
-    /// stored runs or a zero-read tail, `mmap: false`) read into an owned buffer. Absent memory is
-    /// an error checked before anything is allocated.
-    pub fn view_phys(&self, addr: u64, size: usize) -> Result<PhysView> {
-        if let (Some(off), Some(m)) = (self.phys_file_offset(addr, size as u64), self.map_now()) {
-            return m.view(off, size);
-        }
-        self.check_backed(addr, size as u64)?;
-        let mut v = vec![0u8; size];
-        self.read_phys(addr, &mut v)?;
-        Ok(PhysView::Owned(v))
-    }
 }
 
 #[cfg(test)]
@@ -384,24 +357,5 @@ mod tests {
         assert_eq!(m.read_exact_at(&mut b, 0).unwrap_err().kind, ErrorKind::Truncated);
         drop(m);
         std::fs::remove_file(&dir).unwrap();
-    }
-
-    #[test]
-    fn the_mapping_is_made_by_the_first_view_not_by_open() {
-        use crate::dump::{Dump, OpenOptions};
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/x86_64-qemu-elf.core");
-        let d = Dump::open(&path, OpenOptions::default()).unwrap();
-        assert!(d.mapping().is_none(), "open must not map the file");
-        d.vmcoreinfo().unwrap();
-        assert!(d.mapping().is_none(), "reading the text must not map the file");
-        let r = d.memory_ranges().unwrap()[0];
-        let v = d.view_phys(r.start, 16).unwrap();
-        assert!(matches!(v, PhysView::Mapped { .. }), "a stored range is a view of the mapping");
-        assert!(d.mapping().is_some());
-        let no = Dump::open(&path, OpenOptions { mmap: false, ..OpenOptions::default() }).unwrap();
-        assert!(matches!(no.view_phys(r.start, 16).unwrap(), PhysView::Owned(_)));
-        assert!(no.map_now().is_none());
-        let eager = Dump::open(&path, OpenOptions { mapped_reads: true, ..OpenOptions::default() }).unwrap();
-        assert!(eager.mapping().is_some(), "mapped_reads maps at open");
     }
 }

@@ -10,6 +10,14 @@ use object::Endianness;
 
 use crate::error::{Error, Result};
 
+/// One note segment (an ELF PT_NOTE, the kdump note area), its bytes read at open.
+#[derive(Debug, Clone)]
+pub struct NoteSegment {
+    pub file_offset: u64,
+    pub align: u64,
+    pub data: std::sync::Arc<[u8]>,
+}
+
 /// Size of an ELF note header (`n_namesz`, `n_descsz`, `n_type`), the same for ELF32 and ELF64.
 pub const NOTE_HEADER_SIZE: usize = std::mem::size_of::<NoteHeader32<Endianness>>();
 /// Padding of note names and descs in core dumps: 4 bytes, even in ELF64 (QEMU, the kernel).

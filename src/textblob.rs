@@ -4,52 +4,10 @@
 use std::sync::Arc;
 
 use crate::bitness;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Location, Result};
+use crate::fwcfg;
+use crate::notes::{self, NoteSegment};
 use crate::text;
-
-/// phys_base as the VMCOREINFO text gives it and as a kdump header gives it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PhysBaseSources {
-    /// The VMCOREINFO key read: `NUMBER(phys_base)` (x86_64, signed decimal) or
-    /// `NUMBER(PHYS_OFFSET)` (arm64, hex) — the keys QEMU reads for its kdump header.
-    pub text_key: Option<&'static str>,
-    /// The text's value (the one to use).
-    pub text: Option<i128>,
-    /// The kdump sub-header's value (QEMU reads x86_64's decimal text as hex, so it is wrong
-    /// whenever phys_base != 0).
-    pub header: Option<u64>,
-}
-
-impl PhysBaseSources {
-    /// phys_base from the VMCOREINFO text and from the kdump header, side by side.
-    pub fn of(dump: &crate::dump::Dump) -> Result<PhysBaseSources> {
-        let header = dump.kdump().and_then(crate::kdump::KdumpFile::phys_base_header);
-        // (key as reported, NUMBER name to read)
-        let source = match dump.e_machine() {
-            bitness::EM_AARCH64 => Some(("NUMBER(PHYS_OFFSET)", "PHYS_OFFSET")),
-            bitness::EM_X86_64 => Some(("NUMBER(phys_base)", "phys_base")),
-            _ => None,
-        };
-        let text_key = source.map(|(key, _)| key);
-        let mut text = None;
-        if let Some((_, name)) = source {
-            match dump.vmcoreinfo() {
-                Ok(blob) => {
-                    let idx = text::Index::build(blob.bytes());
-                    text = idx.view(blob.bytes()).number(name).map_err(|e| e.shifted(blob.file_offset.unwrap_or(0)))?;
-                }
-                Err(e) if e.kind == ErrorKind::NoVmcoreinfo => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(PhysBaseSources { text_key, text, header })
-    }
-
-    /// Whether both are present and equal (the header's u64 read as two's complement).
-    pub fn agree(&self) -> Option<bool> {
-        Some(self.text? as u64 == self.header?)
-    }
-}
 
 /// The VMCOREINFO text of a dump: shared bytes plus the range of the text in them.
 #[derive(Debug, Clone)]
@@ -109,4 +67,35 @@ pub(crate) fn check_text_width(blob: TextBlob, bits: u32) -> Result<TextBlob> {
     let idx = text::Index::build(blob.bytes());
     bitness::check_text_address_width(&idx.view(blob.bytes()), bits).map_err(|e| blob.place(e))?;
     Ok(blob)
+}
+
+/// The text of the last note named exactly "VMCOREINFO" in `segments` (QEMU appends the guest's
+/// note last), checked against QEMU's intake limits (`max_note_size`) and refused when it holds a
+/// Windows dump header; `Ok(None)` when there is no such note. A note that does not parse is an
+/// error. (The one reading of a VMCOREINFO note: the dump's text and a kdump header's machine
+/// guess both use it.)
+pub(crate) fn last_vmcoreinfo_note(segments: &[NoteSegment], big_endian: bool, max_note_size: u32) -> Result<Option<TextBlob>> {
+    let mut found = None;
+    for seg in segments {
+        for n in notes::notes(&seg.data, big_endian, seg.align, seg.file_offset) {
+            let n = n?;
+            if n.is_vmcoreinfo() {
+                found = Some((seg, n));
+            }
+        }
+    }
+    let Some((seg, n)) = found else {
+        return Ok(None);
+    };
+    let note_off = seg.file_offset + n.offset as u64;
+    fwcfg::check_dump_note(n.namesz, n.desc.len() as u32, note_off, u64::from(max_note_size))?;
+    let blob = TextBlob {
+        data: seg.data.clone(),
+        start: n.desc_offset,
+        end: n.desc_offset + n.desc.len(),
+        file_offset: Some(seg.file_offset + n.desc_offset as u64),
+        phys_addr: None,
+        text_paddr: None,
+    };
+    refuse_windows_header(blob).map(Some).map_err(|e| Error { location: Some(Location::File(note_off)), ..e })
 }

@@ -47,23 +47,8 @@ impl KdumpDump {
         if let Some(t) = self.vmcoreinfo_text(max_note_size) {
             return t.ok();
         }
-        let big = self.identity.big_endian;
-        let mut last = None;
-        for seg in &self.notes {
-            for n in crate::notes::notes(&seg.data, big, seg.align, seg.file_offset).flatten() {
-                if n.is_vmcoreinfo() {
-                    last = Some(TextBlob {
-                        data: seg.data.clone(),
-                        start: n.desc_offset,
-                        end: n.desc_offset + n.desc.len(),
-                        file_offset: Some(seg.file_offset + n.desc_offset as u64),
-                        phys_addr: None,
-                        text_paddr: None,
-                    });
-                }
-            }
-        }
-        last
+        // The same reading, and the same intake checks, as the dump's own text.
+        crate::textblob::last_vmcoreinfo_note(&self.notes, self.identity.big_endian, max_note_size).ok().flatten()
     }
 }
 

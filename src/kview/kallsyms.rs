@@ -173,12 +173,6 @@ fn fnv1a(b: &[u8]) -> u64 {
     b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &c| (h ^ u64::from(c)).wrapping_mul(0x100_0000_01b3))
 }
 
-/// The kernel symbols of a dump, read through its kernel view (translation from VMCOREINFO).
-pub fn dump_symbols(dump: &crate::dump::Dump, limits: &SymLimits) -> Result<KernelSymbols> {
-    let view = dump.kernel_view()?;
-    crate::kview::printk::with_vmcoreinfo(dump, |vi| read_symbols(&view, vi, limits))
-}
-
 fn bad(addr: u64, msg: impl Into<String>) -> Error {
     Error::at(ErrorKind::Format, Some(Location::Virt(addr)), msg)
 }

@@ -1,6 +1,8 @@
 //! The kernel's own view of a dump, from VMCOREINFO alone: kernel virtual addresses, the kernel
 //! log and the kernel's symbols. Everything here reads guest memory through
-//! [`PhysMemory`](crate::phys::PhysMemory), so every dump format gets it.
+//! [`PhysMemory`](crate::phys::PhysMemory) (translated into a [`VirtMemory`]) plus a VMCOREINFO
+//! text, so every dump format gets it; nothing here knows the dump (its entry points, which
+//! take the dump's memory and text, are in `crate::dump`).
 
 use crate::error::{Error, Result};
 
@@ -85,7 +87,7 @@ impl Keys<'_> {
 /// Text errors carry offsets in `text`.
 pub fn build_translator(mem: &dyn PhysMemory, e_machine: u16, big_endian: bool, text: &[u8]) -> Result<Translator> {
     let machine = match e_machine {
-        0 => crate::dump::machine_from_vmcoreinfo(text).map_or(0, |(m, _)| m),
+        0 => crate::machine::machine_from_vmcoreinfo(text).map_or(0, |(m, _)| m),
         m => m,
     };
     let idx = Index::build(text);
@@ -107,24 +109,5 @@ pub fn build_translator(mem: &dyn PhysMemory, e_machine: u16, big_endian: bool, 
                 bitness::machine_name(m, true)
             ),
         )),
-    }
-}
-
-impl crate::dump::Dump {
-    /// The kernel's virtual address space, translated through its own page tables (built from the
-    /// VMCOREINFO text on first use; a failed build is retried on the next call).
-    pub fn kernel_view(&self) -> Result<KernelView<'_>> {
-        if let Some(t) = self.kview_cell().get() {
-            return Ok(KernelView::new(self, t));
-        }
-        let blob = self.vmcoreinfo()?;
-        let id = self.identity()?;
-        let t = build_translator(self, id.e_machine, id.big_endian, blob.bytes()).map_err(|e| blob.place(e))?;
-        Ok(KernelView::new(self, self.kview_cell().get_or_init(|| t)))
-    }
-
-    /// The kernel view if an earlier call built it (never reads anything).
-    pub fn kernel_view_if_built(&self) -> Option<KernelView<'_>> {
-        self.kview_cell().get().map(|t| KernelView::new(self, t))
     }
 }

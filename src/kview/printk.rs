@@ -82,20 +82,6 @@ pub fn read_log(mem: &dyn VirtMemory, vi: &View<'_>, limits: &LogLimits) -> Resu
     }
 }
 
-/// Run `f` on a dump's VMCOREINFO text; its errors located in the text are placed where the dump
-/// holds the text (a file offset, or a physical address for a scanned note).
-pub fn with_vmcoreinfo<R>(dump: &crate::dump::Dump, f: impl FnOnce(&View<'_>) -> Result<R>) -> Result<R> {
-    let blob = dump.vmcoreinfo()?;
-    let idx = crate::text::Index::build(blob.bytes());
-    f(&idx.view(blob.bytes())).map_err(|e| blob.place(e))
-}
-
-/// The kernel log of a dump, read through its kernel view (translation from VMCOREINFO).
-pub fn dump_log(dump: &crate::dump::Dump, limits: &LogLimits) -> Result<Vec<LogRecord>> {
-    let view = dump.kernel_view()?;
-    with_vmcoreinfo(dump, |vi| read_log(&view, vi, limits))
-}
-
 // ------------------------------------------------------------------ helpers
 
 pub(crate) fn missing(key: &str, what: &str) -> Error {

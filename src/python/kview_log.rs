@@ -54,7 +54,7 @@ impl LogRecord {
 }
 
 pub fn kernel_log(py: Python<'_>, d: &CoreDump) -> PyResult<Vec<LogRecord>> {
-    let recs = py.detach(|| printk::dump_log(d, &printk::LogLimits::default())).map_err(err(d))?;
+    let recs = py.detach(|| d.kernel_log(&printk::LogLimits::default())).map_err(err(d))?;
     Ok(recs
         .into_iter()
         .map(|r| LogRecord {
@@ -71,7 +71,7 @@ pub fn kernel_log(py: Python<'_>, d: &CoreDump) -> PyResult<Vec<LogRecord>> {
 pub fn dmesg(py: Python<'_>, d: &CoreDump, caller_id: bool) -> PyResult<String> {
     py.detach(|| {
         let limits = printk::LogLimits::default();
-        printk::format_dmesg(&printk::dump_log(d, &limits)?, caller_id, &limits)
+        printk::format_dmesg(&d.kernel_log(&limits)?, caller_id, &limits)
     })
     .map_err(err(d))
 }
@@ -155,7 +155,7 @@ pub fn symbols(py: Python<'_>, d: &CoreDump, cache: &OnceLock<Py<KernelSymbols>>
     if let Some(s) = cache.get() {
         return Ok(s.clone_ref(py));
     }
-    let k = py.detach(|| kallsyms::dump_symbols(d, &kallsyms::SymLimits::default())).map_err(err(d))?;
+    let k = py.detach(|| d.kernel_symbols(&kallsyms::SymLimits::default())).map_err(err(d))?;
     let s = Py::new(py, KernelSymbols { inner: Arc::new(k) })?;
     Ok(cache.get_or_init(|| s).clone_ref(py))
 }

@@ -1,37 +1,43 @@
-//! One opened dump, whatever its format: the facade over the format behind it ([`Backend`], each
-//! format implementing [`DumpFormat`]): identity, notes, the VMCOREINFO text, physical memory,
-//! and the scan that stands in for notes in memory images.
+//! One opened dump, whatever its format: the facade over the format behind it (a
+//! [`DumpFormat`], opened by its row of [`FORMATS`](crate::format::registry::FORMATS)). Every
+//! `impl Dump` is in this module: identity, notes and the VMCOREINFO text here; views of
+//! physical memory in `view`; the kernel view, log and symbols in `kernel`; the scan that
+//! stands in for notes in memory images in `image`; details in `details`.
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use crate::avml::AvmlImage;
 use crate::bitness;
 use crate::elf::{self, ElfDump, NoteSegment};
-use crate::error::{Error, ErrorKind, Location, Result};
-use crate::flattened::Flattened;
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::registry;
 use crate::fwcfg::{self, FwCfgEntry};
 use crate::kdump::{KdumpDump, KdumpFile};
 use crate::lime::LimeImage;
 use crate::mmap::{MapPlan, MmapSource};
 use crate::notes::{self, RawNote};
 use crate::phys::{PhysMemory, PhysRange};
-use crate::raw::RawImage;
 use crate::scan::{self, ByteOrder, Candidate, ScanReport};
 use crate::source::ReadAt;
-use crate::textblob::{check_text_width, refuse_windows_header};
+use crate::textblob::{self, check_text_width};
+
+mod details;
+mod image;
+mod kernel;
+mod view;
 
 pub use crate::flattened::FlattenedInfo;
-pub use crate::format::{Backend, DumpFormat, Format, Identity, OpenOptions};
-pub use crate::image::{ImageScan, COMPARE_CANDIDATES};
+pub use crate::format::{DumpFormat, Format, Identity, OpenOptions};
 pub use crate::machine::machine_from_vmcoreinfo;
-pub use crate::textblob::{PhysBaseSources, TextBlob};
+pub use crate::textblob::TextBlob;
+pub use details::PhysBaseSources;
+pub use image::{ImageScan, COMPARE_CANDIDATES};
 
 /// An opened dump.
 pub struct Dump {
     path: Arc<str>,
     options: OpenOptions,
-    backend: Backend,
+    backend: Box<dyn DumpFormat>,
     /// Memory images: the scan that stands in for notes, run once on first need.
     image: OnceLock<Arc<ImageScan>>,
     /// Kernel virtual address translation, built from VMCOREINFO on first use (`kview`).
@@ -52,7 +58,7 @@ impl Dump {
     /// Open a dump file: reads the headers and the note segment, nothing else.
     pub fn open(path: &Path, options: OpenOptions) -> Result<Dump> {
         let name: Arc<str> = path.to_str().map_or_else(|| Arc::from(path.to_string_lossy().as_ref()), Arc::from);
-        let (src, plan) = crate::mmap::open_sources(path, &options).map_err(|e| e.in_file(&name))?;
+        let (src, plan) = crate::mmap::open_sources(path, options.mmap, options.mapped_reads).map_err(|e| e.in_file(&name))?;
         let mut d = Self::from_source(src, name.clone(), options).map_err(|e| e.in_file(&name))?;
         if let MapPlan::Now(m) = &plan {
             let _ = d.mapped.set(Some(m.clone()));
@@ -79,25 +85,8 @@ impl Dump {
         buf.resize(elf::HEAD_READ, 0);
         let n = src.read_upto(buf, 0)?;
         let head = &buf[..n];
-        let backend = match crate::format::choose(options.format, crate::format::detect(head))? {
-            Format::Elf => {
-                let mut e = ElfDump::parse(src, head)?;
-                e.set_tails_absent(options.elf_tails_absent);
-                bitness::check_class_for_machine(e.e_machine, e.class64)
-                    .map_err(|err| Error { location: err.location.or(Some(Location::File(E_MACHINE_OFFSET))), ..err })?;
-                Backend::Elf(e)
-            }
-            Format::FlattenedKdump => {
-                let f = Flattened::open(src)?;
-                let info = f.info();
-                // The head read above is the flattened file's, not the reassembled view's.
-                Backend::Kdump(Box::new(KdumpDump::open(Arc::new(f), &[], Some(info), options.max_note_size)?))
-            }
-            Format::Kdump => Backend::Kdump(Box::new(KdumpDump::open(src, head, None, options.max_note_size)?)),
-            Format::Lime => Backend::Lime(LimeImage::open(src)?),
-            Format::Avml => Backend::Avml(AvmlImage::open(src)?),
-            Format::Raw => Backend::Raw(RawImage::new(src)),
-        };
+        let format = registry::choose(options.format, registry::detect(head))?;
+        let backend = registry::open(format, src, head, &options)?;
         Ok(Dump {
             path: name,
             options,
@@ -110,14 +99,11 @@ impl Dump {
     }
 
     /// The format behind this dump.
-    pub fn backend(&self) -> &Backend {
-        &self.backend
+    pub fn backend(&self) -> &(dyn DumpFormat + 'static) {
+        &*self.backend
     }
-    fn inner(&self) -> &dyn DumpFormat {
-        self.backend.inner()
-    }
-    pub(crate) fn kview_cell(&self) -> &OnceLock<crate::kview::Translator> {
-        &self.kview
+    fn inner(&self) -> &(dyn DumpFormat + 'static) {
+        &*self.backend
     }
     /// The file's mapping, if it has been mapped (see [`Dump::map_now`]).
     pub fn mapping(&self) -> Option<&Arc<MmapSource>> {
@@ -135,38 +121,21 @@ impl Dump {
             .as_ref()
     }
 
-    /// phys_base from the VMCOREINFO text and from the kdump header, side by side.
-    pub fn phys_base_sources(&self) -> Result<PhysBaseSources> {
-        PhysBaseSources::of(self)
-    }
-
     /// The kdump reader behind this dump, for kdump and flattened files.
     pub fn kdump(&self) -> Option<&KdumpFile> {
-        match &self.backend {
-            Backend::Kdump(k) => Some(&k.file),
-            _ => None,
-        }
+        self.inner().downcast_ref::<KdumpDump>().map(|k| &k.file)
     }
     /// The flattened layer's facts, for flattened files.
     pub fn flattened(&self) -> Option<FlattenedInfo> {
-        match &self.backend {
-            Backend::Kdump(k) => k.flattened,
-            _ => None,
-        }
+        self.inner().downcast_ref::<KdumpDump>().and_then(|k| k.flattened)
     }
     /// The ELF reader behind this dump, for ELF files.
     pub fn elf(&self) -> Option<&ElfDump> {
-        match &self.backend {
-            Backend::Elf(e) => Some(e),
-            _ => None,
-        }
+        self.inner().downcast_ref()
     }
     /// The LiME index behind this dump, for LiME files.
     pub fn lime(&self) -> Option<&LimeImage> {
-        match &self.backend {
-            Backend::Lime(l) => Some(l),
-            _ => None,
-        }
+        self.inner().downcast_ref()
     }
     pub fn path(&self) -> &Arc<str> {
         &self.path
@@ -176,6 +145,11 @@ impl Dump {
     }
     pub fn options(&self) -> OpenOptions {
         self.options
+    }
+
+    /// phys_base from the VMCOREINFO text and from the kdump header, side by side.
+    pub fn phys_base_sources(&self) -> Result<PhysBaseSources> {
+        PhysBaseSources::of(self)
     }
 
     /// What is known of the machine, and from where. For memory images it comes from the scan
@@ -245,35 +219,19 @@ impl Dump {
     fn find_vmcoreinfo(&self) -> Result<TextBlob> {
         if self.format().is_memory_image() {
             let s = self.image_scan()?;
-            return crate::image::chosen_text(&s, self.format());
+            return image::chosen_text(&s, self.format());
         }
         if let Some(t) = self.inner().vmcoreinfo_text(self.options.max_note_size) {
             return t;
         }
-        let mut found = None;
-        for (seg, n) in self.notes() {
-            let n = n?;
-            if n.is_vmcoreinfo() {
-                found = Some((seg, n));
-            }
+        let big = self.inner().identity().is_some_and(|i| i.big_endian);
+        if let Some(blob) = textblob::last_vmcoreinfo_note(self.note_segments(), big, self.options.max_note_size)? {
+            return Ok(blob);
         }
-        let Some((seg, n)) = found else {
-            // The offset names where we looked: the (first) note segment, or 0 when there is none.
-            let at = self.note_segments().first().map_or(0, |s| s.file_offset);
-            let msg = format!("the dump has no VMCOREINFO note. {NO_VMCOREINFO_HELP}");
-            return Err(Error::new(ErrorKind::NoVmcoreinfo, Some(at), msg));
-        };
-        let note_off = seg.file_offset + n.offset as u64;
-        fwcfg::check_dump_note(n.namesz, n.desc.len() as u32, note_off, u64::from(self.options.max_note_size))?;
-        let blob = TextBlob {
-            data: seg.data.clone(),
-            start: n.desc_offset,
-            end: n.desc_offset + n.desc.len(),
-            file_offset: Some(seg.file_offset + n.desc_offset as u64),
-            phys_addr: None,
-            text_paddr: None,
-        };
-        refuse_windows_header(blob).map_err(|e| Error { location: Some(Location::File(note_off)), ..e })
+        // The offset names where we looked: the (first) note segment, or 0 when there is none.
+        let at = self.note_segments().first().map_or(0, |s| s.file_offset);
+        let msg = format!("the dump has no VMCOREINFO note. {NO_VMCOREINFO_HELP}");
+        Err(Error::new(ErrorKind::NoVmcoreinfo, Some(at), msg))
     }
 
     /// Read the guest note that a fw_cfg `etc/vmcoreinfo` entry points at, with QEMU's intake
@@ -359,7 +317,7 @@ impl Dump {
         self.check_mapping()?;
         let unknown = self.inner().identity().is_none_or(|id| id.e_machine == 0);
         if unknown && !report.cancelled && self.image.get().is_none() {
-            let _ = self.image.set(Arc::new(crate::image::from_report(self, report.clone())));
+            let _ = self.image.set(Arc::new(image::from_report(self, report.clone())));
         }
         Ok(report)
     }
@@ -404,7 +362,7 @@ impl Dump {
         }
         let report = scan::scan(self, self.scan_order(), u64::from(self.options.max_note_size), &mut |_, _| true)?;
         self.check_mapping()?;
-        let s = Arc::new(crate::image::from_report(self, report));
+        let s = Arc::new(image::from_report(self, report));
         Ok(self.image.get_or_init(|| s).clone())
     }
 
@@ -422,6 +380,3 @@ impl PhysMemory for Dump {
         self.memory_ranges()
     }
 }
-
-/// File offset of `e_machine` in an ELF header (both classes).
-const E_MACHINE_OFFSET: u64 = 18;

@@ -1,7 +1,7 @@
-//! Memory images (LiME, raw) carry no notes and name no machine: a scan of their memory stands in
+//! Memory images (LiME, AVML, raw) carry no notes and name no machine: a scan of their memory stands in
 //! for both, run once on first need.
 
-use crate::dump::Dump;
+use super::Dump;
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::Format;
 use crate::machine::machine_from_vmcoreinfo;
