@@ -248,6 +248,12 @@ impl PhysMemory for AvmlImage {
     fn ranges(&self) -> Result<Vec<PhysRange>> {
         Ok(self.ranges.clone())
     }
+    fn check_covered(&self, addr: u64, len: u64) -> Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        crate::phys::check_covered(&self.ranges, addr, len)
+    }
 }
 
 impl DumpFormat for AvmlImage {

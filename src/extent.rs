@@ -178,6 +178,30 @@ impl ExtentMap {
         normalize(self.extents.iter().map(|e| PhysRange { start: e.start, end: end(e) }).collect())
     }
 
+    /// Whether the map holds all of `[addr, addr + len)` (what [`ExtentMap::read`] reads
+    /// without an absent error): [`check_covered`](crate::phys::check_covered) over
+    /// [`ExtentMap::ranges`], by a binary search and a walk of the extents the range touches.
+    pub fn check_covered(&self, addr: u64, len: u64) -> Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        let end = addr.checked_add(len);
+        let mut at = addr;
+        for e in &self.extents[self.first_ending_after(addr)..] {
+            let e_end = if self.beyond == Beyond::Absent { e.stored_end() } else { e.end };
+            if e.start > at || e_end <= at {
+                // A gap before `e`, or `e`'s readable part ends before `at` (the extents do not
+                // overlap, so the next one starts after `at` too).
+                break;
+            }
+            at = e_end;
+            if end.is_some_and(|x| at >= x) {
+                return Ok(());
+            }
+        }
+        Err(crate::phys::not_covered(at, end))
+    }
+
     /// The file offset of `[addr, addr + len)` when the file stores all of it in one run;
     /// `None` otherwise (a gap, unstored bytes, or two runs that are not contiguous in the file).
     pub fn file_offset(&self, addr: u64, len: u64) -> Option<u64> {

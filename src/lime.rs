@@ -197,6 +197,9 @@ impl PhysMemory for LimeImage {
     fn ranges(&self) -> Result<Vec<PhysRange>> {
         Ok(self.map.ranges())
     }
+    fn check_covered(&self, addr: u64, len: u64) -> Result<()> {
+        self.map.check_covered(addr, len)
+    }
 }
 
 impl DumpFormat for LimeImage {

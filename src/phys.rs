@@ -20,6 +20,16 @@ pub trait PhysMemory: Send + Sync {
     /// The ranges held, sorted, non-overlapping, adjacent ranges merged. (Fallible: a kdump
     /// file reads its bitmaps on first use.)
     fn ranges(&self) -> Result<Vec<PhysRange>>;
+    /// Check that the memory holds all of `[addr, addr + len)`, without reading it: the answer
+    /// and the error are those of [`check_covered`] over [`ranges`](PhysMemory::ranges) (the
+    /// first address not held). Formats answer from their index instead of building the list
+    /// (a kdump bitmap test, an extent map's binary search).
+    fn check_covered(&self, addr: u64, len: u64) -> Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        check_covered(&self.ranges()?, addr, len)
+    }
 }
 
 /// Check that sorted, merged `ranges` cover all of `[addr, addr + len)`: the error names the
@@ -38,12 +48,18 @@ pub fn check_covered(ranges: &[PhysRange], addr: u64, len: u64) -> Result<()> {
             return Ok(());
         }
     }
+    Err(not_covered(at, end))
+}
+
+/// The error of [`check_covered`]: `at`, the first address not held, of a range ending at `end`
+/// (`None`: past 2^64).
+pub fn not_covered(at: u64, end: Option<u64>) -> Error {
     let why = if end.is_none() {
         "the range runs past the top of the physical address space"
     } else {
         "the dump does not hold this memory"
     };
-    Err(Error::absent(at, why))
+    Error::absent(at, why)
 }
 
 /// Sort and merge ranges (helper for implementations of [`PhysMemory::ranges`]).

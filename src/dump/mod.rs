@@ -278,10 +278,7 @@ impl Dump {
     /// Check that the dump holds all of `[addr, addr + len)`, without reading it: the error
     /// names the first absent address. Lets a caller refuse a read before allocating for it.
     pub fn check_backed(&self, addr: u64, len: u64) -> Result<()> {
-        if len == 0 {
-            return Ok(());
-        }
-        crate::phys::check_covered(&self.memory_ranges()?, addr, len)
+        self.inner().check_covered(addr, len)
     }
 
     pub fn memory_ranges(&self) -> Result<Vec<PhysRange>> {
@@ -378,5 +375,80 @@ impl PhysMemory for Dump {
     }
     fn ranges(&self) -> Result<Vec<PhysRange>> {
         self.memory_ranges()
+    }
+    fn check_covered(&self, addr: u64, len: u64) -> Result<()> {
+        self.check_backed(addr, len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every fixture dump, and a raw reading of one (the extent maps of ELF, LiME, raw; AVML's
+    /// list; kdump's bitmap, plain and flattened).
+    fn fixtures() -> Vec<Dump> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut paths: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .chain(std::fs::read_dir(dir.join("kdump")).unwrap())
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file() && !matches!(p.extension().and_then(|e| e.to_str()), Some("txt" | "md")))
+            .collect();
+        paths.sort();
+        let mut dumps: Vec<Dump> = paths.iter().filter_map(|p| Dump::open(p, OpenOptions::default()).ok()).collect();
+        let raw = OpenOptions { format: Some(Format::Raw), ..OpenOptions::default() };
+        dumps.push(Dump::open(&dir.join("x86_64-qemu-elf.core"), raw).unwrap());
+        let zeros = OpenOptions { elf_tails_absent: false, ..OpenOptions::default() };
+        dumps.push(Dump::open(&dir.join("x86_64-qemu-elf.core"), zeros).unwrap());
+        dumps
+    }
+
+    /// B5: `check_backed` asks the format (no range list built per call); its answers and errors
+    /// are those of `check_covered` over the range list, as before.
+    #[test]
+    fn check_backed_answers_as_the_range_list_did() {
+        let dumps = fixtures();
+        let formats: std::collections::HashSet<Format> = dumps.iter().map(Dump::format).collect();
+        assert!(formats.len() >= 6, "{formats:?}");
+        for d in &dumps {
+            let ranges = d.memory_ranges().unwrap();
+            assert!(!ranges.is_empty(), "{}", d.path());
+            let mut probes = vec![(0u64, 1u64), (0, u64::MAX), (u64::MAX, 1), (u64::MAX - 4096, 8192)];
+            for (i, r) in ranges.iter().enumerate() {
+                let next = ranges.get(i + 1).map_or(r.end + 0x10000, |n| n.end);
+                for a in [r.start.saturating_sub(1), r.start, r.start + 1, r.end - 1, r.end, r.end + 1] {
+                    for l in [
+                        1,
+                        2,
+                        4096,
+                        65536,
+                        r.end - r.start,
+                        r.end.saturating_sub(a),
+                        next.saturating_sub(a),
+                        u64::MAX - a,
+                        u64::MAX,
+                    ] {
+                        probes.push((a, l));
+                    }
+                }
+            }
+            for (a, l) in probes {
+                let new = d.check_backed(a, l);
+                let old = if l == 0 { Ok(()) } else { crate::phys::check_covered(&ranges, a, l) };
+                match (&new, &old) {
+                    (Ok(()), Ok(())) => {}
+                    (Err(n), Err(o)) => {
+                        assert_eq!(
+                            (n.kind, n.address(), &n.message),
+                            (o.kind, o.address(), &o.message),
+                            "{} {a:#x}+{l:#x}",
+                            d.path()
+                        )
+                    }
+                    _ => panic!("{} {a:#x}+{l:#x}: {new:?} vs {old:?}", d.path()),
+                }
+            }
+        }
     }
 }

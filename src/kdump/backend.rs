@@ -59,6 +59,9 @@ impl PhysMemory for KdumpDump {
     fn ranges(&self) -> Result<Vec<PhysRange>> {
         self.file.ranges()
     }
+    fn check_covered(&self, addr: u64, len: u64) -> Result<()> {
+        self.file.check_covered(addr, len)
+    }
 }
 
 impl DumpFormat for KdumpDump {
@@ -123,5 +126,63 @@ impl DumpFormat for KdumpDump {
     }
     fn source(&self) -> &Arc<dyn ReadAt> {
         self.file.source()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A little-endian v6 kdump (block size 512, no pages) whose header names no machine and
+    /// whose sub-header points at no VMCOREINFO text, only at a note area holding one
+    /// VMCOREINFO note with an x86_64 text of `text.len()` bytes.
+    fn kdump_with_note(text: &[u8]) -> Vec<u8> {
+        let bs = 512usize;
+        let mut v = vec![0u8; bs * 2];
+        v[..8].copy_from_slice(super::super::SIGNATURE);
+        v[8..12].copy_from_slice(&6i32.to_le_bytes());
+        v[12 + 4 * 65..12 + 4 * 65 + 7].copy_from_slice(b"Unknown");
+        // status, block_size, sub_hdr_size, bitmap_blocks, max_mapnr, ..., nr_cpus
+        for (i, x) in [0u32, bs as u32, 1, 2, 8, 0, 0, 0, 0, 1].iter().enumerate() {
+            v[424 + 4 * i..428 + 4 * i].copy_from_slice(&x.to_le_bytes());
+        }
+        v[bs + 96..bs + 104].copy_from_slice(&8u64.to_le_bytes());
+        v.resize(bs * 4, 0); // the two bitmap blocks: nothing present
+        let mut note = Vec::new();
+        note.extend_from_slice(&11u32.to_le_bytes());
+        note.extend_from_slice(&(text.len() as u32).to_le_bytes());
+        note.extend_from_slice(&0u32.to_le_bytes());
+        note.extend_from_slice(b"VMCOREINFO\0\0");
+        note.extend_from_slice(text);
+        note.resize(note.len().next_multiple_of(4), 0);
+        let off = v.len() as u64;
+        v[bs + 48..bs + 56].copy_from_slice(&off.to_le_bytes());
+        v[bs + 56..bs + 64].copy_from_slice(&(note.len() as u64).to_le_bytes());
+        v.extend_from_slice(&note);
+        v
+    }
+
+    #[test]
+    fn the_machine_guess_reads_the_note_with_the_intake_checks() {
+        let text = b"OSRELEASE=6.1.0\nSYMBOL(init_top_pgt)=ffffffff82a0a000\n";
+        let file: Arc<dyn ReadAt> = Arc::new(kdump_with_note(text));
+        let d = KdumpDump::open(file.clone(), &file.read_vec(0, 512, "head").unwrap(), None, 1 << 20).unwrap();
+        assert_eq!(
+            d.identity,
+            Identity {
+                e_machine: crate::bitness::EM_X86_64,
+                class64: true,
+                big_endian: false,
+                source: "kdump-layout+vmcoreinfo"
+            }
+        );
+        // A limit below the note's size: the dump's text is refused (the intake check), and the
+        // machine guess no longer reads the refused text (it did, before D17 was fixed).
+        let small = text.len() as u32 / 2;
+        let d = KdumpDump::open(file.clone(), &file.read_vec(0, 512, "head").unwrap(), None, small).unwrap();
+        assert_eq!(d.identity.e_machine, 0);
+        assert_eq!(d.identity.source, "unknown");
+        let e = crate::textblob::last_vmcoreinfo_note(&d.notes, false, small).unwrap_err();
+        assert_eq!(e.rule(), Some(Rule::SizeAboveLimit), "{e}");
     }
 }

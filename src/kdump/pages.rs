@@ -231,6 +231,26 @@ impl PhysMemory for KdumpFile {
         results.into_iter().collect()
     }
 
+    /// A test of the present bitmap, page by page over the range (not a walk of the whole map).
+    fn check_covered(&self, addr: u64, len: u64) -> Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        let ix = self.index()?;
+        let bs = u64::from(self.hdr.block_size);
+        let end = addr.checked_add(len);
+        let last = end.map_or(u64::MAX / bs, |e| (e - 1) / bs);
+        // Bounded: no pfn at or above pfn_limit is present.
+        let mut pfn = addr / bs;
+        while pfn <= last && ix.present(pfn, self.pfn_limit) {
+            pfn += 1;
+        }
+        if pfn > last {
+            return Ok(());
+        }
+        Err(crate::phys::not_covered((pfn * bs).max(addr), end))
+    }
+
     fn ranges(&self) -> Result<Vec<PhysRange>> {
         let ix = self.index()?;
         let bs = u64::from(self.hdr.block_size);
