@@ -20,6 +20,7 @@ cargo clippy --locked --quiet --all-targets -- -D warnings
 cargo clippy --locked --quiet --all-targets --features python -- -D warnings
 $PY -m ruff check python tests benches tools
 $PY -m ruff format --check python tests benches tools
+$PY tools/check_modules.py
 
 phase "cargo test (pyo3-free core)"
 cargo test --locked --quiet

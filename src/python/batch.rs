@@ -375,8 +375,9 @@ pub fn identify_many(
     };
     let format = match format {
         None => None,
-        Some(f @ ("elf" | "kdump" | "lime" | "raw")) => Format::from_name(f),
-        Some(_) => return Err(PyValueError::new_err("format must be None, 'elf', 'kdump', 'lime' or 'raw'")),
+        Some(f) => Some(Format::from_name(f).ok_or_else(|| {
+            PyValueError::new_err("format must be None, 'elf', 'kdump', 'flattened-kdump', 'lime', 'avml' or 'raw'")
+        })?),
     };
     let options = OpenOptions { format, ..OpenOptions::default() };
     let os = py.import("os")?;
