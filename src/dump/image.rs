@@ -11,7 +11,7 @@ use crate::textblob::TextBlob;
 /// How many valid scan candidates a memory image's implicit scan reads to compare their texts.
 pub const COMPARE_CANDIDATES: usize = 16;
 
-/// What the implicit scan of a memory image (LiME, raw) found: the report, the text it uses
+/// What the implicit scan of a memory image (LiME, AVML, raw) found: the report, the text it uses
 /// (the first candidate that passes QEMU's rules and whose text is readable), and the machine
 /// and byte order that text implies.
 #[derive(Debug)]

@@ -208,7 +208,7 @@ impl Dump {
     /// The VMCOREINFO text, its SYMBOL and KERNELOFFSET values checked against the machine's
     /// address width. kdump: where the sub-header points. ELF: the desc of the last note named
     /// exactly "VMCOREINFO" (QEMU appends the guest's note last), checked against QEMU's intake
-    /// limits. LiME and raw images: the text of the first valid candidate of the scan (which
+    /// limits. Memory images (LiME, AVML, raw): the text of the first valid candidate of the scan (which
     /// runs once, on first need; see [`Dump::image_scan`]).
     pub fn vmcoreinfo(&self) -> Result<TextBlob> {
         let blob = self.find_vmcoreinfo()?;
@@ -240,7 +240,7 @@ impl Dump {
     /// entry and the header), then read just the padded note, so a dump that left out the unused
     /// rest of the guest's buffer (a zero page excluded by makedumpfile) still yields the note.
     ///
-    /// For LiME and raw images the byte order is that of the note the scan found.
+    /// For memory images (LiME, AVML, raw) the byte order is that of the note the scan found.
     pub fn read_guest_note(&self, entry: &FwCfgEntry) -> Result<TextBlob> {
         let limit = self.options.max_note_size;
         let big = self.identity()?.big_endian;
@@ -286,7 +286,7 @@ impl Dump {
     }
 
     /// Bytes of physical memory the dump declares it stores, and how many of them the file holds
-    /// (ELF: PT_LOAD file bytes; kdump: dumped pages). `None` for LiME and raw images, whose
+    /// (ELF: PT_LOAD file bytes; kdump: dumped pages). `None` for memory images (LiME, AVML, raw), whose
     /// memory is what the file holds.
     pub fn stored_memory(&self) -> Result<Option<(u64, u64)>> {
         self.inner().stored_memory()
@@ -350,7 +350,7 @@ impl Dump {
         })
     }
 
-    /// The scan that stands in for notes in memory images (LiME, raw): run on first need without
+    /// The scan that stands in for notes in memory images (LiME, AVML, raw): run on first need without
     /// progress, then cached (a scan that fails with an OS error is not cached, so the next call
     /// retries). Other formats may call it too; it then scans in the dump's byte order.
     pub fn image_scan(&self) -> Result<Arc<ImageScan>> {

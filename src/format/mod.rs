@@ -97,7 +97,7 @@ pub trait DumpFormat: PhysMemory + AsAny {
     /// piece; `None` otherwise.
     fn file_offset(&self, addr: u64, len: u64) -> Option<u64>;
     /// Bytes of memory the format declares stored, and how many the file holds; `None` when
-    /// the file holds what it declares by construction (LiME, raw).
+    /// the file holds what it declares by construction (the memory images).
     fn stored_memory(&self) -> Result<Option<(u64, u64)>> {
         Ok(None)
     }
