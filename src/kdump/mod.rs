@@ -40,6 +40,7 @@ mod backend;
 mod codec;
 mod header;
 mod index;
+pub(crate) mod layout;
 mod pages;
 #[cfg(test)]
 mod tests;
