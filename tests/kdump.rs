@@ -664,36 +664,55 @@ fn big_endian_and_32bit_layouts_read_the_same() {
     }
 }
 
+/// Descriptors of a 30-page x86_64 fixture whose descriptor and data a cut at `cut` keeps.
+fn held_after_cut(v: &[u8], desc: usize, cut: usize) -> u64 {
+    (0..30)
+        .filter(|i| {
+            let d = desc + i * 24;
+            d + 24 <= cut && {
+                let off = u64::from_le_bytes(v[d..d + 8].try_into().unwrap()) as usize;
+                let size = u32::from_le_bytes(v[d + 8..d + 12].try_into().unwrap()) as usize;
+                off + size <= cut
+            }
+        })
+        .count() as u64
+}
+
 #[test]
 fn stored_pages_counts_what_a_cut_file_still_holds() {
     for name in ["md-x86_64-zlib-d31.kdump", "qemu-x86_64-zlib.kdump", "md-x86_64-zlib-d31.flat"] {
         assert_eq!(open(name).stored_pages().unwrap(), (30, 30), "{name}");
     }
-    let v = fixture("md-x86_64-zlib-d31.kdump");
-    let kd = open_bytes(v.clone()).unwrap();
-    let desc = kd.descriptors_offset() as usize;
-    // Count by hand which descriptors, and whose data, a cut keeps.
-    let held = |cut: usize| {
-        (0..30)
-            .filter(|i| {
-                let d = desc + i * 24;
-                d + 24 <= cut && {
-                    let off = u64::from_le_bytes(v[d..d + 8].try_into().unwrap()) as usize;
-                    let size = u32::from_le_bytes(v[d + 8..d + 12].try_into().unwrap()) as usize;
-                    off + size <= cut
-                }
-            })
-            .count() as u64
-    };
-    for cut in [desc, desc + 24 * 10 + 5, desc + 24 * 30, v.len() - 1, (desc + 24 * 30 + v.len()) / 2] {
-        let kd = open_bytes(v[..cut].to_vec()).unwrap();
-        assert_eq!(kd.stored_pages().unwrap(), (30, held(cut)), "cut at {cut}");
-        assert!(held(cut) < 30);
+    // QEMU and makedumpfile write the shared zero page first, right after the descriptor table,
+    // and point every zero page at it: a dump whose highest pfn is a zero page has its last
+    // descriptor pointing at the first data block (B1). The QEMU fixture's last page made one.
+    let qemu = fixture("qemu-x86_64-zlib.kdump");
+    let desc = open_bytes(qemu.clone()).unwrap().descriptors_offset() as usize;
+    let zero_desc = (0..30).map(|i| desc + i * 24).find(|&d| qemu[d..d + 8] == ((desc + 30 * 24) as u64).to_le_bytes()).unwrap();
+    let mut last_zero = qemu.clone();
+    let last = desc + 29 * 24;
+    let orphan = u64::from_le_bytes(qemu[last..last + 8].try_into().unwrap()) as usize;
+    last_zero.copy_within(zero_desc..zero_desc + 24, last);
+    last_zero.truncate(orphan); // the page's data, now unused, was the file's last bytes
+    assert_eq!(open_bytes(last_zero.clone()).unwrap().stored_pages().unwrap(), (30, 30));
+    for (name, v) in [
+        ("md-x86_64-zlib-d31.kdump", fixture("md-x86_64-zlib-d31.kdump")),
+        ("qemu-x86_64-zlib.kdump", qemu),
+        ("qemu-x86_64-zlib.kdump, last page zero", last_zero),
+    ] {
+        let desc = open_bytes(v.clone()).unwrap().descriptors_offset() as usize;
+        let data = desc + 24 * 30;
+        for cut in [desc, desc + 24 * 10 + 5, data, data + 1, data + 4096, v.len() - 1, (data + v.len()) / 2] {
+            let kd = open_bytes(v[..cut].to_vec()).unwrap();
+            let held = held_after_cut(&v, desc, cut);
+            assert_eq!(kd.stored_pages().unwrap(), (30, held), "{name} cut at {cut}");
+            assert!(held < 30, "{name} cut at {cut}");
+        }
+        // The descriptor table itself is cut: pages still say so, with the table's offset.
+        let kd = open_bytes(v[..desc + 100].to_vec()).unwrap();
+        let e = kd.page_counts().unwrap_err();
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Truncated, Some(desc as u64)), "{name}: {e}");
     }
-    // The descriptor table itself is cut: pages still say so, with the table's offset.
-    let kd = open_bytes(v[..desc + 100].to_vec()).unwrap();
-    let e = kd.page_counts().unwrap_err();
-    assert_eq!((e.kind, e.offset()), (ErrorKind::Truncated, Some(desc as u64)), "{e}");
 }
 
 #[test]
