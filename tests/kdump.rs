@@ -336,11 +336,10 @@ fn lying_header_fields_are_typed_errors_at_the_field() {
     assert_eq!((e.kind, e.offset()), (ErrorKind::Format, Some(432)));
     let e = with(432, u32::MAX);
     assert_eq!((e.kind, e.offset()), (ErrorKind::Truncated, Some(436)));
-    for bb in [0u32, 3, u32::MAX] {
-        let e = with(436, bb);
-        assert_eq!((e.kind, e.offset()), (ErrorKind::Format, Some(436)), "bitmap_blocks {bb}");
-    }
-    for bb in [0xFFFF_FFFEu32, 1 << 31] {
+    // An odd bitmap_blocks is one bitmap (B16), no longer a format error.
+    let e = with(436, 0);
+    assert_eq!((e.kind, e.offset()), (ErrorKind::Format, Some(436)), "bitmap_blocks 0");
+    for bb in [0xFFFF_FFFEu32, 1 << 31, u32::MAX] {
         let e = with(436, bb);
         assert_eq!((e.kind, e.offset()), (ErrorKind::Limit, Some(436)), "bitmap_blocks {bb}");
     }
@@ -351,6 +350,65 @@ fn lying_header_fields_are_typed_errors_at_the_field() {
     let mut w = v.clone();
     w[0] = b'X';
     assert_eq!(open_bytes(w).unwrap_err().kind, ErrorKind::Format);
+}
+
+/// The QEMU x86_64 fixture rewritten so that its bitmap area holds one bitmap (the dumped
+/// pages, bitmap 2 of the original) in `blocks` blocks, with max_mapnr `max_mapnr`; the
+/// descriptors and page data follow, moved as needed. `moves` lists (pfn, new pfn) bits to move.
+fn one_bitmap(blocks: usize, max_mapnr: u64, moves: &[(u64, u64)]) -> Vec<u8> {
+    let v = fixture("qemu-x86_64-zlib.kdump");
+    let bs = 4096;
+    let (bm_off, desc) = (3 * bs, 5 * bs); // sub_hdr_size 2, bitmap_blocks 2
+    let mut area = vec![0u8; blocks * bs];
+    area[..bs].copy_from_slice(&v[bm_off + bs..bm_off + 2 * bs]);
+    for &(from, to) in moves {
+        assert!(area[(from / 8) as usize] & 1 << (from % 8) != 0);
+        area[(from / 8) as usize] &= !(1 << (from % 8));
+        area[(to / 8) as usize] |= 1 << (to % 8);
+    }
+    let shift = (blocks * bs) as u64 - 2 * bs as u64;
+    let mut out = v[..bm_off].to_vec();
+    out.extend_from_slice(&area);
+    out.extend_from_slice(&v[desc..]);
+    for i in 0..30 {
+        let d = bm_off + blocks * bs + i * 24;
+        let off = u64::from_le_bytes(out[d..d + 8].try_into().unwrap());
+        put64(&mut out, d, off + shift);
+    }
+    put32(&mut out, 436, blocks as u32);
+    put32(&mut out, 440, max_mapnr as u32);
+    put64(&mut out, bs + 96, max_mapnr);
+    out
+}
+
+#[test]
+fn a_bitmap_area_holding_one_bitmap_is_read_as_one() {
+    let base = open("qemu-x86_64-zlib.kdump");
+    let pfns: Vec<u64> = base.ranges().unwrap().iter().flat_map(|r| r.start / 4096..r.end / 4096).collect();
+    assert_eq!(pfns.len(), 30);
+    let last = *pfns.last().unwrap();
+    let page = |kd: &KdumpFile, pfn: u64| {
+        let mut b = vec![0u8; 4096];
+        kd.read_page(pfn, &mut b).map(|()| b)
+    };
+    // (bitmap_blocks, max_mapnr, the last page's new pfn): an even area whose half does not
+    // cover max_mapnr (libkdumpfile's rule), and an odd one.
+    for (blocks, max_mapnr, moved) in [(2, 65536, last + 32768), (2, 40000, 32768 + 7), (3, 32768, last), (3, 90000, 80000)] {
+        let what = format!("bitmap_blocks {blocks}, max_mapnr {max_mapnr}");
+        let kd = open_bytes(one_bitmap(blocks, max_mapnr, &[(last, moved)])).unwrap();
+        assert!(kd.anomalies().is_empty(), "{what}: {:?}", kd.anomalies());
+        assert_eq!(kd.max_mapnr(), max_mapnr);
+        let counts = kd.page_counts().unwrap();
+        assert_eq!((counts.valid, counts.dumped, counts.excluded), (30, 30, 0), "{what}");
+        assert_eq!(kd.stored_pages().unwrap(), (30, 30), "{what}");
+        for &p in &pfns[..29] {
+            assert_eq!(page(&kd, p).unwrap(), page(&base, p).unwrap(), "{what} pfn {p}");
+        }
+        assert_eq!(page(&kd, moved).unwrap(), page(&base, last).unwrap(), "{what}");
+        if moved != last {
+            assert_eq!(page(&kd, last).unwrap_err().kind, ErrorKind::Absent, "{what}");
+        }
+    }
 }
 
 #[test]

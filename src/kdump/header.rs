@@ -172,11 +172,8 @@ impl HdrFields {
             return Err(Error::format(tail_at!(self.base, sub_hdr_size), "kdump sub_hdr_size is 0"));
         }
         let off_bb = tail_at!(self.base, bitmap_blocks);
-        if self.bitmap_blocks == 0 || self.bitmap_blocks % 2 != 0 {
-            return Err(Error::format(
-                off_bb,
-                format!("kdump bitmap_blocks {} is not a positive even number (two bitmaps)", self.bitmap_blocks),
-            ));
+        if self.bitmap_blocks == 0 {
+            return Err(Error::format(off_bb, "kdump bitmap_blocks is 0"));
         }
         let bitmap_bytes = u64::from(self.bitmap_blocks) * u64::from(bs);
         if bitmap_bytes > MAX_BITMAP_BYTES {

@@ -112,13 +112,16 @@ impl KdumpFile {
     }
 
     pub(super) fn load_index(&self) -> Result<PageIndex> {
-        let (bm_off, half) = (self.bm_off, self.half);
+        let bm = self.bitmaps;
         let bs = u64::from(self.hdr.block_size);
         let file_len = self.src.len();
-        let raw = self.src.read_vec(bm_off, half * 2, "kdump bitmaps")?;
-        let bitmap1 = words_from_bytes(&raw[..half as usize]);
-        let bitmap2 = words_from_bytes(&raw[half as usize..]);
-        drop(raw);
+        let read = |off: u64| self.src.read_vec(off, bm.len, "kdump bitmaps").map(|raw| words_from_bytes(&raw));
+        let bitmap2 = read(bm.dumped)?;
+        // One bitmap only: every page it holds is taken to exist.
+        let bitmap1 = match bm.valid {
+            Some(off) => read(off)?,
+            None => bitmap2.clone(),
+        };
         let mut rank = Vec::with_capacity(bitmap2.len() / RANK_WORDS + 1);
         let mut acc = 0u64;
         for chunk in bitmap2.chunks(RANK_WORDS) {
