@@ -98,7 +98,7 @@ impl SubLayout {
 
 /// The 32-bit fields of block 0 after utsname and timestamp.
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct HdrFields {
+pub(crate) struct HdrFields {
     pub status: u32,
     pub block_size: u32,
     pub sub_hdr_size: u32,
@@ -287,7 +287,7 @@ impl SubHeader {
 }
 
 /// What the header blocks say, once byte order and layouts are decided.
-pub(super) struct Headers {
+pub(crate) struct Headers {
     pub endian: Endianness,
     pub is32: bool,
     pub header_version: i32,
@@ -313,7 +313,7 @@ fn sub_candidates(is32: bool) -> &'static [SubLayout] {
 }
 
 /// Read block 0 and the sub-header and decide the byte order and layouts.
-pub(super) fn read_headers(hsrc: &WithHead<'_>, file_len: u64) -> Result<Headers> {
+pub(crate) fn read_headers(hsrc: &WithHead<'_>, file_len: u64) -> Result<Headers> {
     let head = hsrc.read_prefix(0, HEADER_READ)?;
     if !is_kdump(&head) {
         return Err(Error::format(0, "not a kdump-compressed file (no \"KDUMP   \" signature)"));

@@ -40,7 +40,7 @@
 
 mod backend;
 mod codec;
-mod header;
+pub(crate) mod header;
 mod index;
 pub(crate) mod layout;
 mod pages;

@@ -51,36 +51,36 @@ pub struct ElfOptions {
 
 /// One PT_LOAD: `memsz` bytes of memory at `paddr`, the first `filesz` of them stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Seg {
-    paddr: u64,
-    filesz: u64,
-    memsz: u64,
+pub(super) struct Seg {
+    pub paddr: u64,
+    pub filesz: u64,
+    pub memsz: u64,
 }
 
 /// Where everything goes in the output, decided before anything is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct ElfPlan {
-    class64: bool,
-    big: bool,
-    machine: u16,
-    segs: Vec<Seg>,
+pub(super) struct ElfPlan {
+    pub class64: bool,
+    pub big: bool,
+    pub machine: u16,
+    pub segs: Vec<Seg>,
     /// Program headers: the PT_NOTE, then one PT_LOAD per segment.
-    nphdr: u64,
+    pub nphdr: u64,
     /// `e_phnum` = PN_XNUM, the count in section header 0 (at `shoff`).
-    xnum: bool,
-    phoff: u64,
-    shoff: u64,
-    notes_off: u64,
-    notes_len: u64,
+    pub xnum: bool,
+    pub phoff: u64,
+    pub shoff: u64,
+    pub notes_off: u64,
+    pub notes_len: u64,
     /// The first segment's data (page-aligned); the others follow without gaps.
-    data_off: u64,
+    pub data_off: u64,
 }
 
 impl ElfPlan {
     /// The layout for `segs` (memory up to `max_addr`) and `notes_len` bytes of notes. The class
     /// is the input's (`class64`), except that ELF32 is used only when everything fits in 32
     /// bits (memory, and the file with generous headroom).
-    fn new(segs: Vec<Seg>, max_addr: u64, notes_len: u64, class64: bool, big: bool, machine: u16, page: u64) -> ElfPlan {
+    pub fn new(segs: Vec<Seg>, max_addr: u64, notes_len: u64, class64: bool, big: bool, machine: u16, page: u64) -> ElfPlan {
         let stored: u64 = segs.iter().map(|s| s.filesz).sum();
         let nphdr = segs.len() as u64 + 1;
         let phentsize32 = size_of::<ProgramHeader32<Endianness>>() as u64;
@@ -142,7 +142,7 @@ struct Phdr {
 
 /// The ELF header, the program headers and (with PN_XNUM) section header 0, from object's
 /// `elf` Pod types. ELF32 fields take the low 32 bits ([`ElfPlan::new`] keeps them in range).
-fn encode_headers(plan: &ElfPlan) -> Head {
+pub(super) fn encode_headers(plan: &ElfPlan) -> Head {
     let e = endianness(plan.big);
     let (ehsize, phentsize, shentsize) = ElfPlan::sizes(plan.class64);
     let e_ident = Ident {

@@ -101,7 +101,7 @@ impl Default for KdumpOptions {
 const HEADER_VERSION: i32 = 6;
 
 /// A page after compression.
-enum PageOut {
+pub(super) enum PageOut {
     Zero,
     Raw,
     Packed(Vec<u8>),
@@ -634,7 +634,14 @@ fn page_chunks(pfns: &[PhysRange], chunk_pages: u64) -> impl Iterator<Item = Vec
 
 /// The descriptors of one chunk of pages (`buf`, compressed as `packed`), appending the stored
 /// data to `data`, which goes at file offset `data_at`.
-fn encode_chunk(plan: &KdumpPlan, flag: u32, buf: &[u8], packed: &[PageOut], data_at: u64, data: &mut Vec<u8>) -> Vec<u8> {
+pub(super) fn encode_chunk(
+    plan: &KdumpPlan,
+    flag: u32,
+    buf: &[u8],
+    packed: &[PageOut],
+    data_at: u64,
+    data: &mut Vec<u8>,
+) -> Vec<u8> {
     let e = endianness(plan.big);
     let bs = plan.bs;
     let mut descs = Vec::with_capacity(packed.len() * DESC_SIZE as usize);
@@ -664,7 +671,7 @@ fn encode_chunk(plan: &KdumpPlan, flag: u32, buf: &[u8], packed: &[PageOut], dat
 }
 
 /// Set bits `[lo, hi)` of a bitmap (bit n is bit n % 8 of byte n / 8).
-fn set_bits(buf: &mut [u8], mut lo: u64, hi: u64) {
+pub(super) fn set_bits(buf: &mut [u8], mut lo: u64, hi: u64) {
     while lo < hi && lo % 8 != 0 {
         buf[(lo / 8) as usize] |= 1 << (lo % 8);
         lo += 1;

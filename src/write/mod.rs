@@ -18,6 +18,8 @@ pub mod elf;
 pub mod kdump;
 mod notes;
 mod output;
+#[cfg(test)]
+mod round_trip;
 
 use crate::dump::{Dump, TextBlob};
 use crate::error::{Error, ErrorKind, Result};

@@ -51,7 +51,7 @@ pub(crate) fn build_notes(dump: &Dump, vmcoreinfo: Option<&[u8]>) -> Result<Note
 }
 
 /// Append one note; returns the offset of its desc.
-fn push_note(out: &mut Vec<u8>, e: Endianness, name: &[u8], n_type: u32, desc: &[u8]) -> usize {
+pub(super) fn push_note(out: &mut Vec<u8>, e: Endianness, name: &[u8], n_type: u32, desc: &[u8]) -> usize {
     let h = NoteHeader {
         n_namesz: U32::new(e, name.len() as u32),
         n_descsz: U32::new(e, desc.len() as u32),

@@ -59,7 +59,7 @@ impl<'a> Output<'a> {
             .file_name()
             .ok_or_else(|| err(std::io::Error::from(std::io::ErrorKind::InvalidInput), "the output path names no file"))?;
         if dest.is_dir() {
-            return Err(err(std::io::Error::from_raw_os_error(21), "the output path is a directory"));
+            return Err(err(std::io::Error::from_raw_os_error(libc::EISDIR), "the output path is a directory"));
         }
         let dir = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -94,7 +94,7 @@ impl<'a> Output<'a> {
                 .map_err(|e| Error::io(&e, Some(off), "cannot write the output file").in_file(&self.name)),
             OutKind::Stream(_) if data.is_empty() => Ok(()),
             OutKind::Stream(_) => {
-                let mut rec = Vec::with_capacity(16);
+                let mut rec = Vec::with_capacity(crate::flattened::RECORD_HEADER_SIZE as usize);
                 rec.extend_from_slice(&off.to_be_bytes());
                 rec.extend_from_slice(&(data.len() as u64).to_be_bytes());
                 self.stream_write(&rec)?;
