@@ -336,11 +336,10 @@ fn lying_header_fields_are_typed_errors_at_the_field() {
     assert_eq!((e.kind, e.offset()), (ErrorKind::Format, Some(432)));
     let e = with(432, u32::MAX);
     assert_eq!((e.kind, e.offset()), (ErrorKind::Truncated, Some(436)));
-    for bb in [0u32, 3, u32::MAX] {
-        let e = with(436, bb);
-        assert_eq!((e.kind, e.offset()), (ErrorKind::Format, Some(436)), "bitmap_blocks {bb}");
-    }
-    for bb in [0xFFFF_FFFEu32, 1 << 31] {
+    // An odd bitmap_blocks is one bitmap (B16), no longer a format error.
+    let e = with(436, 0);
+    assert_eq!((e.kind, e.offset()), (ErrorKind::Format, Some(436)), "bitmap_blocks 0");
+    for bb in [0xFFFF_FFFEu32, 1 << 31, u32::MAX] {
         let e = with(436, bb);
         assert_eq!((e.kind, e.offset()), (ErrorKind::Limit, Some(436)), "bitmap_blocks {bb}");
     }
@@ -351,6 +350,65 @@ fn lying_header_fields_are_typed_errors_at_the_field() {
     let mut w = v.clone();
     w[0] = b'X';
     assert_eq!(open_bytes(w).unwrap_err().kind, ErrorKind::Format);
+}
+
+/// The QEMU x86_64 fixture rewritten so that its bitmap area holds one bitmap (the dumped
+/// pages, bitmap 2 of the original) in `blocks` blocks, with max_mapnr `max_mapnr`; the
+/// descriptors and page data follow, moved as needed. `moves` lists (pfn, new pfn) bits to move.
+fn one_bitmap(blocks: usize, max_mapnr: u64, moves: &[(u64, u64)]) -> Vec<u8> {
+    let v = fixture("qemu-x86_64-zlib.kdump");
+    let bs = 4096;
+    let (bm_off, desc) = (3 * bs, 5 * bs); // sub_hdr_size 2, bitmap_blocks 2
+    let mut area = vec![0u8; blocks * bs];
+    area[..bs].copy_from_slice(&v[bm_off + bs..bm_off + 2 * bs]);
+    for &(from, to) in moves {
+        assert!(area[(from / 8) as usize] & 1 << (from % 8) != 0);
+        area[(from / 8) as usize] &= !(1 << (from % 8));
+        area[(to / 8) as usize] |= 1 << (to % 8);
+    }
+    let shift = (blocks * bs) as u64 - 2 * bs as u64;
+    let mut out = v[..bm_off].to_vec();
+    out.extend_from_slice(&area);
+    out.extend_from_slice(&v[desc..]);
+    for i in 0..30 {
+        let d = bm_off + blocks * bs + i * 24;
+        let off = u64::from_le_bytes(out[d..d + 8].try_into().unwrap());
+        put64(&mut out, d, off + shift);
+    }
+    put32(&mut out, 436, blocks as u32);
+    put32(&mut out, 440, max_mapnr as u32);
+    put64(&mut out, bs + 96, max_mapnr);
+    out
+}
+
+#[test]
+fn a_bitmap_area_holding_one_bitmap_is_read_as_one() {
+    let base = open("qemu-x86_64-zlib.kdump");
+    let pfns: Vec<u64> = base.ranges().unwrap().iter().flat_map(|r| r.start / 4096..r.end / 4096).collect();
+    assert_eq!(pfns.len(), 30);
+    let last = *pfns.last().unwrap();
+    let page = |kd: &KdumpFile, pfn: u64| {
+        let mut b = vec![0u8; 4096];
+        kd.read_page(pfn, &mut b).map(|()| b)
+    };
+    // (bitmap_blocks, max_mapnr, the last page's new pfn): an even area whose half does not
+    // cover max_mapnr (libkdumpfile's rule), and an odd one.
+    for (blocks, max_mapnr, moved) in [(2, 65536, last + 32768), (2, 40000, 32768 + 7), (3, 32768, last), (3, 90000, 80000)] {
+        let what = format!("bitmap_blocks {blocks}, max_mapnr {max_mapnr}");
+        let kd = open_bytes(one_bitmap(blocks, max_mapnr, &[(last, moved)])).unwrap();
+        assert!(kd.anomalies().is_empty(), "{what}: {:?}", kd.anomalies());
+        assert_eq!(kd.max_mapnr(), max_mapnr);
+        let counts = kd.page_counts().unwrap();
+        assert_eq!((counts.valid, counts.dumped, counts.excluded), (30, 30, 0), "{what}");
+        assert_eq!(kd.stored_pages().unwrap(), (30, 30), "{what}");
+        for &p in &pfns[..29] {
+            assert_eq!(page(&kd, p).unwrap(), page(&base, p).unwrap(), "{what} pfn {p}");
+        }
+        assert_eq!(page(&kd, moved).unwrap(), page(&base, last).unwrap(), "{what}");
+        if moved != last {
+            assert_eq!(page(&kd, last).unwrap_err().kind, ErrorKind::Absent, "{what}");
+        }
+    }
 }
 
 #[test]
@@ -664,36 +722,55 @@ fn big_endian_and_32bit_layouts_read_the_same() {
     }
 }
 
+/// Descriptors of a 30-page x86_64 fixture whose descriptor and data a cut at `cut` keeps.
+fn held_after_cut(v: &[u8], desc: usize, cut: usize) -> u64 {
+    (0..30)
+        .filter(|i| {
+            let d = desc + i * 24;
+            d + 24 <= cut && {
+                let off = u64::from_le_bytes(v[d..d + 8].try_into().unwrap()) as usize;
+                let size = u32::from_le_bytes(v[d + 8..d + 12].try_into().unwrap()) as usize;
+                off + size <= cut
+            }
+        })
+        .count() as u64
+}
+
 #[test]
 fn stored_pages_counts_what_a_cut_file_still_holds() {
     for name in ["md-x86_64-zlib-d31.kdump", "qemu-x86_64-zlib.kdump", "md-x86_64-zlib-d31.flat"] {
         assert_eq!(open(name).stored_pages().unwrap(), (30, 30), "{name}");
     }
-    let v = fixture("md-x86_64-zlib-d31.kdump");
-    let kd = open_bytes(v.clone()).unwrap();
-    let desc = kd.descriptors_offset() as usize;
-    // Count by hand which descriptors, and whose data, a cut keeps.
-    let held = |cut: usize| {
-        (0..30)
-            .filter(|i| {
-                let d = desc + i * 24;
-                d + 24 <= cut && {
-                    let off = u64::from_le_bytes(v[d..d + 8].try_into().unwrap()) as usize;
-                    let size = u32::from_le_bytes(v[d + 8..d + 12].try_into().unwrap()) as usize;
-                    off + size <= cut
-                }
-            })
-            .count() as u64
-    };
-    for cut in [desc, desc + 24 * 10 + 5, desc + 24 * 30, v.len() - 1, (desc + 24 * 30 + v.len()) / 2] {
-        let kd = open_bytes(v[..cut].to_vec()).unwrap();
-        assert_eq!(kd.stored_pages().unwrap(), (30, held(cut)), "cut at {cut}");
-        assert!(held(cut) < 30);
+    // QEMU and makedumpfile write the shared zero page first, right after the descriptor table,
+    // and point every zero page at it: a dump whose highest pfn is a zero page has its last
+    // descriptor pointing at the first data block (B1). The QEMU fixture's last page made one.
+    let qemu = fixture("qemu-x86_64-zlib.kdump");
+    let desc = open_bytes(qemu.clone()).unwrap().descriptors_offset() as usize;
+    let zero_desc = (0..30).map(|i| desc + i * 24).find(|&d| qemu[d..d + 8] == ((desc + 30 * 24) as u64).to_le_bytes()).unwrap();
+    let mut last_zero = qemu.clone();
+    let last = desc + 29 * 24;
+    let orphan = u64::from_le_bytes(qemu[last..last + 8].try_into().unwrap()) as usize;
+    last_zero.copy_within(zero_desc..zero_desc + 24, last);
+    last_zero.truncate(orphan); // the page's data, now unused, was the file's last bytes
+    assert_eq!(open_bytes(last_zero.clone()).unwrap().stored_pages().unwrap(), (30, 30));
+    for (name, v) in [
+        ("md-x86_64-zlib-d31.kdump", fixture("md-x86_64-zlib-d31.kdump")),
+        ("qemu-x86_64-zlib.kdump", qemu),
+        ("qemu-x86_64-zlib.kdump, last page zero", last_zero),
+    ] {
+        let desc = open_bytes(v.clone()).unwrap().descriptors_offset() as usize;
+        let data = desc + 24 * 30;
+        for cut in [desc, desc + 24 * 10 + 5, data, data + 1, data + 4096, v.len() - 1, (data + v.len()) / 2] {
+            let kd = open_bytes(v[..cut].to_vec()).unwrap();
+            let held = held_after_cut(&v, desc, cut);
+            assert_eq!(kd.stored_pages().unwrap(), (30, held), "{name} cut at {cut}");
+            assert!(held < 30, "{name} cut at {cut}");
+        }
+        // The descriptor table itself is cut: pages still say so, with the table's offset.
+        let kd = open_bytes(v[..desc + 100].to_vec()).unwrap();
+        let e = kd.page_counts().unwrap_err();
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Truncated, Some(desc as u64)), "{name}: {e}");
     }
-    // The descriptor table itself is cut: pages still say so, with the table's offset.
-    let kd = open_bytes(v[..desc + 100].to_vec()).unwrap();
-    let e = kd.page_counts().unwrap_err();
-    assert_eq!((e.kind, e.offset()), (ErrorKind::Truncated, Some(desc as u64)), "{e}");
 }
 
 #[test]

@@ -112,13 +112,16 @@ impl KdumpFile {
     }
 
     pub(super) fn load_index(&self) -> Result<PageIndex> {
-        let (bm_off, half) = (self.bm_off, self.half);
+        let bm = self.bitmaps;
         let bs = u64::from(self.hdr.block_size);
         let file_len = self.src.len();
-        let raw = self.src.read_vec(bm_off, half * 2, "kdump bitmaps")?;
-        let bitmap1 = words_from_bytes(&raw[..half as usize]);
-        let bitmap2 = words_from_bytes(&raw[half as usize..]);
-        drop(raw);
+        let read = |off: u64| self.src.read_vec(off, bm.len, "kdump bitmaps").map(|raw| words_from_bytes(&raw));
+        let bitmap2 = read(bm.dumped)?;
+        // One bitmap only: every page it holds is taken to exist.
+        let bitmap1 = match bm.valid {
+            Some(off) => read(off)?,
+            None => bitmap2.clone(),
+        };
         let mut rank = Vec::with_capacity(bitmap2.len() / RANK_WORDS + 1);
         let mut acc = 0u64;
         for chunk in bitmap2.chunks(RANK_WORDS) {
@@ -218,8 +221,10 @@ impl KdumpFile {
 
     /// Pages the bitmaps declare stored (set in bitmap 2, within this file's split range), and
     /// how many of them the file holds: descriptor and page data inside the file as opened.
-    /// Producers (QEMU, makedumpfile) write page data in descriptor order, so when the last
-    /// descriptor and its data are in the file, all pages are taken as held (one read);
+    /// Producers (QEMU, makedumpfile) write page data in descriptor order, except the one shared
+    /// zero page: they write it first, right after the descriptor table, and point every zero
+    /// page's descriptor at it. So when the last descriptor that does not point at that first
+    /// data block, and its data, are in the file, all pages are taken as held (a few reads);
     /// otherwise the descriptors the file holds are counted in one pass.
     pub fn stored_pages(&self) -> Result<(u64, u64)> {
         let ix = self.index_even_if_cut()?;
@@ -233,15 +238,40 @@ impl KdumpFile {
             d.size > 0 && d.offset > 0 && (d.offset as u64).checked_add(u64::from(d.size)).is_some_and(|e| e <= len)
         };
         if in_table == declared {
-            let mut b = [0u8; DESC_SIZE as usize];
-            self.src.read_exact_at(&mut b, self.desc_base + (in_table - 1) * DESC_SIZE)?;
-            if held(&PageDesc::parse(&b, self.endian)) {
-                return Ok((declared, declared));
+            if let Some(d) = self.last_unshared_desc(declared)? {
+                if held(&d) {
+                    return Ok((declared, declared));
+                }
             }
         }
         let mut stored = 0u64;
         self.for_each_desc(|_, d| stored += u64::from(held(&d)))?;
         Ok((declared, stored))
+    }
+
+    /// The last of the `n` descriptors (all inside the file) whose data is not the first data
+    /// block (the shared zero page; the last descriptor when all point at it). `None` when more
+    /// than [`WALK_BACK`] descriptors at the end point at it: the caller then counts them all.
+    fn last_unshared_desc(&self, n: u64) -> Result<Option<PageDesc>> {
+        const WALK_BACK: u64 = 1 << 16;
+        const STEP: u64 = 512;
+        let first_data = self.desc_base + n * DESC_SIZE;
+        let mut end = n;
+        let mut buf = Vec::new();
+        while end > 0 && n - end < WALK_BACK {
+            let k = end.min(STEP);
+            buf.resize((k * DESC_SIZE) as usize, 0);
+            self.src.read_exact_at(&mut buf, self.desc_base + (end - k) * DESC_SIZE)?;
+            let descs: Vec<PageDesc> = PageDesc::table(&buf, self.endian).collect();
+            if let Some(d) = descs.iter().rev().find(|d| d.offset as u64 != first_data) {
+                return Ok(Some(*d));
+            }
+            if end == k {
+                return Ok(descs.last().copied());
+            }
+            end -= k;
+        }
+        Ok(None)
     }
 
     /// Descriptors per codec (one scan of the descriptors, done once, cached).

@@ -11,7 +11,9 @@
 //! * block 1..: `kdump_sub_header` (three layouts: 64-bit; packed 32-bit as QEMU and i386
 //!   makedumpfile write it; 32-bit with 8-byte-aligned `off_t`, as makedumpfile built for ARM or
 //!   MIPS writes it — crash's `arm_kdump_header_adjust`), plus the notes/VMCOREINFO it points to.
-//! * `bitmap_blocks` blocks of bitmaps: bitmap 1 (pages that exist) then bitmap 2 (pages dumped).
+//! * `bitmap_blocks` blocks of bitmaps: bitmap 1 (pages that exist) then bitmap 2 (pages dumped);
+//!   an area whose half does not cover max_mapnr, or of an odd number of blocks, holds bitmap 2
+//!   only (libkdumpfile's rule).
 //! * one 24-byte page descriptor `{i64 offset; u32 size; u32 flags; u64 page_flags}` per bit set
 //!   in bitmap 2, in pfn order; then page data.
 //!
@@ -38,8 +40,9 @@
 
 mod backend;
 mod codec;
-mod header;
+pub(crate) mod header;
 mod index;
+pub(crate) mod layout;
 mod pages;
 #[cfg(test)]
 mod tests;
@@ -91,6 +94,33 @@ pub fn is_kdump(prefix: &[u8]) -> bool {
     prefix.len() >= 8 && &prefix[..8] == SIGNATURE
 }
 
+/// Where the bitmaps lie in the bitmap area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Bitmaps {
+    /// File offset of bitmap 1 (pages that exist); `None` when the area holds one bitmap only.
+    valid: Option<u64>,
+    /// File offset of bitmap 2 (pages dumped), or of the only bitmap.
+    dumped: u64,
+    /// Bytes of each bitmap.
+    len: u64,
+}
+
+impl Bitmaps {
+    /// The bitmaps of an area of `blocks` blocks (`area` bytes at `off`). Producers write two
+    /// equal bitmaps, each covering max_mapnr. As in libkdumpfile, an area whose half does not
+    /// cover max_mapnr holds one bitmap (the dumped pages), and so does an odd number of blocks.
+    /// A max_mapnr past even the whole area is a lie: the two-bitmap reading is kept.
+    fn of_area(off: u64, area: u64, blocks: u32, max_mapnr: u64) -> Bitmaps {
+        let half = area / 2;
+        let one = blocks % 2 != 0 || (max_mapnr > half * 8 && max_mapnr <= area * 8);
+        if one {
+            Bitmaps { valid: None, dumped: off, len: area }
+        } else {
+            Bitmaps { valid: Some(off), dumped: off + half, len: half }
+        }
+    }
+}
+
 /// An open kdump-compressed file.
 pub struct KdumpFile {
     src: Arc<dyn ReadAt>,
@@ -104,9 +134,8 @@ pub struct KdumpFile {
     max_mapnr: u64,
     /// pfns below this may be present (min of max_mapnr and the bitmap's size).
     pfn_limit: u64,
-    /// File offset and size of each bitmap (bitmap 2 follows bitmap 1).
-    bm_off: u64,
-    half: u64,
+    /// Where the bitmaps are.
+    bitmaps: Bitmaps,
     desc_base: u64,
     anomalies: Vec<Error>,
     /// The bitmaps and what is derived from them, read on first use: opening reads only the
@@ -148,17 +177,18 @@ impl KdumpFile {
 
         // Bitmaps (validate() checked they fit in the file).
         let bm_off = bs * (1 + u64::from(hdr.sub_hdr_size));
-        let half = bs * u64::from(hdr.bitmap_blocks) / 2;
+        let area = bs * u64::from(hdr.bitmap_blocks);
         // Producers write every bitmap block. A view with holes (a flattened file with a record
         // far out) must not turn a few bytes into gigabytes of zero bitmaps.
         let stored = src.stored_len();
-        if half * 2 > stored {
+        if area > stored {
             return Err(Error::limit(
                 tail_at!(hdr.base, bitmap_blocks),
-                format!("kdump bitmaps of {} bytes are more than the {stored} bytes the file stores", half * 2),
+                format!("kdump bitmaps of {area} bytes are more than the {stored} bytes the file stores"),
             ));
         }
-        let bits = half * 8;
+        let bitmaps = Bitmaps::of_area(bm_off, area, hdr.bitmap_blocks, max_mapnr);
+        let bits = bitmaps.len * 8;
         if max_mapnr > bits {
             anomalies.push(Error::format(
                 tail_at!(hdr.base, max_mapnr),
@@ -177,9 +207,8 @@ impl KdumpFile {
             sub,
             max_mapnr,
             pfn_limit,
-            bm_off,
-            half,
-            desc_base: bm_off + half * 2,
+            bitmaps,
+            desc_base: bm_off + area,
             anomalies,
             index: OnceLock::new(),
             stats: OnceLock::new(),

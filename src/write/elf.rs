@@ -18,25 +18,29 @@
 //! (as QEMU writes i386 guests with more than 4 GiB). The byte order and `e_machine` are the
 //! input's (for LiME and raw images, those the scanned VMCOREINFO implies).
 
+use std::mem::size_of;
 use std::path::Path;
 
+use object::elf::{
+    FileHeader32, FileHeader64, Ident, ProgramFlags, ProgramHeader32, ProgramHeader64, ProgramType, SectionHeader32,
+    SectionHeader64, ELFCLASS32, ELFCLASS64, ELFDATA2LSB, ELFDATA2MSB, ELFMAG, ELFOSABI_NONE, ET_CORE, EV_CURRENT, PF_R, PF_W,
+    PF_X, PN_XNUM, PT_LOAD, PT_NOTE,
+};
+use object::endian::{Endianness, U16, U32, U64};
+use object::pod::bytes_of;
 use rayon::prelude::*;
 
 use super::{
-    build_notes, read_covered, resolve_vmcoreinfo, text_page_size, tick, with_writer, Endian, Output, Progress, WriteReport,
-    CHUNK_BYTES,
+    build_notes, endianness, finish, read_covered, resolve_vmcoreinfo, text_page_size, tick, with_writer, Head, Progress, Target,
+    WriteReport, Writer, CHUNK_BYTES,
 };
 use crate::dump::Dump;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::phys::PhysRange;
 
 /// Inside a range, a run of at least this many zero pages starts a new PT_LOAD when zero pages
 /// are excluded (makedumpfile `-E` uses the same threshold); shorter runs are written.
 pub const ZERO_RUN_PAGES: u64 = 256;
-
-const PT_LOAD: u32 = 1;
-const PT_NOTE: u32 = 4;
-const PN_XNUM: u32 = 0xffff;
 
 /// Options for [`write_elf`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -47,17 +51,209 @@ pub struct ElfOptions {
 
 /// One PT_LOAD: `memsz` bytes of memory at `paddr`, the first `filesz` of them stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Seg {
+pub(super) struct Seg {
+    pub paddr: u64,
+    pub filesz: u64,
+    pub memsz: u64,
+}
+
+/// Where everything goes in the output, decided before anything is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ElfPlan {
+    pub class64: bool,
+    pub big: bool,
+    pub machine: u16,
+    pub segs: Vec<Seg>,
+    /// Program headers: the PT_NOTE, then one PT_LOAD per segment.
+    pub nphdr: u64,
+    /// `e_phnum` = PN_XNUM, the count in section header 0 (at `shoff`).
+    pub xnum: bool,
+    pub phoff: u64,
+    pub shoff: u64,
+    pub notes_off: u64,
+    pub notes_len: u64,
+    /// The first segment's data (page-aligned); the others follow without gaps.
+    pub data_off: u64,
+}
+
+impl ElfPlan {
+    /// The layout for `segs` (memory up to `max_addr`) and `notes_len` bytes of notes. The class
+    /// is the input's (`class64`), except that ELF32 is used only when everything fits in 32
+    /// bits (memory, and the file with generous headroom).
+    pub fn new(segs: Vec<Seg>, max_addr: u64, notes_len: u64, class64: bool, big: bool, machine: u16, page: u64) -> ElfPlan {
+        let stored: u64 = segs.iter().map(|s| s.filesz).sum();
+        let nphdr = segs.len() as u64 + 1;
+        let phentsize32 = size_of::<ProgramHeader32<Endianness>>() as u64;
+        let class64 = class64 || max_addr > 1 << 32 || stored + notes_len + nphdr * phentsize32 + (1 << 20) >= 1 << 32;
+        let (ehsize, phentsize, shentsize) = Self::sizes(class64);
+        let xnum = nphdr >= u64::from(PN_XNUM);
+        let phoff = ehsize;
+        let shoff = phoff + nphdr * phentsize;
+        let notes_off = (shoff + if xnum { shentsize } else { 0 }).next_multiple_of(8);
+        let data_off = (notes_off + notes_len).next_multiple_of(page.min(4096));
+        ElfPlan { class64, big, machine, segs, nphdr, xnum, phoff, shoff, notes_off, notes_len, data_off }
+    }
+
+    /// `(e_ehsize, e_phentsize, e_shentsize)` of a class.
+    fn sizes(class64: bool) -> (u64, u64, u64) {
+        fn sz<T>() -> u64 {
+            size_of::<T>() as u64
+        }
+        if class64 {
+            (sz::<FileHeader64<Endianness>>(), sz::<ProgramHeader64<Endianness>>(), sz::<SectionHeader64<Endianness>>())
+        } else {
+            (sz::<FileHeader32<Endianness>>(), sz::<ProgramHeader32<Endianness>>(), sz::<SectionHeader32<Endianness>>())
+        }
+    }
+
+    fn stored(&self) -> u64 {
+        self.segs.iter().map(|s| s.filesz).sum()
+    }
+
+    fn file_bytes(&self) -> u64 {
+        self.data_off + self.stored()
+    }
+
+    /// Every program header: the PT_NOTE, then the PT_LOADs with their file offsets.
+    fn phdrs(&self) -> Vec<Phdr> {
+        let mut v = Vec::with_capacity(self.nphdr as usize);
+        let n = self.notes_len;
+        v.push(Phdr { p_type: PT_NOTE, flags: ProgramFlags(0), offset: self.notes_off, paddr: 0, filesz: n, memsz: n, align: 4 });
+        let mut off = self.data_off;
+        for s in &self.segs {
+            let flags = PF_R | PF_W | PF_X;
+            v.push(Phdr { p_type: PT_LOAD, flags, offset: off, paddr: s.paddr, filesz: s.filesz, memsz: s.memsz, align: 0 });
+            off += s.filesz;
+        }
+        v
+    }
+}
+
+/// One program header, class-independent (`p_vaddr` = `p_paddr`).
+struct Phdr {
+    p_type: ProgramType,
+    flags: ProgramFlags,
+    offset: u64,
     paddr: u64,
     filesz: u64,
     memsz: u64,
+    align: u64,
+}
+
+/// The ELF header, the program headers and (with PN_XNUM) section header 0, from object's
+/// `elf` Pod types. ELF32 fields take the low 32 bits ([`ElfPlan::new`] keeps them in range).
+pub(super) fn encode_headers(plan: &ElfPlan) -> Head {
+    let e = endianness(plan.big);
+    let (ehsize, phentsize, shentsize) = ElfPlan::sizes(plan.class64);
+    let e_ident = Ident {
+        magic: ELFMAG,
+        class: if plan.class64 { ELFCLASS64 } else { ELFCLASS32 },
+        data: if plan.big { ELFDATA2MSB } else { ELFDATA2LSB },
+        version: EV_CURRENT,
+        os_abi: ELFOSABI_NONE,
+        abi_version: 0,
+        padding: [0; 7],
+    };
+    let phnum = if plan.xnum { PN_XNUM } else { plan.nphdr as u16 };
+    let (shoff, shentsize, shnum) = if plan.xnum { (plan.shoff, shentsize as u16, 1) } else { (0, 0, 0) };
+    let u16_ = |v: u64| U16::new(e, v as u16);
+    let mut head = Head(Vec::with_capacity(plan.data_off as usize));
+    macro_rules! file_header {
+        ($t:ident, $w:ident) => {
+            $t {
+                e_ident,
+                e_type: U16::new(e, ET_CORE),
+                e_machine: U16::new(e, object::elf::Machine(plan.machine)),
+                e_version: U32::new(e, u32::from(EV_CURRENT.0)),
+                e_entry: $w(e, 0),
+                e_phoff: $w(e, plan.phoff),
+                e_shoff: $w(e, shoff),
+                e_flags: U32::new(e, Default::default()),
+                e_ehsize: u16_(ehsize),
+                e_phentsize: u16_(phentsize),
+                e_phnum: U16::new(e, phnum),
+                e_shentsize: U16::new(e, shentsize),
+                e_shnum: U16::new(e, shnum),
+                e_shstrndx: U16::new(e, Default::default()),
+            }
+        };
+    }
+    if plan.class64 {
+        head.0.extend_from_slice(bytes_of(&file_header!(FileHeader64, w64)));
+    } else {
+        head.0.extend_from_slice(bytes_of(&file_header!(FileHeader32, w32)));
+    }
+    debug_assert_eq!(head.0.len() as u64, plan.phoff);
+    for p in plan.phdrs() {
+        push_phdr(&mut head.0, e, plan.class64, &p);
+    }
+    if plan.xnum {
+        debug_assert_eq!(head.0.len() as u64, plan.shoff);
+        push_xnum_section(&mut head.0, e, plan.class64, plan.nphdr);
+    }
+    head
+}
+
+fn w64(e: Endianness, v: u64) -> U64<Endianness> {
+    U64::new(e, v)
+}
+
+fn w32(e: Endianness, v: u64) -> U32<Endianness> {
+    U32::new(e, v as u32)
+}
+
+fn push_phdr(out: &mut Vec<u8>, e: Endianness, class64: bool, p: &Phdr) {
+    macro_rules! phdr {
+        ($t:ident, $w:ident) => {
+            $t {
+                p_type: U32::new(e, p.p_type),
+                p_flags: U32::new(e, p.flags),
+                p_offset: $w(e, p.offset),
+                p_vaddr: $w(e, p.paddr),
+                p_paddr: $w(e, p.paddr),
+                p_filesz: $w(e, p.filesz),
+                p_memsz: $w(e, p.memsz),
+                p_align: $w(e, p.align),
+            }
+        };
+    }
+    if class64 {
+        out.extend_from_slice(bytes_of(&phdr!(ProgramHeader64, w64)));
+    } else {
+        out.extend_from_slice(bytes_of(&phdr!(ProgramHeader32, w32)));
+    }
+}
+
+/// Section header 0 of a PN_XNUM file: all zeros but `sh_info`, the real program header count.
+fn push_xnum_section(out: &mut Vec<u8>, e: Endianness, class64: bool, nphdr: u64) {
+    macro_rules! shdr {
+        ($t:ident, $w:ident) => {
+            $t {
+                sh_name: U32::new(e, 0),
+                sh_type: U32::new(e, Default::default()),
+                sh_flags: Default::default(),
+                sh_addr: $w(e, 0),
+                sh_offset: $w(e, 0),
+                sh_size: $w(e, 0),
+                sh_link: U32::new(e, 0),
+                sh_info: U32::new(e, nphdr as u32),
+                sh_addralign: $w(e, 0),
+                sh_entsize: $w(e, 0),
+            }
+        };
+    }
+    if class64 {
+        out.extend_from_slice(bytes_of(&shdr!(SectionHeader64, w64)));
+    } else {
+        out.extend_from_slice(bytes_of(&shdr!(SectionHeader32, w32)));
+    }
 }
 
 /// Write `dump` as an ELF core at `out` (see the module documentation).
 pub fn write_elf(dump: &Dump, out: &Path, options: ElfOptions, progress: Option<Progress<'_>>) -> Result<WriteReport> {
     let mut progress = progress;
     let resolved = resolve_vmcoreinfo(dump)?;
-    let (notes, _) = build_notes(dump, resolved.text.as_ref().map(|t| t.bytes()))?;
+    let notes = build_notes(dump, resolved.text.as_ref().map(|t| t.bytes()))?;
     let ranges = dump.memory_ranges()?;
     let page = text_page_size(resolved.text.as_ref()).unwrap_or(4096);
     let mut report = WriteReport::new(resolved.source, resolved.diagnostics, page);
@@ -70,111 +266,53 @@ pub fn write_elf(dump: &Dump, out: &Path, options: ElfOptions, progress: Option<
     } else {
         ranges.iter().map(|r| Seg { paddr: r.start, filesz: r.end - r.start, memsz: r.end - r.start }).collect()
     };
-    let stored: u64 = segs.iter().map(|s| s.filesz).sum();
-
     let max_addr = ranges.last().map_or(0, |r| r.end);
-    let nphdr = segs.len() as u64 + 1;
-    // ELF32 only when everything fits in 32 bits (memory, and the file with generous headroom).
-    let class64 = dump.class64() || max_addr > 1 << 32 || stored + notes.len() as u64 + nphdr * 32 + (1 << 20) >= 1 << 32;
-    let (ehsize, phentsize, shentsize) = if class64 { (64u64, 56u64, 64u64) } else { (52, 32, 40) };
-    let xnum = nphdr >= u64::from(PN_XNUM);
-    let phoff = ehsize;
-    let shoff = phoff + nphdr * phentsize;
-    let notes_off = (shoff + if xnum { shentsize } else { 0 }).next_multiple_of(8);
-    let data_off = (notes_off + notes.len() as u64).next_multiple_of(page.min(4096));
+    let (class64, big, machine) = (dump.class64(), dump.big_endian(), dump.e_machine());
+    let plan = ElfPlan::new(segs, max_addr, notes.bytes.len() as u64, class64, big, machine, page);
 
-    let big = dump.big_endian();
-    let mut head = Vec::with_capacity((data_off) as usize);
-    {
-        let mut w = Endian { big, buf: &mut head };
-        w.buf.extend_from_slice(&[0x7f, b'E', b'L', b'F', if class64 { 2 } else { 1 }, if big { 2 } else { 1 }, 1, 0]);
-        w.buf.extend_from_slice(&[0; 8]);
-        w.u16(4); // ET_CORE
-        w.u16(dump.e_machine());
-        w.u32(1); // EV_CURRENT
-        w.ulong(0, class64); // e_entry
-        w.ulong(phoff, class64);
-        w.ulong(if xnum { shoff } else { 0 }, class64);
-        w.u32(0); // e_flags
-        w.u16(ehsize as u16);
-        w.u16(phentsize as u16);
-        w.u16(if xnum { PN_XNUM as u16 } else { nphdr as u16 });
-        w.u16(if xnum { shentsize as u16 } else { 0 });
-        w.u16(u16::from(xnum)); // e_shnum
-        w.u16(0); // e_shstrndx
-        debug_assert_eq!(w.buf.len() as u64, ehsize);
-        let phdr =
-            |w: &mut Endian, p_type: u32, flags: u32, off: u64, vaddr: u64, paddr: u64, filesz: u64, memsz: u64, align: u64| {
-                if class64 {
-                    w.u32(p_type);
-                    w.u32(flags);
-                    for v in [off, vaddr, paddr, filesz, memsz, align] {
-                        w.u64(v);
-                    }
-                } else {
-                    for v in [u64::from(p_type), off, vaddr, paddr, filesz, memsz, u64::from(flags), align] {
-                        w.u32(v as u32);
-                    }
-                }
-            };
-        phdr(&mut w, PT_NOTE, 0, notes_off, 0, 0, notes.len() as u64, notes.len() as u64, 4);
-        let mut off = data_off;
-        for s in &segs {
-            phdr(&mut w, PT_LOAD, 7, off, s.paddr, s.paddr, s.filesz, s.memsz, 0);
-            off += s.filesz;
-        }
-        if xnum {
-            // Section header 0: sh_info holds the real program header count.
-            if class64 {
-                w.buf.extend_from_slice(&[0; 44]);
-                w.u32(nphdr as u32);
-                w.buf.extend_from_slice(&[0; 16]);
-            } else {
-                w.buf.extend_from_slice(&[0; 28]);
-                w.u32(nphdr as u32);
-                w.buf.extend_from_slice(&[0; 8]);
-            }
-        }
-    }
-    head.resize(notes_off as usize, 0);
-    head.extend_from_slice(&notes);
-    head.resize(data_off as usize, 0);
-
-    let output = Output::create(out)?;
-    output.write_at(0, &head)?;
-    drop(head);
+    let mut head = encode_headers(&plan);
+    head.place(plan.notes_off, &notes.bytes);
+    let output = head.write_to(Target::File(out), plan.data_off)?;
     let base_done = if options.exclude_zero { memory } else { 0 };
-    let mut done = 0u64;
-    with_writer(&output, |w| {
-        let mut off = data_off;
-        for s in &segs {
-            let mut a = s.paddr;
-            let end = s.paddr + s.filesz;
-            while a < end {
-                let n = (end - a).min(CHUNK_BYTES);
-                let mut buf = w.buffer(n as usize);
-                dump.read_phys(a, &mut buf)?;
-                w.send(vec![(off, buf)])?;
-                off += n;
-                a += n;
-                done += n;
-                tick(&mut progress, base_done + done, total)?;
-            }
-            // Memory left out (zero tails) still counts as converted.
-            done += s.memsz - s.filesz;
-        }
-        Ok(())
-    })?;
-    let file_bytes = data_off + stored;
-    output.set_len(file_bytes)?;
-    tick(&mut progress, total, total)?;
-    output.commit()?;
-    report.segments = segs.len() as u64;
+    with_writer(&output, |w| stream_segments(w, dump, &plan, &mut progress, base_done, total))?;
+    finish(output, plan.file_bytes(), &mut progress, total)?;
+    let stored = plan.stored();
+    report.segments = plan.segs.len() as u64;
     report.memory_bytes = memory;
     report.pages = memory.div_ceil(page);
     report.zero_pages = (memory - stored) / page;
-    report.file_bytes = file_bytes;
+    report.file_bytes = plan.file_bytes();
     Ok(report)
+}
+
+/// The segments' stored bytes, a chunk at a time, at their planned offsets.
+fn stream_segments(
+    w: &Writer,
+    dump: &Dump,
+    plan: &ElfPlan,
+    progress: &mut Option<Progress<'_>>,
+    base_done: u64,
+    total: u64,
+) -> Result<()> {
+    let mut done = 0u64;
+    let mut off = plan.data_off;
+    for s in &plan.segs {
+        let mut a = s.paddr;
+        let end = s.paddr + s.filesz;
+        while a < end {
+            let n = (end - a).min(CHUNK_BYTES);
+            let mut buf = w.buffer(n as usize);
+            dump.read_phys(a, &mut buf)?;
+            w.send(vec![(off, buf)])?;
+            off += n;
+            a += n;
+            done += n;
+            tick(progress, base_done + done, total)?;
+        }
+        // Memory left out (zero tails) still counts as converted.
+        done += s.memsz - s.filesz;
+    }
+    Ok(())
 }
 
 /// First pass of `exclude_zero`: split the ranges into PT_LOADs whose zero pages at the end are
@@ -201,7 +339,7 @@ fn plan_zero_tails(
             }
             buf.clear();
             buf.resize((b - a) as usize, 0);
-            read_covered(dump, std::slice::from_ref(r), a, &mut buf).map_err(|e: Error| e)?;
+            read_covered(dump, std::slice::from_ref(r), a, &mut buf)?;
             // Pieces: the parts of pages inside [a, b).
             let mut bounds = Vec::new();
             let mut p = a;

@@ -16,18 +16,19 @@
 
 pub mod elf;
 pub mod kdump;
-
-use std::fs::File;
-use std::io::Write;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+mod notes;
+mod output;
+#[cfg(test)]
+mod round_trip;
 
 use crate::dump::{Dump, TextBlob};
 use crate::error::{Error, ErrorKind, Result};
 use crate::phys::PhysRange;
 use crate::text;
+
+pub(crate) use notes::{build_notes, endianness, NoteBuf};
+pub use output::Target;
+pub(crate) use output::{finish, with_writer, Head, Writer};
 
 /// Progress callback: `(bytes done, bytes in total)`; returning `false` cancels the write (the
 /// writer then fails with a [`cancelled`] error and leaves no file).
@@ -149,78 +150,6 @@ fn absent(mut diagnostics: Vec<WriteDiagnostic>, e: &Error) -> Resolved {
     Resolved { text: None, source: VmcoreinfoSource::Absent, diagnostics }
 }
 
-/// Where a text lies in a buffer: (offset, length).
-pub(crate) type TextAt = (usize, usize);
-
-/// A note buffer in the dump's byte order: the input's notes (CPU states included) in their
-/// order, then the VMCOREINFO note last. Returns the buffer and the offset of the VMCOREINFO
-/// desc in it.
-pub(crate) fn build_notes(dump: &Dump, vmcoreinfo: Option<&[u8]>) -> Result<(Vec<u8>, Option<TextAt>)> {
-    let big = dump.big_endian();
-    let mut out = Vec::new();
-    for (seg, n) in dump.notes() {
-        let n = n?;
-        // Every VMCOREINFO note of the input is replaced by the one text we carry.
-        if vmcoreinfo.is_some() && n.is_vmcoreinfo() {
-            continue;
-        }
-        // A zero header (padding at the end of a note area) is not a note.
-        if n.namesz == 0 && n.desc.is_empty() && n.n_type == 0 {
-            continue;
-        }
-        let name_start = n.offset + 12;
-        let name = &seg.data[name_start..name_start + n.namesz as usize];
-        push_note(&mut out, big, name, n.n_type, n.desc);
-    }
-    let at = vmcoreinfo.map(|t| {
-        let start = out.len() + 12 + 12; // header + "VMCOREINFO\0" padded to 12
-        push_note(&mut out, big, b"VMCOREINFO\0", 0, t);
-        (start, t.len())
-    });
-    Ok((out, at))
-}
-
-fn push_note(out: &mut Vec<u8>, big: bool, name: &[u8], n_type: u32, desc: &[u8]) {
-    let mut w = Endian { big, buf: out };
-    w.u32(name.len() as u32);
-    w.u32(desc.len() as u32);
-    w.u32(n_type);
-    out.extend_from_slice(name);
-    pad4(out);
-    out.extend_from_slice(desc);
-    pad4(out);
-}
-
-fn pad4(v: &mut Vec<u8>) {
-    v.resize(v.len().next_multiple_of(4), 0);
-}
-
-/// Little helper that appends integers in a byte order.
-pub(crate) struct Endian<'a> {
-    pub big: bool,
-    pub buf: &'a mut Vec<u8>,
-}
-
-impl Endian<'_> {
-    pub fn u16(&mut self, v: u16) {
-        self.buf.extend_from_slice(&if self.big { v.to_be_bytes() } else { v.to_le_bytes() });
-    }
-    pub fn u32(&mut self, v: u32) {
-        self.buf.extend_from_slice(&if self.big { v.to_be_bytes() } else { v.to_le_bytes() });
-    }
-    pub fn u64(&mut self, v: u64) {
-        self.buf.extend_from_slice(&if self.big { v.to_be_bytes() } else { v.to_le_bytes() });
-    }
-    /// An unsigned long of the given width.
-    pub fn ulong(&mut self, v: u64, wide: bool) {
-        if wide {
-            self.u64(v)
-        } else {
-            self.u32(v as u32)
-        }
-    }
-}
-
 /// The guest's page size from the VMCOREINFO text, if it gives a usable one.
 pub(crate) fn text_page_size(text: Option<&TextBlob>) -> Option<u64> {
     let t = text?.bytes();
@@ -254,204 +183,6 @@ pub(crate) fn read_covered(dump: &Dump, ranges: &[PhysRange], addr: u64, buf: &m
     Ok(buf.len() as u64 - covered)
 }
 
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Where a writer's output goes.
-pub enum Target<'a> {
-    /// A file: written under a hidden temporary name beside it and renamed over it when
-    /// complete (complete or absent).
-    File(&'a Path),
-    /// makedumpfile's flattened format on a stream (a pipe, stdout): every positioned write
-    /// becomes a `{be64 offset, be64 size, data}` record after the 4096-byte header, and the
-    /// `-1/-1` end marker closes it. `makedumpfile -R` (or this library) reassembles it. What
-    /// was written to a stream cannot be taken back: after an error the stream ends without
-    /// its end marker, which readers report as incomplete. `name` is used in errors.
-    Flattened { stream: Box<dyn std::io::Write + Send + 'a>, name: &'a str },
-}
-
-/// The output: a file written under a temporary name and renamed over the destination by
-/// [`Output::commit`] (removed when dropped uncommitted), or a flattened stream.
-pub(crate) struct Output<'a> {
-    kind: OutKind<'a>,
-    name: Arc<str>,
-}
-
-enum OutKind<'a> {
-    File { file: File, tmp: PathBuf, dest: PathBuf, committed: bool },
-    Stream(std::sync::Mutex<Box<dyn std::io::Write + Send + 'a>>),
-}
-
-impl<'a> Output<'a> {
-    pub fn open(target: Target<'a>) -> Result<Output<'a>> {
-        match target {
-            Target::File(p) => Self::create(p),
-            Target::Flattened { stream, name } => {
-                let out = Output { kind: OutKind::Stream(std::sync::Mutex::new(stream)), name: Arc::from(name) };
-                let mut head = vec![0u8; crate::flattened::HEADER_SIZE as usize];
-                head[..12].copy_from_slice(b"makedumpfile");
-                head[16..24].copy_from_slice(&1i64.to_be_bytes());
-                head[24..32].copy_from_slice(&1i64.to_be_bytes());
-                out.stream_write(&head)?;
-                Ok(out)
-            }
-        }
-    }
-
-    pub fn create(dest: &Path) -> Result<Output<'a>> {
-        let name: Arc<str> = Arc::from(dest.to_string_lossy().as_ref());
-        let err = |e: std::io::Error, what: &str| Error::io(&e, None, what).in_file(&name);
-        let file_name = dest
-            .file_name()
-            .ok_or_else(|| err(std::io::Error::from(std::io::ErrorKind::InvalidInput), "the output path names no file"))?;
-        if dest.is_dir() {
-            return Err(err(std::io::Error::from_raw_os_error(21), "the output path is a directory"));
-        }
-        let dir = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let mut tmp_name = std::ffi::OsString::from(".");
-        tmp_name.push(file_name);
-        tmp_name.push(format!(".{}.{n}.tmp", std::process::id()));
-        let tmp = dir.join(tmp_name);
-        // Memory dumps hold secrets: readable by the owner only (as makedumpfile creates them).
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| err(e, "cannot create the output file"))?;
-        Ok(Output { kind: OutKind::File { file, tmp, dest: dest.to_path_buf(), committed: false }, name })
-    }
-
-    fn stream_write(&self, data: &[u8]) -> Result<()> {
-        let OutKind::Stream(s) = &self.kind else { unreachable!("stream_write on a file") };
-        let mut s = s.lock().unwrap_or_else(|p| p.into_inner());
-        s.write_all(data).map_err(|e| Error::io(&e, None, "cannot write the output stream").in_file(&self.name))
-    }
-
-    pub fn write_at(&self, off: u64, data: &[u8]) -> Result<()> {
-        match &self.kind {
-            OutKind::File { file, .. } => file
-                .write_all_at(data, off)
-                .map_err(|e| Error::io(&e, Some(off), "cannot write the output file").in_file(&self.name)),
-            OutKind::Stream(_) if data.is_empty() => Ok(()),
-            OutKind::Stream(_) => {
-                let mut rec = Vec::with_capacity(16);
-                rec.extend_from_slice(&off.to_be_bytes());
-                rec.extend_from_slice(&(data.len() as u64).to_be_bytes());
-                self.stream_write(&rec)?;
-                self.stream_write(data)
-            }
-        }
-    }
-
-    /// Set the final length (a file may end in a hole; a stream's length is its last record's end).
-    pub fn set_len(&self, len: u64) -> Result<()> {
-        match &self.kind {
-            OutKind::File { file, .. } => {
-                file.set_len(len).map_err(|e| Error::io(&e, Some(len), "cannot size the output file").in_file(&self.name))
-            }
-            OutKind::Stream(_) => Ok(()),
-        }
-    }
-
-    /// File: sync the data, rename the temporary over the destination, sync the directory.
-    /// Stream: the end marker, then flush.
-    pub fn commit(mut self) -> Result<()> {
-        let name = self.name.clone();
-        let io = |e: std::io::Error, what: &str| Error::io(&e, None, what).in_file(&name);
-        match &mut self.kind {
-            OutKind::File { file, tmp, dest, committed } => {
-                file.sync_all().map_err(|e| io(e, "cannot sync the output file"))?;
-                std::fs::rename(&*tmp, &*dest).map_err(|e| io(e, "cannot rename the output file into place"))?;
-                *committed = true;
-                if let Some(dir) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    if let Ok(d) = File::open(dir) {
-                        let _ = d.sync_all();
-                    }
-                }
-                Ok(())
-            }
-            OutKind::Stream(s) => {
-                let s = s.get_mut().unwrap_or_else(|p| p.into_inner());
-                let mut end = (-1i64).to_be_bytes().to_vec();
-                end.extend_from_slice(&(-1i64).to_be_bytes());
-                s.write_all(&end).and_then(|()| s.flush()).map_err(|e| io(e, "cannot write the output stream"))
-            }
-        }
-    }
-}
-
-impl Drop for Output<'_> {
-    fn drop(&mut self) {
-        if let OutKind::File { tmp, committed: false, .. } = &self.kind {
-            let _ = std::fs::remove_file(tmp);
-        }
-    }
-}
-
-/// One batch of positioned writes for the writer thread.
-pub(crate) type Job = Vec<(u64, Vec<u8>)>;
-
-/// The producer's side of [`with_writer`]: sends batches of writes and recycles buffers.
-pub(crate) struct Writer {
-    tx: Option<std::sync::mpsc::SyncSender<Job>>,
-    free: std::sync::mpsc::Receiver<Vec<u8>>,
-}
-
-impl Writer {
-    /// A buffer of `len` zero bytes, recycled from an earlier write when one is free.
-    pub fn buffer(&self, len: usize) -> Vec<u8> {
-        let mut v = self.free.try_recv().unwrap_or_default();
-        v.clear();
-        v.resize(len, 0);
-        v
-    }
-    /// An empty buffer (recycled when possible) to append to.
-    pub fn empty(&self) -> Vec<u8> {
-        let mut v = self.free.try_recv().unwrap_or_default();
-        v.clear();
-        v
-    }
-    pub fn send(&self, job: Job) -> Result<()> {
-        let tx = self.tx.as_ref().expect("writer open");
-        tx.send(job).map_err(|_| Error::new(ErrorKind::Io { errno: None }, None, "the output writer stopped"))
-    }
-}
-
-/// Run `produce` on this thread while a second thread performs its writes in order (reading and
-/// compressing the next chunk overlaps writing the last one). At most two batches wait in the
-/// queue, so memory stays bounded. A write error wins over the producer's error (the producer
-/// only sees that the writer stopped).
-pub(crate) fn with_writer<R>(out: &Output<'_>, produce: impl FnOnce(&Writer) -> Result<R>) -> Result<R> {
-    std::thread::scope(|s| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(2);
-        let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<u8>>();
-        let handle = s.spawn(move || -> Result<()> {
-            for job in rx {
-                for (off, buf) in job {
-                    out.write_at(off, &buf)?;
-                    let _ = free_tx.send(buf);
-                }
-            }
-            Ok(())
-        });
-        let mut w = Writer { tx: Some(tx), free: free_rx };
-        let r = produce(&w);
-        w.tx = None;
-        drop(w);
-        let written =
-            handle.join().unwrap_or_else(|_| Err(Error::new(ErrorKind::Io { errno: None }, None, "the output writer panicked")));
-        match (r, written) {
-            (_, Err(e)) => Err(e),
-            (r, Ok(())) => r,
-        }
-    })
-}
-
 /// Progress throttled to whole chunks, with cancellation.
 pub(crate) fn tick(progress: &mut Option<Progress<'_>>, done: u64, total: u64) -> Result<()> {
     if let Some(p) = progress {
@@ -476,29 +207,5 @@ mod tests {
             assert!(!is_zero(&v));
             v[i] = 0;
         }
-    }
-
-    #[test]
-    fn output_is_absent_until_commit_and_removed_when_dropped() {
-        let dir = std::env::temp_dir().join(format!("vmci-out-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let dest = dir.join("a.core");
-        {
-            let o = Output::create(&dest).unwrap();
-            o.write_at(0, b"abc").unwrap();
-            assert!(!dest.exists());
-        }
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "temporary removed on drop");
-        let o = Output::create(&dest).unwrap();
-        o.write_at(0, b"abc").unwrap();
-        o.commit().unwrap();
-        assert_eq!(std::fs::read(&dest).unwrap(), b"abc");
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
-        let e = Output::create(&dir.join("no/such/dir/x")).err().unwrap();
-        assert!(matches!(e.kind, ErrorKind::Io { errno: Some(2) }), "{e:?}");
-        assert!(e.path.as_deref().unwrap().ends_with("no/such/dir/x"));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
