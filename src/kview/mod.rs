@@ -42,13 +42,23 @@ pub trait VirtMemory: Send + Sync {
 }
 
 pub mod arm64;
+mod cache;
 pub mod i386;
 pub mod kallsyms;
 pub mod printk;
-pub mod translate;
+#[cfg(test)]
+pub(crate) mod testmem;
+mod translator;
+pub(crate) mod walker;
 pub mod x86_64;
 
-pub use translate::{KernelView, Layout, Translator};
+pub use translator::{Arch, KernelView, Layout, Translator};
+
+/// The translator's types under their former path (the translator, the walker and the caches now
+/// live in three modules).
+pub mod translate {
+    pub use super::translator::{Arch, KernelView, Layout, Translator};
+}
 
 use crate::bitness;
 use crate::phys::PhysMemory;

@@ -16,8 +16,9 @@
 
 use std::sync::OnceLock;
 
-use super::translate::{lowest_leaf, Arch, EntryFormat, Translator, Walker};
+use super::walker::{lowest_leaf, EntryFormat, Walker};
 use super::Keys;
+use super::{Arch, Translator};
 use crate::error::{Error, ErrorKind, Result};
 use crate::phys::PhysMemory;
 
@@ -134,8 +135,8 @@ pub(crate) fn discover_page_offset_base(mem: &dyn PhysMemory, w: &Walker) -> Res
 mod tests {
     use super::*;
     use crate::bitness::EM_X86_64;
-    use crate::kview::translate::testmem::FakeMem;
-    use crate::kview::translate::KernelView;
+    use crate::kview::testmem::FakeMem;
+    use crate::kview::KernelView;
     use crate::kview::{build_translator, VirtMemory};
 
     const PHYS_BASE: i64 = -0xa00_0000; // KASLR-style negative phys_base
