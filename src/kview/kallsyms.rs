@@ -13,9 +13,9 @@
 
 use std::sync::OnceLock;
 
-use crate::error::{Error, ErrorKind, Location, Result};
+use crate::error::{ErrorKind, Result};
 use crate::kview::printk::missing;
-use crate::kview::VirtMemory;
+use crate::kview::{bad_virt as bad, too_big_virt as too_big, VirtMemory};
 use crate::text::View;
 
 /// Bounds on what decoding may allocate.
@@ -177,14 +177,6 @@ fn fnv1a(b: &[u8]) -> u64 {
 pub fn dump_symbols(dump: &crate::dump::Dump, limits: &SymLimits) -> Result<KernelSymbols> {
     let view = dump.kernel_view()?;
     crate::kview::printk::with_vmcoreinfo(dump, |vi| read_symbols(&view, vi, limits))
-}
-
-fn bad(addr: u64, msg: impl Into<String>) -> Error {
-    Error::at(ErrorKind::Format, Some(Location::Virt(addr)), msg)
-}
-
-fn too_big(addr: u64, msg: impl Into<String>) -> Error {
-    Error::at(ErrorKind::Limit, Some(Location::Virt(addr)), msg)
 }
 
 /// A table whose end is not known: read in growing chunks as decoding needs bytes.

@@ -64,6 +64,16 @@ use crate::bitness;
 use crate::phys::PhysMemory;
 use crate::text::{Index, View};
 
+/// A kernel structure at virtual address `addr` that is inconsistent (a format error there).
+pub(crate) fn bad_virt(addr: u64, msg: impl Into<String>) -> Error {
+    Error::at(crate::error::ErrorKind::Format, Some(crate::error::Location::Virt(addr)), msg)
+}
+
+/// A kernel structure at virtual address `addr` larger than a reader's limit allows.
+pub(crate) fn too_big_virt(addr: u64, msg: impl Into<String>) -> Error {
+    Error::at(crate::error::ErrorKind::Limit, Some(crate::error::Location::Virt(addr)), msg)
+}
+
 /// A kernel layout that VMCOREINFO and the page tables do not agree on (no file offset: the
 /// message names the values).
 pub(crate) fn layout_error(message: impl Into<String>) -> Error {
