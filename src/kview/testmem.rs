@@ -51,3 +51,41 @@ impl PhysMemory for FakeMem {
         Ok(crate::phys::normalize(p.keys().map(|&a| PhysRange { start: a, end: a + 4096 }).collect()))
     }
 }
+
+/// A memory that counts its reads and refuses any past `cap`, so that a test bounds the work a
+/// walk does by counting instead of timing it: a walk that regresses to unbounded work fails the
+/// test (its reads hit the cap) instead of slowing or hanging it.
+pub struct Capped<'a> {
+    inner: &'a dyn PhysMemory,
+    reads: std::sync::atomic::AtomicU64,
+    cap: u64,
+}
+
+impl<'a> Capped<'a> {
+    pub fn new(inner: &'a dyn PhysMemory, cap: u64) -> Self {
+        Capped { inner, reads: std::sync::atomic::AtomicU64::new(0), cap }
+    }
+    /// Reads asked for, the refused ones included.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    pub fn hit_cap(&self) -> bool {
+        self.reads() > self.cap
+    }
+}
+
+impl PhysMemory for Capped<'_> {
+    fn read_phys(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
+        if self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= self.cap {
+            return Err(Error::at(
+                crate::error::ErrorKind::Limit,
+                Some(crate::error::Location::Phys(addr)),
+                "the test's read cap",
+            ));
+        }
+        self.inner.read_phys(addr, buf)
+    }
+    fn ranges(&self) -> Result<Vec<PhysRange>> {
+        self.inner.ranges()
+    }
+}
