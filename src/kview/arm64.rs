@@ -15,9 +15,9 @@
 //! in every case, which misreads the 52-bit-laid-out 64K table.
 //!
 //! Descriptors: `(e & 3) == 3` is a table (a page at the last level), `== 1` a block. PA bits
-//! [47:page_shift] are in place; 64K pages carry PA[51:48] in bits [15:12]; 4K/16K with 52-bit VAs
-//! (LPA2, where the kernel requires PA size = VA size) carry PA[49:48] in place and PA[51:50] in
-//! bits [9:8].
+//! \[47:page_shift\] are in place; 64K pages carry PA\[51:48\] in bits \[15:12\]; 4K/16K with 52-bit VAs
+//! (LPA2, where the kernel requires PA size = VA size) carry PA\[49:48\] in place and PA\[51:50\] in
+//! bits \[9:8\].
 
 use super::walker::{EntryFormat, Walker};
 use super::Keys;

@@ -1,7 +1,7 @@
 //! The kernel's own view of a dump, from VMCOREINFO alone: kernel virtual addresses, the kernel
 //! log and the kernel's symbols.
 //!
-//! The [`Translator`] reads guest memory through [`PhysMemory`](crate::phys::PhysMemory) only,
+//! The [`Translator`] reads guest memory through [`PhysMemory`] only,
 //! so every dump format gets it; a [`KernelView`] pairs it with that memory as a [`VirtMemory`].
 //! The log and symbol readers ([`printk::read_log`], [`kallsyms::read_symbols`]) take any
 //! [`VirtMemory`] and the VMCOREINFO text as a [`View`]. Only the thin entry points that start

@@ -12,7 +12,7 @@
 
 //!
 //! The readers take the kernel's memory as a [`VirtMemory`] and its VMCOREINFO as a text
-//! [`View`]: [`lockless`] and [`legacy`] decode the two ring formats, [`dmesg`] formats records as
+//! [`View`]: `lockless` and `legacy` decode the two ring formats, `dmesg` formats records as
 //! makedumpfile does. Only [`with_vmcoreinfo`] and [`dump_log`] take a dump.
 
 mod dmesg;
