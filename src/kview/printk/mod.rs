@@ -108,6 +108,7 @@ pub fn dump_log(dump: &crate::dump::Dump, limits: &LogLimits) -> Result<Vec<LogR
     let view = dump.kernel_view()?;
     with_vmcoreinfo(dump, |vi| read_log(&view, vi, limits))
 }
+
 // ------------------------------------------------------------------ helpers
 
 pub(crate) fn missing(key: &str, what: &str) -> Error {
