@@ -351,9 +351,9 @@ pub(crate) mod tests {
         for b in &mut bad[first + 12..first + 40] {
             *b = 0xff;
         }
-        if let Ok(img) = AvmlImage::open(Arc::new(bad)) {
-            let e = img.read_phys(0x1000, &mut [0u8; 64]).unwrap_err();
-            assert_eq!(e.kind, ErrorKind::Decompress);
-        }
+        // Chunks are decoded when read, so the image opens; the read names the chunk's frame.
+        let img = AvmlImage::open(Arc::new(bad)).expect("a corrupt payload is found on read, not on open");
+        let e = img.read_phys(0x1000, &mut [0u8; 64]).unwrap_err();
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Decompress, Some(first as u64 + 8)), "{e}");
     }
 }

@@ -13,6 +13,7 @@ import pathlib
 import struct
 import sys
 import time
+from collections.abc import Callable
 
 import pytest
 import vmcoreinfo
@@ -102,7 +103,10 @@ POB = 0xFFFF9B0C40000000  # a KASLR-style page_offset_base
 UTS = 0xFFFFFFFF84C11000 + 0x1FF0  # release string across a page end
 
 
-def guest(tmp_path: pathlib.Path, extra_text: str = "", **kw: object) -> tuple[pathlib.Path, Mem]:
+def guest(
+    tmp_path: pathlib.Path, extra_text: str = "", add: Callable[[Mem], None] | None = None, **kw: object
+) -> tuple[pathlib.Path, Mem]:
+    """A synthetic x86_64 guest; `add(mem)` maps more before the dump is written."""
     mem = Mem()
     mem.page(ROOT)
     # kernel image: 2 MiB pages around init_top_pgt and the release string
@@ -116,6 +120,8 @@ def guest(tmp_path: pathlib.Path, extra_text: str = "", **kw: object) -> tuple[p
     mem.map(ROOT, POB + 0x2A00000, 0x2A00000, 2)
     mem.map(ROOT, POB + 0x2C00000, 0x2C00000, 2)
     mem.map(ROOT, 0xFFFFC90000000000, 0x40000000, 3)
+    if add is not None:
+        add(mem)
     text = (
         f"OSRELEASE=6.1.0-test\nPAGESIZE=4096\nSYMBOL(init_top_pgt)={INIT_TOP_PGT:x}\n"
         f"SYMBOL(init_uts_ns)={UTS - 130 - 4:x}\nOFFSET(uts_namespace.name)=4\n"
@@ -319,3 +325,81 @@ def test_threads_share_one_dump(tmp_path: pathlib.Path) -> None:
             results = list(ex.map(lambda k: [d.translate(v) for v in vas[k:] + vas[:k]], range(32)))
     for k, got in enumerate(results):
         assert got == want[k:] + want[:k]
+
+
+# ----------------------------------------------------------------------------- read_virt_into
+
+VMAP = 0xFFFFC88000000000  # a 4 KiB-mapped range, physically in reverse page order
+VMAP_PA = 0x10000000
+INTO_CHUNK = 8 << 20  # Dump.read_phys_into's private chunk, which read_virt_into shares
+
+
+def reversed_pages(pages: int) -> Callable[[Mem], None]:
+    """Map VMAP page i onto physical page pages-1-i, whose first byte is 1 + i % 255: every
+    page is a separate physical read, and each page's first byte says whether it was written."""
+
+    def add(mem: Mem) -> None:
+        for i in range(pages):
+            pa = VMAP_PA + (pages - 1 - i) * 4096
+            mem.map(ROOT, VMAP + i * 4096, pa)
+            mem.page(pa)[0] = 1 + i % 255
+
+    return add
+
+
+def test_read_virt_into_accepts_what_read_phys_into_accepts(tmp_path: pathlib.Path) -> None:
+    """Any writable C-contiguous buffer, whatever its item type (B4: a buffer of 4-byte items
+    was refused with a BufferError)."""
+    import array
+
+    p, _ = guest(tmp_path, add=reversed_pages(4))
+    with vmcoreinfo.open(p) as d:
+        want = d.read_virt(VMAP, 4 * 4096)
+        assert want[::4096] == bytes([1, 2, 3, 4])
+        ints = array.array("I", bytes(4 * 4096))
+        d.read_virt_into(VMAP, ints)
+        assert ints.tobytes() == want
+        phys = array.array("I", bytes(4096))
+        d.read_phys_into(VMAP_PA, phys)  # the same buffer type through read_phys_into
+        assert phys.tobytes() == want[3 * 4096 :]
+        words = memoryview(bytearray(4 * 4096)).cast("Q")
+        d.read_virt_into(VMAP, words)
+        assert words.tobytes() == want
+        with pytest.raises(ValueError):
+            d.read_virt_into(VMAP, memoryview(bytes(8)))
+        with pytest.raises(vmcoreinfo.UnmappedError):
+            d.read_virt_into(VMAP + 4 * 4096, bytearray(8))
+
+
+def test_read_virt_into_never_writes_while_other_threads_run(tmp_path: pathlib.Path) -> None:
+    """B4: the caller's buffer is written only with the GIL held, one whole private chunk at a
+    time, so another thread never sees it part-way through a chunk (before, the dump was read
+    straight into it with the GIL released, page by page)."""
+    import threading
+
+    pages = 2 * INTO_CHUNK // 4096
+    p, _ = guest(tmp_path, add=reversed_pages(pages))
+    buf = bytearray(pages * 4096)
+    seen: list[int] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            seen.append(bytes(buf[::4096]).count(0))  # pages not yet written
+
+    with vmcoreinfo.open(p) as d:
+        d.translate(VMAP)
+        w = threading.Thread(target=watch)
+        w.start()
+        try:
+            while not seen:
+                time.sleep(0.001)
+            d.read_virt_into(VMAP, buf)
+        finally:
+            done.set()
+            w.join()
+        assert buf == d.read_virt(VMAP, len(buf))
+    per_chunk = INTO_CHUNK // 4096
+    assert len(seen) > 1
+    torn = sorted({n for n in seen if n % per_chunk})
+    assert not torn, f"the buffer was seen with {torn[:5]} pages unwritten, not a whole number of chunks"

@@ -15,12 +15,13 @@
 //! in every case, which misreads the 52-bit-laid-out 64K table.
 //!
 //! Descriptors: `(e & 3) == 3` is a table (a page at the last level), `== 1` a block. PA bits
-//! [47:page_shift] are in place; 64K pages carry PA[51:48] in bits [15:12]; 4K/16K with 52-bit VAs
-//! (LPA2, where the kernel requires PA size = VA size) carry PA[49:48] in place and PA[51:50] in
-//! bits [9:8].
+//! \[47:page_shift\] are in place; 64K pages carry PA\[51:48\] in bits \[15:12\]; 4K/16K with 52-bit VAs
+//! (LPA2, where the kernel requires PA size = VA size) carry PA\[49:48\] in place and PA\[51:50\] in
+//! bits \[9:8\].
 
-use super::translate::{Arch, EntryFormat, Translator, Walker};
+use super::walker::{EntryFormat, Walker};
 use super::Keys;
+use super::{Arch, Translator};
 use crate::error::{Error, ErrorKind, Result};
 use crate::phys::PhysMemory;
 
@@ -133,7 +134,7 @@ pub(crate) fn build(mem: &dyn PhysMemory, keys: &Keys<'_>, big_endian: bool) -> 
 mod tests {
     use super::*;
     use crate::bitness::EM_AARCH64;
-    use crate::kview::translate::testmem::FakeMem;
+    use crate::kview::testmem::FakeMem;
     use crate::kview::{build_translator, KernelView};
 
     const PHYS_OFFSET: u64 = 0x4000_0000;

@@ -8,8 +8,9 @@
 //! address is then walked, so highmem (kmap, fixmap) and vmalloc addresses translate too, not just
 //! lowmem. Pointers are 4 bytes, even in QEMU's ELF64 dumps of guests with memory above 4 GiB.
 
-use super::translate::{Arch, EntryFormat, Translator, Walker};
+use super::walker::{EntryFormat, Walker};
 use super::Keys;
+use super::{Arch, Translator};
 use crate::error::{ErrorKind, Result};
 use crate::phys::PhysMemory;
 
@@ -91,7 +92,7 @@ pub(crate) fn build(mem: &dyn PhysMemory, keys: &Keys<'_>) -> Result<Translator>
 mod tests {
     use super::*;
     use crate::bitness::EM_386;
-    use crate::kview::translate::testmem::FakeMem;
+    use crate::kview::testmem::FakeMem;
     use crate::kview::{build_translator, KernelView, VirtMemory};
 
     /// Build tables for `page_offset`: lowmem 0..16 MiB linearly mapped (large pages for all but

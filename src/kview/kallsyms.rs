@@ -13,9 +13,9 @@
 
 use std::sync::OnceLock;
 
-use crate::error::{Error, ErrorKind, Location, Result};
+use crate::error::{ErrorKind, Result};
 use crate::kview::printk::missing;
-use crate::kview::VirtMemory;
+use crate::kview::{bad_virt as bad, too_big_virt as too_big, VirtMemory};
 use crate::text::View;
 
 /// Bounds on what decoding may allocate.
@@ -173,14 +173,6 @@ fn fnv1a(b: &[u8]) -> u64 {
     b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &c| (h ^ u64::from(c)).wrapping_mul(0x100_0000_01b3))
 }
 
-fn bad(addr: u64, msg: impl Into<String>) -> Error {
-    Error::at(ErrorKind::Format, Some(Location::Virt(addr)), msg)
-}
-
-fn too_big(addr: u64, msg: impl Into<String>) -> Error {
-    Error::at(ErrorKind::Limit, Some(Location::Virt(addr)), msg)
-}
-
 /// A table whose end is not known: read in growing chunks as decoding needs bytes.
 struct Chunked<'m> {
     mem: &'m dyn VirtMemory,
@@ -265,7 +257,8 @@ fn tables(vi: &View<'_>) -> Result<Tables> {
     Ok(t)
 }
 
-/// Decode every kernel symbol.
+/// Decode every kernel symbol: the token table, then the names, then the addresses (whose
+/// encoding `_stext` decides).
 pub fn read_symbols(mem: &dyn VirtMemory, vi: &View<'_>, limits: &SymLimits) -> Result<KernelSymbols> {
     let mut t = tables(vi)?;
     let num_addr = vi.symbol("kallsyms_num_syms")?.unwrap_or(0);
@@ -276,10 +269,55 @@ pub fn read_symbols(mem: &dyn VirtMemory, vi: &View<'_>, limits: &SymLimits) -> 
     if t.num > limits.max_symbols {
         return Err(too_big(num_addr, format!("kallsyms_num_syms {} exceeds the limit of {}", t.num, limits.max_symbols)));
     }
-    let n = t.num as usize;
-    let big = mem.big_endian();
+    let tokens = read_token_table(mem, &t)?;
+    let Names { mut names, ends, types, stext } = decode_names(mem, &t, &tokens, limits)?;
+    let Some(si) = stext else {
+        return Err(bad(t.names, "kallsyms has no _stext symbol, needed to find the address encoding"));
+    };
+    let (addrs, mode) = decode_addresses(mem, &t, si)?;
+    names.shrink_to_fit();
+    Ok(KernelSymbols { names, ends, addrs, types, mode, by_addr: OnceLock::new(), by_name: OnceLock::new() })
+}
 
-    // Token index (256 u16) and the token table up to the end of its last token.
+/// `kallsyms_token_table`: the 256 tokens a name byte stands for.
+struct Tokens {
+    /// The table, up to the end of its last token.
+    table: Vec<u8>,
+    /// Each token's `[start, end)` in `table`.
+    spans: Vec<(usize, usize)>,
+    /// Each token's first 16 bytes (zero-padded) and its length.
+    first16: [[u8; 16]; 256],
+    len: [usize; 256],
+}
+
+impl Tokens {
+    /// Expand one name's token codes into `buf` (room for `2 * MAX_NAME + 16 + 1` bytes): its
+    /// length, `None` past `MAX_NAME` bytes. Tokens of up to 16 bytes (all real ones) are copied
+    /// as one 16-byte block, then the cursor advances by their length.
+    fn expand(&self, codes: &[u8], buf: &mut [u8]) -> Option<usize> {
+        let mut w = 0;
+        for &b in codes {
+            // A name past MAX_NAME is refused before the next token is copied; the buffer has
+            // room for one more token of any length (tokens are at most 4096 bytes).
+            if w > MAX_NAME {
+                return None;
+            }
+            let l = self.len[b as usize];
+            if l <= 16 {
+                buf[w..w + 16].copy_from_slice(&self.first16[b as usize]);
+            } else {
+                let (s, e) = self.spans[b as usize];
+                buf[w..w + l].copy_from_slice(&self.table[s..e]);
+            }
+            w += l;
+        }
+        (w <= MAX_NAME).then_some(w)
+    }
+}
+
+/// The token index (256 `u16`) and the token table up to the end of its last token.
+fn read_token_table(mem: &dyn VirtMemory, t: &Tables) -> Result<Tokens> {
+    let big = mem.big_endian();
     let mut idx_raw = [0u8; 512];
     mem.read_virt(t.token_index, &mut idx_raw)?;
     let token_off: Vec<usize> = idx_raw
@@ -289,7 +327,7 @@ pub fn read_symbols(mem: &dyn VirtMemory, vi: &View<'_>, limits: &SymLimits) -> 
     let max_off = *token_off.iter().max().unwrap_or(&0);
     let mut tt = Chunked::new(mem, t.token_table, 1 << 20, "kallsyms_token_table");
     tt.ensure(max_off + 1)?;
-    let mut tokens: Vec<(usize, usize)> = Vec::with_capacity(256);
+    let mut spans: Vec<(usize, usize)> = Vec::with_capacity(256);
     for &o in &token_off {
         let mut end = o;
         loop {
@@ -302,30 +340,40 @@ pub fn read_symbols(mem: &dyn VirtMemory, vi: &View<'_>, limits: &SymLimits) -> 
                 return Err(bad(t.token_table.wrapping_add(o as u64), "a kallsyms token longer than 4096 bytes"));
             }
         }
-        tokens.push((o, end));
+        spans.push((o, end));
     }
-    let tok = &tt.data;
-    let mut tok16 = [[0u8; 16]; 256];
-    let mut tok_len = [0usize; 256];
-    for (b, &(s, e)) in tokens.iter().enumerate() {
-        tok_len[b] = e - s;
+    let mut first16 = [[0u8; 16]; 256];
+    let mut len = [0usize; 256];
+    for (b, &(s, e)) in spans.iter().enumerate() {
+        len[b] = e - s;
         let n16 = (e - s).min(16);
-        tok16[b][..n16].copy_from_slice(&tok[s..s + n16]);
+        first16[b][..n16].copy_from_slice(&tt.data[s..s + n16]);
     }
-    let mut buf = vec![0u8; 2 * MAX_NAME + 16 + 1];
+    Ok(Tokens { table: tt.data, spans, first16, len })
+}
 
-    // Names: [len][len token bytes], len 2-byte ULEB when bit 7 is set (6.1+ big symbols).
+/// The decoded names, their type characters, and which one is `_stext`.
+struct Names {
+    names: Vec<u8>,
+    ends: Vec<u32>,
+    types: Vec<u8>,
+    stext: Option<usize>,
+}
+
+/// `kallsyms_names`: `[len][len token bytes]` per symbol, `len` a 2-byte ULEB when bit 7 is set
+/// (6.1+ big symbols); the first character of each expanded name is its type.
+fn decode_names(mem: &dyn VirtMemory, t: &Tables, tokens: &Tokens, limits: &SymLimits) -> Result<Names> {
+    let n = t.num as usize;
     let mut nm = Chunked::new(mem, t.names, limits.max_names_bytes, "kallsyms_names");
     // The names are followed by kallsyms_markers and the token table in every layout since 6.0:
     // when the token table lies above, the span up to it is one read that holds every name.
     if let Some(span) = t.token_table.checked_sub(t.names).filter(|&s| s > 0 && s <= limits.max_names_bytes as u64) {
         nm.next_chunk = span as usize;
     }
-    let mut names = Vec::with_capacity(n * 24);
-    let mut ends = Vec::with_capacity(n);
-    let mut types = Vec::with_capacity(n);
+    let mut buf = vec![0u8; 2 * MAX_NAME + 16 + 1];
+    let mut out =
+        Names { names: Vec::with_capacity(n * 24), ends: Vec::with_capacity(n), types: Vec::with_capacity(n), stext: None };
     let mut pos = 0usize;
-    let mut stext_idx = None;
     for i in 0..n {
         nm.ensure(pos + 2)?;
         let mut len = nm.data[pos] as usize;
@@ -338,120 +386,106 @@ pub fn read_symbols(mem: &dyn VirtMemory, vi: &View<'_>, limits: &SymLimits) -> 
             len = (len & 0x7f) | (b1 << 7);
             pos += 1;
         }
+        let at = t.names.wrapping_add(pos as u64);
         if len == 0 {
-            return Err(bad(t.names.wrapping_add(pos as u64), format!("symbol {i}: an empty name")));
+            return Err(bad(at, format!("symbol {i}: an empty name")));
         }
         nm.ensure(pos + len)?;
-        // Expand into a fixed buffer: tokens of up to 16 bytes (all real ones) are copied as one
-        // 16-byte block, then the cursor advances by their length.
-        let codes = &nm.data[pos..pos + len];
-        let mut w = 0;
-        for &b in codes {
-            // A name past MAX_NAME is refused before the next token is copied; the buffer has
-            // room for one more token of any length (tokens are at most 4096 bytes).
-            if w > MAX_NAME {
-                return Err(bad(t.names.wrapping_add(pos as u64), format!("symbol {i}: a name longer than {MAX_NAME} bytes")));
-            }
-            let l = tok_len[b as usize];
-            if l <= 16 {
-                buf[w..w + 16].copy_from_slice(&tok16[b as usize]);
-            } else {
-                let (s, e) = tokens[b as usize];
-                buf[w..w + l].copy_from_slice(&tok[s..e]);
-            }
-            w += l;
-        }
-        if w > MAX_NAME {
-            return Err(bad(t.names.wrapping_add(pos as u64), format!("symbol {i}: a name longer than {MAX_NAME} bytes")));
-        }
+        let Some(w) = tokens.expand(&nm.data[pos..pos + len], &mut buf) else {
+            return Err(bad(at, format!("symbol {i}: a name longer than {MAX_NAME} bytes")));
+        };
         if w == 0 {
-            return Err(bad(t.names.wrapping_add(pos as u64), format!("symbol {i}: a name made of empty tokens")));
+            return Err(bad(at, format!("symbol {i}: a name made of empty tokens")));
         }
-        if names.len() + w > limits.max_decoded_bytes {
+        if out.names.len() + w > limits.max_decoded_bytes {
             return Err(too_big(t.names, format!("decoded kallsyms names exceed the {}-byte limit", limits.max_decoded_bytes)));
         }
-        // The first character is the type; the name is the rest.
-        types.push(buf[0]);
-        let start = names.len();
-        names.extend_from_slice(&buf[1..w]);
+        out.types.push(buf[0]);
+        let start = out.names.len();
+        out.names.extend_from_slice(&buf[1..w]);
         pos += len;
-        if stext_idx.is_none() && &names[start..] == b"_stext" {
-            stext_idx = Some(i);
+        if out.stext.is_none() && &out.names[start..] == b"_stext" {
+            out.stext = Some(i);
         }
-        ends.push(names.len() as u32);
+        out.ends.push(out.names.len() as u32);
     }
-    let Some(si) = stext_idx else {
-        return Err(bad(t.names, "kallsyms has no _stext symbol, needed to find the address encoding"));
-    };
+    Ok(out)
+}
 
-    let (addrs, mode) = match (t.offsets, t.addresses) {
-        (Some(off_addr), _) => {
-            let mut raw = vec![0u8; n * 4];
-            mem.read_virt(off_addr, &mut raw)?;
-            let offs: Vec<u32> = raw
-                .chunks_exact(4)
-                .map(|c| {
-                    let a = [c[0], c[1], c[2], c[3]];
-                    if big {
-                        u32::from_be_bytes(a)
-                    } else {
-                        u32::from_le_bytes(a)
-                    }
-                })
-                .collect();
-            let base = match t.relative_base {
-                Some(a) => Some(mem.read_ptr(a)?),
-                None => None,
-            };
-            let ps = mem.pointer_size();
-            let wrap = |v: u64| if ps == 4 { v & 0xffff_ffff } else { v };
-            let calc = |mode: AddressMode, i: usize| -> Option<u64> {
-                let o = offs[i];
-                Some(wrap(match mode {
-                    AddressMode::BaseRelative => base?.wrapping_add(u64::from(o)),
-                    AddressMode::AbsolutePercpu => {
-                        if (o as i32) >= 0 {
-                            u64::from(o)
-                        } else {
-                            base?.wrapping_sub(1).wrapping_sub(i64::from(o as i32) as u64)
-                        }
-                    }
-                    AddressMode::PlaceRelative => off_addr.wrapping_add(4 * i as u64).wrapping_add(i64::from(o as i32) as u64),
-                    AddressMode::Absolute => return None,
-                }))
-            };
-            let mode = [AddressMode::AbsolutePercpu, AddressMode::BaseRelative, AddressMode::PlaceRelative]
-                .into_iter()
-                .find(|&m| calc(m, si) == Some(t.stext))
-                .ok_or_else(|| {
-                    bad(
-                        off_addr,
-                        format!(
-                            "no kallsyms address encoding reproduces SYMBOL(_stext)={:#x} from its offset {:#x}",
-                            t.stext, offs[si]
-                        ),
-                    )
-                })?;
-            ((0..n).map(|i| calc(mode, i).unwrap_or(0)).collect::<Vec<u64>>(), mode)
-        }
+/// Every symbol's address, from `kallsyms_offsets` (in the encoding that reproduces
+/// `SYMBOL(_stext)` for symbol `stext`) or `kallsyms_addresses`.
+fn decode_addresses(mem: &dyn VirtMemory, t: &Tables, stext: usize) -> Result<(Vec<u64>, AddressMode)> {
+    match (t.offsets, t.addresses) {
+        (Some(off_addr), _) => decode_offsets(mem, t, off_addr, stext),
         (None, Some(a)) => {
-            let ps = mem.pointer_size();
-            let mut raw = vec![0u8; n * ps];
+            let (ps, big) = (mem.pointer_size(), mem.big_endian());
+            let mut raw = vec![0u8; t.num as usize * ps];
             mem.read_virt(a, &mut raw)?;
             let addrs: Vec<u64> =
                 raw.chunks_exact(ps).map(|c| crate::kview::printk::field(c, 0, ps, big, a).unwrap_or(0)).collect();
-            if addrs[si] != t.stext {
+            if addrs[stext] != t.stext {
                 return Err(bad(
                     a,
-                    format!("kallsyms_addresses gives _stext {:#x}, SYMBOL(_stext) is {:#x}", addrs[si], t.stext),
+                    format!("kallsyms_addresses gives _stext {:#x}, SYMBOL(_stext) is {:#x}", addrs[stext], t.stext),
                 ));
             }
-            (addrs, AddressMode::Absolute)
+            Ok((addrs, AddressMode::Absolute))
         }
         (None, None) => unreachable!("checked in tables()"),
+    }
+}
+
+/// `kallsyms_offsets` at `off_addr`, in whichever encoding gives `_stext` its symbol's address.
+fn decode_offsets(mem: &dyn VirtMemory, t: &Tables, off_addr: u64, stext: usize) -> Result<(Vec<u64>, AddressMode)> {
+    let n = t.num as usize;
+    let big = mem.big_endian();
+    let mut raw = vec![0u8; n * 4];
+    mem.read_virt(off_addr, &mut raw)?;
+    let offs: Vec<u32> = raw
+        .chunks_exact(4)
+        .map(|c| {
+            let a = [c[0], c[1], c[2], c[3]];
+            if big {
+                u32::from_be_bytes(a)
+            } else {
+                u32::from_le_bytes(a)
+            }
+        })
+        .collect();
+    let base = match t.relative_base {
+        Some(a) => Some(mem.read_ptr(a)?),
+        None => None,
     };
-    names.shrink_to_fit();
-    Ok(KernelSymbols { names, ends, addrs, types, mode, by_addr: OnceLock::new(), by_name: OnceLock::new() })
+    let ps = mem.pointer_size();
+    let wrap = |v: u64| if ps == 4 { v & 0xffff_ffff } else { v };
+    let calc = |mode: AddressMode, i: usize| -> Option<u64> {
+        let o = offs[i];
+        Some(wrap(match mode {
+            AddressMode::BaseRelative => base?.wrapping_add(u64::from(o)),
+            AddressMode::AbsolutePercpu => {
+                if (o as i32) >= 0 {
+                    u64::from(o)
+                } else {
+                    base?.wrapping_sub(1).wrapping_sub(i64::from(o as i32) as u64)
+                }
+            }
+            AddressMode::PlaceRelative => off_addr.wrapping_add(4 * i as u64).wrapping_add(i64::from(o as i32) as u64),
+            AddressMode::Absolute => return None,
+        }))
+    };
+    let mode = [AddressMode::AbsolutePercpu, AddressMode::BaseRelative, AddressMode::PlaceRelative]
+        .into_iter()
+        .find(|&m| calc(m, stext) == Some(t.stext))
+        .ok_or_else(|| {
+            bad(
+                off_addr,
+                format!(
+                    "no kallsyms address encoding reproduces SYMBOL(_stext)={:#x} from its offset {:#x}",
+                    t.stext, offs[stext]
+                ),
+            )
+        })?;
+    Ok(((0..n).map(|i| calc(mode, i).unwrap_or(0)).collect(), mode))
 }
 
 #[cfg(test)]

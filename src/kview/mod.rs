@@ -1,8 +1,12 @@
 //! The kernel's own view of a dump, from VMCOREINFO alone: kernel virtual addresses, the kernel
-//! log and the kernel's symbols. Everything here reads guest memory through
-//! [`PhysMemory`](crate::phys::PhysMemory) (translated into a [`VirtMemory`]) plus a VMCOREINFO
-//! text, so every dump format gets it; nothing here knows the dump (its entry points, which
-//! take the dump's memory and text, are in `crate::dump`).
+//! log and the kernel's symbols.
+//!
+//! The [`Translator`] reads guest memory through [`PhysMemory`] only,
+//! so every dump format gets it; a [`KernelView`] pairs it with that memory as a [`VirtMemory`].
+//! The log and symbol readers ([`printk::read_log`], [`kallsyms::read_symbols`]) take any
+//! [`VirtMemory`] and the VMCOREINFO text as a [`View`]. Nothing here knows the dump: the entry
+//! points that start from one (`Dump::kernel_view`, `Dump::with_vmcoreinfo`, `Dump::kernel_log`,
+//! `Dump::kernel_symbols`) are in `crate::dump`.
 
 use crate::error::{Error, Result};
 
@@ -44,17 +48,37 @@ pub trait VirtMemory: Send + Sync {
 }
 
 pub mod arm64;
+mod cache;
 pub mod i386;
 pub mod kallsyms;
 pub mod printk;
-pub mod translate;
+#[cfg(test)]
+pub(crate) mod testmem;
+mod translator;
+pub(crate) mod walker;
 pub mod x86_64;
 
-pub use translate::{KernelView, Layout, Translator};
+pub use translator::{Arch, KernelView, Layout, Translator};
+
+/// The translator's types under their former path (the translator, the walker and the caches now
+/// live in three modules).
+pub mod translate {
+    pub use super::translator::{Arch, KernelView, Layout, Translator};
+}
 
 use crate::bitness;
 use crate::phys::PhysMemory;
 use crate::text::{Index, View};
+
+/// A kernel structure at virtual address `addr` that is inconsistent (a format error there).
+pub(crate) fn bad_virt(addr: u64, msg: impl Into<String>) -> Error {
+    Error::at(crate::error::ErrorKind::Format, Some(crate::error::Location::Virt(addr)), msg)
+}
+
+/// A kernel structure at virtual address `addr` larger than a reader's limit allows.
+pub(crate) fn too_big_virt(addr: u64, msg: impl Into<String>) -> Error {
+    Error::at(crate::error::ErrorKind::Limit, Some(crate::error::Location::Virt(addr)), msg)
+}
 
 /// A kernel layout that VMCOREINFO and the page tables do not agree on (no file offset: the
 /// message names the values).

@@ -16,8 +16,9 @@
 
 use std::sync::OnceLock;
 
-use super::translate::{lowest_leaf, Arch, EntryFormat, Translator, Walker};
+use super::walker::{lowest_leaf, EntryFormat, Walker};
 use super::Keys;
+use super::{Arch, Translator};
 use crate::error::{Error, ErrorKind, Result};
 use crate::phys::PhysMemory;
 
@@ -134,8 +135,8 @@ pub(crate) fn discover_page_offset_base(mem: &dyn PhysMemory, w: &Walker) -> Res
 mod tests {
     use super::*;
     use crate::bitness::EM_X86_64;
-    use crate::kview::translate::testmem::FakeMem;
-    use crate::kview::translate::KernelView;
+    use crate::kview::testmem::{Capped, FakeMem};
+    use crate::kview::KernelView;
     use crate::kview::{build_translator, VirtMemory};
 
     const PHYS_BASE: i64 = -0xa00_0000; // KASLR-style negative phys_base
@@ -326,14 +327,20 @@ mod tests {
         }
         let txt = format!("SYMBOL(init_top_pgt)={init_top_pgt:x}\nNUMBER(phys_base)=0\n");
         // The walk is fixed-depth: init_top_pgt maps to `root` at level 1 in a self-loop, which
-        // is in fact consistent; discovery must still terminate within its budget.
-        if let Ok(t) = build_translator(&mem, EM_X86_64, false, txt.as_bytes()) {
-            let t0 = std::time::Instant::now();
-            let l = t.layout(&mem);
-            assert!(t0.elapsed() < std::time::Duration::from_secs(2));
-            let _ = l;
-        }
-        // Present tables full of empty tables: discovery reads at most its budget.
+        // is in fact consistent, so the translator is built.
+        let t = build_translator(&mem, EM_X86_64, false, txt.as_bytes()).expect("a self-loop maps init_top_pgt onto the root");
+        assert_eq!((t.walker().levels, t.walker().root), (4, root));
+        // Discovery reads one table per level down to the first leaf, whose page_offset_base
+        // (0xffff888000000000 - root) is not 1 GiB aligned: a layout without a direct map.
+        let capped = Capped::new(&mem, u64::from(DISCOVERY_TABLE_BUDGET) + 1);
+        let l = t.layout(&capped);
+        assert_eq!((l.arch, l.levels, l.root, l.page_offset, l.pae), ("x86_64", 4, root, None, None), "{l:?}");
+        let why = l.page_offset_error.as_deref().unwrap_or_default();
+        assert!(why.contains("not a 1 GiB-aligned address"), "{why}");
+        assert_eq!(capped.reads(), 4, "one table per level");
+
+        // Present entries to empty tables: the root and one empty table per level-4 entry of the
+        // direct-map range (273..=507) are read, then the direct map is not found.
         let mem = FakeMem::default();
         let empty = 0x200_0000u64;
         mem.page(empty);
@@ -341,9 +348,26 @@ mod tests {
             mem.w64(root + i * 8, empty | 0x63);
         }
         let w = walker(root, false, 0);
-        let t0 = std::time::Instant::now();
-        let e = discover_page_offset_base(&mem, &w).unwrap_err();
-        assert!(t0.elapsed() < std::time::Duration::from_secs(2));
-        assert!(matches!(e.kind, ErrorKind::Unmapped | ErrorKind::Limit), "{e}");
+        let capped = Capped::new(&mem, u64::from(DISCOVERY_TABLE_BUDGET) + 1);
+        let e = discover_page_offset_base(&capped, &w).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unmapped, "{e}");
+        assert!(e.message.starts_with("direct map not found"), "{e}");
+        assert_eq!(capped.reads(), 1 + (507 - 273 + 1));
+
+        // Three levels of present entries over empty tables (512^3 tables to visit): discovery
+        // stops at its budget of table reads.
+        let mem = FakeMem::default();
+        let (l3, l2, l1) = (0x300_0000u64, 0x400_0000u64, 0x500_0000u64);
+        mem.page(l1);
+        for (table, next) in [(root, l3), (l3, l2), (l2, l1)] {
+            for i in 0..512 {
+                mem.w64(table + i * 8, next | 0x63);
+            }
+        }
+        let capped = Capped::new(&mem, u64::from(DISCOVERY_TABLE_BUDGET) + 1);
+        let e = discover_page_offset_base(&capped, &w).unwrap_err();
+        assert!(!capped.hit_cap(), "discovery read past its budget: {e}");
+        assert_eq!((e.kind, e.message.contains("budget")), (ErrorKind::Limit, true), "{e}");
+        assert_eq!(capped.reads(), u64::from(DISCOVERY_TABLE_BUDGET));
     }
 }

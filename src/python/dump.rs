@@ -370,8 +370,9 @@ impl Dump {
         super::kview::read_virt(py, &*self.get()?, vaddr, size)
     }
 
-    /// Fill a writable buffer from kernel virtual memory at ``vaddr``.
-    fn read_virt_into(&self, py: Python<'_>, vaddr: u64, buffer: pyo3::buffer::PyBuffer<u8>) -> PyResult<()> {
+    /// Fill a writable buffer from kernel virtual memory at ``vaddr``, as ``read_phys_into`` does
+    /// (a strided buffer of bytes is accepted too).
+    fn read_virt_into(&self, py: Python<'_>, vaddr: u64, buffer: &Bound<'_, PyAny>) -> PyResult<()> {
         super::kview::read_virt_into(py, &*self.get()?, vaddr, buffer)
     }
 

@@ -1,9 +1,10 @@
 //! The kernel view's Python surface: `Dump.translate`, `read_virt`, `read_virt_into` and
 //! `kernel_layout` delegate here.
 
+use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyBytes, PyDict, PyMemoryView, PySlice};
 
 use crate::dump::Dump as CoreDump;
 use crate::error::Result;
@@ -11,6 +12,8 @@ use crate::kview::VirtMemory;
 
 /// Reads of at least this many bytes release the GIL (as `read_phys` does).
 const DETACH_BYTES: usize = 64 * 1024;
+/// `read_virt_into`'s private chunk (as `Dump.read_phys_into`'s).
+const INTO_CHUNK: usize = 8 << 20;
 
 fn err(d: &CoreDump) -> impl Fn(crate::Error) -> PyErr + '_ {
     move |e| e.in_file(d.path()).into()
@@ -32,28 +35,43 @@ pub fn read_virt<'py>(py: Python<'py>, d: &CoreDump, vaddr: u64, size: usize) ->
     })
 }
 
-pub fn read_virt_into(py: Python<'_>, d: &CoreDump, vaddr: u64, buffer: pyo3::buffer::PyBuffer<u8>) -> PyResult<()> {
-    if buffer.readonly() {
+/// Fill the caller's writable buffer (any item type; C-contiguous, or a strided buffer of bytes)
+/// from kernel virtual memory at `vaddr`, as `Dump.read_phys_into` does: the dump is read with the
+/// GIL released into a private chunk of at most `INTO_CHUNK` bytes, which is copied into the
+/// buffer through the buffer protocol with the GIL held, so the library never writes the caller's
+/// memory while other Python threads run. Chunks are written front to back; on an error the
+/// buffer holds the chunks read before it.
+pub fn read_virt_into(py: Python<'_>, d: &CoreDump, vaddr: u64, buffer: &Bound<'_, PyAny>) -> PyResult<()> {
+    let view = PyMemoryView::from(buffer)?;
+    if view.getattr("readonly")?.is_truthy()? {
         return Err(PyValueError::new_err("read_virt_into needs a writable buffer"));
     }
     let v = py.detach(|| d.kernel_view()).map_err(err(d))?;
-    let len = buffer.len_bytes();
-    if len == 0 {
-        return Ok(());
-    }
-    if !buffer.is_c_contiguous() {
-        let mut tmp = vec![0u8; len];
+    if !view.getattr("c_contiguous")?.is_truthy()? {
+        // A strided buffer of bytes (such as `memoryview(b)[::2]`): read whole, then copied in.
+        let target = PyBuffer::<u8>::get(buffer)?;
+        let mut tmp = vec![0u8; target.len_bytes()];
         py.detach(|| v.read_virt(vaddr, &mut tmp)).map_err(err(d))?;
-        return buffer.copy_from_slice(py, &tmp);
+        return target.copy_from_slice(py, &tmp);
     }
-    let ptr = buffer.buf_ptr() as usize;
-    py.detach(|| {
-        // SAFETY: as in `Dump.read_phys_into`: the buffer is writable and C-contiguous with `len`
-        // bytes at `ptr`, and `buffer` (held until we return) keeps the exporter's memory alive.
-        let out = unsafe { std::slice::from_raw_parts_mut(ptr as *mut u8, len) };
-        v.read_virt(vaddr, out)
-    })
-    .map_err(err(d))
+    // A flat byte view of the caller's buffer (C-contiguous; any item type).
+    let flat = view.call_method1("cast", ("B",))?;
+    let len: usize = flat.len()?;
+    let mut chunk = vec![0u8; len.min(INTO_CHUNK)];
+    let mut done = 0usize;
+    while done < len {
+        let n = (len - done).min(INTO_CHUNK);
+        let at = vaddr
+            .checked_add(done as u64)
+            .ok_or_else(|| err(d)(crate::Error::unmapped(vaddr, "the read wraps past the top of the address space")))?;
+        let part = &mut chunk[..n];
+        if n >= DETACH_BYTES { py.detach(|| v.read_virt(at, part)) } else { v.read_virt(at, part) }.map_err(err(d))?;
+        let target =
+            if n == len { flat.clone() } else { flat.get_item(PySlice::new(py, done as isize, (done + n) as isize, 1))? };
+        PyBuffer::<u8>::get(&target)?.copy_from_slice(py, part)?;
+        done += n;
+    }
+    Ok(())
 }
 
 pub fn kernel_layout<'py>(py: Python<'py>, d: &CoreDump) -> PyResult<Bound<'py, PyDict>> {

@@ -356,3 +356,20 @@ fn absurd_member_offsets_are_format_errors_not_overflows() {
         assert!(matches!(e.location, Some(Location::Text(_))), "{e:?}");
     }
 }
+
+#[test]
+fn lockless_layout_is_read_from_the_text_alone() {
+    let text = vmcoreinfo(4);
+    let idx = Index::build(text.as_bytes());
+    let l = lockless::LocklessLayout::from_vmcoreinfo(&idx.view(text.as_bytes())).unwrap();
+    assert_eq!((l.prb_sym, l.long, l.ringbuffer_size), (PRB_PTR, 4, 44));
+    assert_eq!((l.count_bits, l.descs, l.infos, l.head_id, l.tail_id), (0, 4, 8, 12, 16));
+    assert_eq!((l.size_bits, l.data, l.desc_size, l.info_size), (24, 28, 12, 88));
+    assert_eq!((l.state, l.begin, l.next), (0, 4, 8));
+    assert_eq!((l.seq, l.ts_nsec, l.text_len, l.caller_id, l.facility), (0, 8, 16, Some(20), Some(18)));
+    // Without caller_id the facility byte is not trusted.
+    let text = text.replace("OFFSET(printk_info.caller_id)=20\n", "");
+    let idx = Index::build(text.as_bytes());
+    let l = lockless::LocklessLayout::from_vmcoreinfo(&idx.view(text.as_bytes())).unwrap();
+    assert_eq!((l.caller_id, l.facility), (None, None));
+}
