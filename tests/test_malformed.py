@@ -1008,6 +1008,28 @@ def test_lying_elf_header_sizes(tmp_path: pathlib.Path, field: str, fmt: str, va
     assert ei.value.path == str(p)  # type: ignore[attr-defined]
 
 
+XNUM = patch(ELF, 0x38, "<H", 0xFFFF)  # e_phnum = PN_XNUM: the count is section 0's sh_info
+
+
+@pytest.mark.parametrize(
+    "name,data,field_at",
+    [
+        ("e_phnum-0", patch(ELF, 0x38, "<H", 0), 0x38),
+        ("e_phentsize-57", patch(ELF, 0x36, "<H", 57), 0x36),
+        ("e_phentsize-0", patch(ELF, 0x36, "<H", 0), 0x36),
+        ("pn_xnum-e_shoff-0", patch(XNUM, 0x28, "<Q", 0), 0x28),
+        ("pn_xnum-sh_info-0", patch(XNUM, 0x40 + 44, "<I", 0), 0x40 + 44),
+        ("e_phoff-0", patch(ELF, 0x20, "<Q", 0), 0x20),
+    ],
+)
+def test_elf_header_errors_name_the_field_that_is_wrong(tmp_path: pathlib.Path, name: str, data: bytes, field_at: int) -> None:
+    """B13: e_phnum, e_phentsize and the PN_XNUM fallback were reported at e_phoff's offset."""
+    p = write_file(tmp_path, data, name)
+    with pytest.raises(vmcoreinfo.FormatError) as ei:
+        open_and_identify(p)
+    assert (ei.value.offset, ei.value.location) == (field_at, "file"), ei.value
+
+
 def test_pt_note_past_eof(tmp_path: pathlib.Path) -> None:
     p = write_file(tmp_path, patch(ELF, ELF_PHOFF + 8, "<Q", len(ELF) - 16))
     with pytest.raises(vmcoreinfo.TruncatedError) as ei:
