@@ -435,6 +435,10 @@ def test_lying_sizes_examples(tmp_path: pathlib.Path) -> None:
         "kdump-sub_hdr_size-0xffffffff": ("TruncatedError", 436),
         "flat-rec0-size-0xffffffffffffffff": ("FormatError", 4096),
         "flat-rec0-size-0x10000000000": ("TruncatedError", 4096),
+        # Flattened: the kdump layer's offsets are in the reassembled file (the contract of
+        # Location::File and Error.offset, B11): bitmap_blocks at 436 of the reassembled header
+        # (4548 in the file as written), and the note area at 2**39, which lies in a hole that no
+        # record wrote and so has no offset in the file as written at all.
         "flat-bitmaps-in-holes": ("LimitError", 436),
         "flat-notes-in-holes": ("LimitError", 2**39),
     }
