@@ -598,15 +598,18 @@ mod tests {
             for k in 0..3usize {
                 let (t, stop) = (&t, &stop);
                 s.spawn(move || {
+                    // Two ranges live at a time: register one, remove the older.
+                    let mut live = std::collections::VecDeque::new();
                     let mut n = 0usize;
                     while !stop.load(SeqCst) {
                         let start = (k << 20) + ((n % 64) << 12);
-                        if let Some(i) = t.register(start, len_of(start)) {
-                            std::hint::spin_loop();
-                            t.unregister(i);
+                        live.extend(t.register(start, len_of(start)));
+                        if live.len() > 2 {
+                            t.unregister(live.pop_front().unwrap());
                         }
                         n += 1;
                     }
+                    live.into_iter().for_each(|i| t.unregister(i));
                 });
             }
             let (t, stop, hits) = (&t, &stop, &hits);
@@ -619,7 +622,13 @@ mod tests {
                     }
                 }
                 let _stop = Stop(stop);
-                for n in 0..200_000usize {
+                // Until enough ranges were met (or time is up: a loaded machine), leaving the
+                // registrars room to drain between two lookups.
+                let t0 = std::time::Instant::now();
+                for n in 0usize.. {
+                    if hits.load(SeqCst) >= 500 || t0.elapsed() > std::time::Duration::from_secs(2) {
+                        break;
+                    }
                     let addr = ((n % 3) << 20) + ((n * 7919) % (70 << 12));
                     t.enter();
                     if let Some(i) = t.find(addr) {
@@ -634,6 +643,7 @@ mod tests {
                         hits.fetch_add(1, SeqCst);
                     }
                     t.exit();
+                    std::thread::yield_now();
                 }
             });
         });
