@@ -175,24 +175,34 @@ where
     let phoff: u64 = hdr.e_phoff(endian).into();
     let phentsize = u64::from(hdr.e_phentsize(endian));
     let want = std::mem::size_of::<Elf::ProgramHeader>() as u64;
-    let phoff_field = if class64 { 0x20 } else { 0x1c };
+    // Each error names the field that is wrong (offsets in the ELF header, and of sh_info in a
+    // section header).
+    let (phoff_field, shoff_field, phentsize_field, phnum_field, sh_info_at) =
+        if class64 { (0x20, 0x28, 0x36, 0x38, 44) } else { (0x1c, 0x20, 0x2a, 0x2c, 28) };
     let mut phnum = u32::from(hdr.e_phnum(endian));
+    // Where the count was read: e_phnum, or section 0's sh_info when e_phnum is PN_XNUM.
+    let mut phnum_at = phnum_field;
     if phnum == u32::from(E::PN_XNUM) {
         // The real count is in section 0's sh_info.
         let shoff: u64 = hdr.e_shoff(endian).into();
         if shoff == 0 {
-            return Err(Error::format(phoff_field, "e_phnum is PN_XNUM but there are no section headers"));
+            return Err(Error::format(shoff_field, "e_phnum is PN_XNUM but e_shoff is 0: there are no section headers"));
         }
         let shsize = std::mem::size_of::<Elf::SectionHeader>() as u64;
         let sh = table(&*src, head, shoff, shsize, "section header 0")?;
         let s0: &Elf::SectionHeader = pod(&sh, 0, "section header 0").map_err(|e| e.shifted(shoff))?;
         phnum = s0.sh_info(endian);
+        phnum_at = shoff + sh_info_at;
     }
-    if phnum == 0 || phoff == 0 {
-        return Err(Error::format(phoff_field, "the ELF file has no program headers"));
+    if phoff == 0 {
+        return Err(Error::format(phoff_field, "the ELF file has no program headers (e_phoff is 0)"));
+    }
+    if phnum == 0 {
+        let field = if phnum_at == phnum_field { "e_phnum" } else { "section 0's sh_info (e_phnum is PN_XNUM)" };
+        return Err(Error::format(phnum_at, format!("the ELF file has no program headers ({field} is 0)")));
     }
     if phentsize != want {
-        return Err(Error::format(phoff_field, format!("e_phentsize is {phentsize}, expected {want}")));
+        return Err(Error::format(phentsize_field, format!("e_phentsize is {phentsize}, expected {want}")));
     }
     let ph_bytes = u64::from(phnum) * want;
     // Headers inside the head are inside the file (no need for its length).

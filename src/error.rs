@@ -77,8 +77,20 @@ pub enum ErrorKind {
 /// Where an error is: what kind of position its number is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Location {
-    /// A byte offset in the file (for flattened files: in the file as written, records included,
-    /// unless the message says "reassembled").
+    /// A byte offset in the file.
+    ///
+    /// For flattened kdumps (`makedumpfile -F`) two files are in play, and the offset is in:
+    /// * **the file as written** (records included) for the flattened layer's own errors: a
+    ///   record header that is bad or cut short, and the file's reads failing or finding it
+    ///   shrunk;
+    /// * **the reassembled file** (what `makedumpfile -R` would write) for everything the kdump
+    ///   layer finds: header fields, bitmaps, notes, page descriptors and data, and the
+    ///   flattened layer's "reassembled file ends" errors. The same holds for the offsets the
+    ///   dump reports as data (the VMCOREINFO text's offset, note offsets).
+    ///
+    /// A reassembled offset may lie in a hole that no record wrote, so it has no offset in the
+    /// file as written; where it does, [`Flattened::offset_as_written`](crate::flattened::Flattened::offset_as_written)
+    /// gives it.
     File(u64),
     /// A byte offset in a text or buffer given on its own (`parse`, a note read from memory
     /// before it is placed).

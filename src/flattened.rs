@@ -268,6 +268,13 @@ impl Flattened {
     pub fn hole_bytes(&self) -> u64 {
         self.hole_bytes
     }
+    /// Where the bytes at reassembled `[offset, offset + len)` are in the file as written, when
+    /// one record's data holds them all; `None` for bytes in a hole (no record wrote them), past
+    /// the end, or split between two records. Translates the reassembled offsets of the kdump
+    /// layer (see [`Location::File`](crate::error::Location::File)).
+    pub fn offset_as_written(&self, offset: u64, len: u64) -> Option<u64> {
+        self.map.file_offset(offset, len)
+    }
     /// Number of non-overlapping pieces in the index.
     pub fn segment_count(&self) -> usize {
         self.map.extents().len()
@@ -352,6 +359,19 @@ mod tests {
         let mut all = vec![0u8; expect.len()];
         f.read_exact_at(&mut all, 0).unwrap();
         assert_eq!(all, expect);
+    }
+
+    #[test]
+    fn reassembled_offsets_translate_to_the_file_as_written() {
+        // Record 0 writes [0, 8) from file offset 4096 + 16, record 1 writes [100, 104) after it;
+        // [8, 100) is a hole.
+        let f = open(flatten(&[(0, b"abcdefgh"), (100, b"wxyz")], true)).unwrap();
+        let first = HEADER_SIZE + RECORD_HEADER_SIZE;
+        assert_eq!(f.offset_as_written(3, 2), Some(first + 3));
+        assert_eq!(f.offset_as_written(101, 3), Some(first + 8 + RECORD_HEADER_SIZE + 1));
+        assert_eq!(f.offset_as_written(50, 1), None, "a hole has no offset in the file");
+        assert_eq!(f.offset_as_written(6, 4), None, "runs into the hole");
+        assert_eq!(f.offset_as_written(104, 1), None, "past the reassembled end");
     }
 
     #[test]

@@ -106,6 +106,9 @@ impl ReadAt for WithHead<'_> {
 pub struct FileSource {
     file: File,
     len: OnceLock<u64>,
+    /// `SEEK_DATA` calls made (tests: which path a long read took).
+    #[cfg(test)]
+    seeks: std::sync::atomic::AtomicUsize,
 }
 
 impl FileSource {
@@ -116,7 +119,12 @@ impl FileSource {
 
     /// Read an already open file.
     pub fn from_file(file: File) -> Self {
-        FileSource { file, len: OnceLock::new() }
+        FileSource {
+            file,
+            len: OnceLock::new(),
+            #[cfg(test)]
+            seeks: std::sync::atomic::AtomicUsize::new(0),
+        }
     }
 
     /// The open file (for mapping it).
@@ -182,12 +190,26 @@ impl FileSource {
     /// than libkdumpfile that way. Where the filesystem cannot say (no `SEEK_DATA`), all is data.
     /// Nothing is remembered between calls, so a file that changes is seen as it is now; a
     /// hole that would reach past the file's current end is a shrunk file, as for `pread`.
+    ///
+    /// The filesystem's word for holes is taken only when the file really has some: when it
+    /// allocates fewer bytes than its size (`st_blocks * 512 < st_size`, one `fstat`). A file
+    /// that is not sparse is read with `pread` alone, so a filesystem whose `SEEK_DATA` reports
+    /// data as a hole (such bugs have shipped) cannot turn its bytes into zeros. (Filesystems
+    /// that compress can allocate fewer blocks than the size without holes; they take the
+    /// `SEEK_DATA` path as before.)
     fn read_sparse(&self, buf: &mut [u8], offset: u64, len: u64) -> Result<()> {
         use rustix::fs::{seek, SeekFrom};
+        use std::os::unix::fs::MetadataExt;
+        let sparse = self.file.metadata().map_or(true, |m| m.blocks().saturating_mul(512) < m.size());
+        if !sparse {
+            return self.pread_exact(buf, offset, len);
+        }
         let mut at = 0usize;
         while at < buf.len() {
             let pos = offset + at as u64;
             let left = (buf.len() - at) as u64;
+            #[cfg(test)]
+            self.seeks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let data = match seek(&self.file, SeekFrom::Data(pos)) {
                 Ok(d) => d,
                 // No data at or after `pos`: a hole up to the file's current end, or `pos` is
@@ -376,6 +398,36 @@ mod tests {
         assert!(matches!(e.kind, ErrorKind::Io { errno: Some(21) }), "{e}");
         assert!(e.offset().is_none() && e.message.starts_with("cannot open"), "{e}");
         std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn only_a_file_with_holes_asks_the_filesystem_where_its_data_is() {
+        use std::os::unix::fs::MetadataExt;
+        use std::sync::atomic::Ordering::Relaxed;
+        // The same bytes twice: zeros written out (every block allocated), and left as a hole.
+        let mut want = vec![0u8; 1 << 20];
+        want[..4096].fill(0x11);
+        let dense = std::env::temp_dir().join(format!("vmci-src-dense-{}", std::process::id()));
+        std::fs::write(&dense, &want).unwrap();
+        let sparse = std::env::temp_dir().join(format!("vmci-src-holes-{}", std::process::id()));
+        let f = std::fs::File::create(&sparse).unwrap();
+        f.write_all_at(&want[..4096], 0).unwrap();
+        f.set_len(want.len() as u64).unwrap();
+        drop(f);
+        for (path, holes) in [(&dense, false), (&sparse, true)] {
+            let m = std::fs::metadata(path).unwrap();
+            if (m.blocks() * 512 < m.size()) != holes {
+                eprintln!("{}: this filesystem allocates it otherwise; skipped", path.display());
+                continue;
+            }
+            let src = FileSource::open(path).unwrap();
+            let mut b = vec![0xffu8; want.len()];
+            src.read_exact_at(&mut b, 0).unwrap();
+            assert!(b == want, "{}", path.display());
+            assert_eq!(src.seeks.load(Relaxed) > 0, holes, "{}: SEEK_DATA asked", path.display());
+        }
+        std::fs::remove_file(&dense).unwrap();
+        std::fs::remove_file(&sparse).unwrap();
     }
 
     #[test]

@@ -435,6 +435,10 @@ def test_lying_sizes_examples(tmp_path: pathlib.Path) -> None:
         "kdump-sub_hdr_size-0xffffffff": ("TruncatedError", 436),
         "flat-rec0-size-0xffffffffffffffff": ("FormatError", 4096),
         "flat-rec0-size-0x10000000000": ("TruncatedError", 4096),
+        # Flattened: the kdump layer's offsets are in the reassembled file (the contract of
+        # Location::File and Error.offset, B11): bitmap_blocks at 436 of the reassembled header
+        # (4548 in the file as written), and the note area at 2**39, which lies in a hole that no
+        # record wrote and so has no offset in the file as written at all.
         "flat-bitmaps-in-holes": ("LimitError", 436),
         "flat-notes-in-holes": ("LimitError", 2**39),
     }
@@ -1006,6 +1010,28 @@ def test_lying_elf_header_sizes(tmp_path: pathlib.Path, field: str, fmt: str, va
     with pytest.raises(exc) as ei:
         open_and_identify(p)
     assert ei.value.path == str(p)  # type: ignore[attr-defined]
+
+
+XNUM = patch(ELF, 0x38, "<H", 0xFFFF)  # e_phnum = PN_XNUM: the count is section 0's sh_info
+
+
+@pytest.mark.parametrize(
+    "name,data,field_at",
+    [
+        ("e_phnum-0", patch(ELF, 0x38, "<H", 0), 0x38),
+        ("e_phentsize-57", patch(ELF, 0x36, "<H", 57), 0x36),
+        ("e_phentsize-0", patch(ELF, 0x36, "<H", 0), 0x36),
+        ("pn_xnum-e_shoff-0", patch(XNUM, 0x28, "<Q", 0), 0x28),
+        ("pn_xnum-sh_info-0", patch(XNUM, 0x40 + 44, "<I", 0), 0x40 + 44),
+        ("e_phoff-0", patch(ELF, 0x20, "<Q", 0), 0x20),
+    ],
+)
+def test_elf_header_errors_name_the_field_that_is_wrong(tmp_path: pathlib.Path, name: str, data: bytes, field_at: int) -> None:
+    """B13: e_phnum, e_phentsize and the PN_XNUM fallback were reported at e_phoff's offset."""
+    p = write_file(tmp_path, data, name)
+    with pytest.raises(vmcoreinfo.FormatError) as ei:
+        open_and_identify(p)
+    assert (ei.value.offset, ei.value.location) == (field_at, "file"), ei.value
 
 
 def test_pt_note_past_eof(tmp_path: pathlib.Path) -> None:

@@ -11,6 +11,9 @@ import hashlib
 import multiprocessing as mp
 import os
 import pathlib
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -175,3 +178,112 @@ def test_foreign_sigbus_still_kills(tmp_path: pathlib.Path) -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "before" in r.stdout and "after" not in r.stdout
     assert r.returncode == -7, (r.returncode, r.stderr[-500:])  # killed by SIGBUS
+
+
+def run_child(tmp_path: pathlib.Path, body: str) -> subprocess.CompletedProcess[str]:
+    """Run `body` in a fresh interpreter (it may die of a signal) with `image` (an image of
+    SIZE bytes) and `other` (a copy) as paths; `faulthandler` is off unless `body` enables it."""
+    make_image(tmp_path / "image.raw")
+    (tmp_path / "other.raw").write_bytes((tmp_path / "image.raw").read_bytes())
+    code = (
+        "import faulthandler, os, signal, sys, vmcoreinfo\n"
+        f"image, other = {str(tmp_path / 'image.raw')!r}, {str(tmp_path / 'other.raw')!r}\n"
+        f"SIZE, PAGE = {SIZE}, {PAGE}\n"
+        "def cut_and_read(d, path):\n"
+        "    os.truncate(path, SIZE // 2)\n"
+        "    try:\n"
+        "        d.read_phys(SIZE - PAGE, PAGE)\n"
+        "    except vmcoreinfo.TruncatedError as e:\n"
+        "        print('truncated', e.offset, flush=True)\n"
+        "    else:\n"
+        "        print('read without error', flush=True)\n" + body
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        # faulthandler installed after our first mapping: it replaced our handler.
+        "faulthandler.enable()\n",
+        # faulthandler installed before our first mapping and disabled after it: disable()
+        # restored the SIG_DFL it had saved, which removed our handler.
+        "faulthandler.disable()\n",
+        "faulthandler.enable(); faulthandler.disable(); faulthandler.enable()\n",
+    ],
+)
+def test_the_guard_is_reinstalled_when_another_sigbus_handler_replaced_it(tmp_path: pathlib.Path, steps: str) -> None:
+    """B9: a later sigaction(SIGBUS) (here Python's faulthandler) replaces the guard; the next
+    mapping puts it back, so a file shrinking under a mapping is again a TruncatedError."""
+    body = (
+        ("faulthandler.enable()\n" if steps.startswith("faulthandler.disable") else "")
+        + "a = vmcoreinfo.open(image, format='raw', mmap='always')\n"
+        "a.read_phys(0, 16)\n"  # the guard is installed now
+         + steps + "b = vmcoreinfo.open(other, format='raw', mmap='always')\n"  # re-checks the disposition
+        "cut_and_read(b, other)\n"
+        "cut_and_read(a, image)\n"
+    )
+    r = run_child(tmp_path, body)
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr[-800:])
+    # As with the guard never replaced: a TruncatedError at the read's offset, for the new
+    # mapping and for the one made before the other handler came.
+    assert r.stdout.split("\n")[:2] == [f"truncated {SIZE - PAGE}"] * 2, r.stdout
+
+
+def test_the_guard_is_reinstalled_after_faulthandler_for_views(tmp_path: pathlib.Path) -> None:
+    """B9 through the lazy mapping of view_phys: the view's mapping re-installs the guard too."""
+    body = (
+        "a = vmcoreinfo.open(image, format='raw')\n"
+        "a.view_phys(0, 16)\n"
+        "faulthandler.enable()\n"
+        "b = vmcoreinfo.open(other, format='raw')\n"
+        "v = b.view_phys(SIZE - PAGE, PAGE)\n"
+        "os.truncate(other, SIZE // 2)\n"
+        "print('zeros' if bytes(v) == bytes(PAGE) else 'bytes', flush=True)\n"
+        "cut_and_read(b, other)\n"
+    )
+    r = run_child(tmp_path, body)
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr[-800:])
+    assert r.stdout.split("\n")[:2] == ["zeros", f"truncated {SIZE - PAGE}"], r.stdout
+
+
+# A Py_buffer's first field is the buffer's address: where a view of the mapping lies.
+SIGQUEUE_INTO_MAPPING = """
+import ctypes, platform
+class Py_buffer(ctypes.Structure):
+    _fields_ = [("buf", ctypes.c_void_p), ("obj", ctypes.c_void_p), ("len", ctypes.c_ssize_t),
+                ("itemsize", ctypes.c_ssize_t), ("readonly", ctypes.c_int), ("ndim", ctypes.c_int),
+                ("format", ctypes.c_void_p), ("shape", ctypes.c_void_p), ("strides", ctypes.c_void_p),
+                ("suboffsets", ctypes.c_void_p), ("internal", ctypes.c_void_p)]
+pb = Py_buffer()
+ctypes.pythonapi.PyObject_GetBuffer.argtypes = [ctypes.py_object, ctypes.c_void_p, ctypes.c_int]
+assert ctypes.pythonapi.PyObject_GetBuffer(v, ctypes.byref(pb), 0) == 0
+addr = pb.buf + 8
+# A siginfo as sigqueue() sends it (si_code SI_QUEUE = -1), whose si_addr field, shared with
+# si_pid/si_uid, holds an address inside the live mapping.
+info = (ctypes.c_char * 128)()
+ctypes.memmove(info, (ctypes.c_int * 3)(signal.SIGBUS, 0, -1), 12)
+ctypes.memmove(ctypes.addressof(info) + 16, ctypes.byref(ctypes.c_uint64(addr)), 8)
+nr = {"x86_64": 129, "aarch64": 138}[platform.machine()]  # rt_sigqueueinfo
+libc = ctypes.CDLL(None, use_errno=True)
+print("before", flush=True)
+r = libc.syscall(ctypes.c_long(nr), ctypes.c_long(os.getpid()), ctypes.c_long(signal.SIGBUS), info)
+print("sent", r, ctypes.get_errno(), flush=True)
+"""
+
+
+@pytest.mark.skipif(os.uname().machine not in ("x86_64", "aarch64"), reason="syscall number")
+@pytest.mark.parametrize("how", ["kill", "sigqueue-address-in-mapping"])
+def test_a_sigbus_sent_by_a_process_is_not_taken_for_a_truncation(tmp_path: pathlib.Path, how: str) -> None:
+    """B10: a SIGBUS sent by a process (si_code <= 0; si_addr aliases the sender's pid and uid)
+    is not the guard's, even when that field holds an address inside a live mapping: it goes to
+    the previous disposition (here the default, death by SIGBUS) and is not swallowed."""
+    body = "a = vmcoreinfo.open(image, format='raw', mmap='always')\nv = a.view_phys(0, 4096)\n"
+    if how == "kill":
+        body += "print('before', flush=True)\nos.kill(os.getpid(), signal.SIGBUS)\n"
+    else:
+        body += SIGQUEUE_INTO_MAPPING
+    body += "print('survived', a.read_phys(0, 4) == bytes(v[:4]), flush=True)\n"
+    r = run_child(tmp_path, body)
+    assert "before" in r.stdout and "survived" not in r.stdout, (r.stdout, r.stderr[-800:])
+    assert r.returncode == -signal.SIGBUS, (r.returncode, r.stderr[-800:])

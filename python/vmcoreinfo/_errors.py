@@ -30,7 +30,12 @@ class Error(Exception):
             in the file), ``"text"`` (a byte offset in a text or buffer given on its own),
             ``"physical"`` or ``"virtual"`` (``address`` is a guest address); None when no
             particular place.
-        offset: the byte offset concerned (file or text), else None.
+        offset: the byte offset concerned (file or text), else None. For a flattened kdump
+            (``makedumpfile -F``) a file offset is in the reassembled file (what
+            ``makedumpfile -R`` would write) when the kdump layer found the problem (header
+            fields, bitmaps, notes, pages; the message of a flattened-layer error of that kind
+            says "reassembled"), and in the file as written only for the flattened records
+            themselves and for failed or short reads of the file.
         address: the guest-physical or kernel-virtual address concerned, else None (for
             :class:`AbsentMemoryError`, the first absent physical address).
         rule: for rule violations, the rule's stable name (for example ``"descsz-too-large"``).

@@ -52,7 +52,9 @@ class VmcoreInfo(Mapping[str, str]):
     @property
     def raw(self) -> bytes: ...
     @property
-    def offset_in_file(self) -> int | None: ...
+    def offset_in_file(self) -> int | None:
+        """Byte offset of the text in the dump file; for a flattened kdump, in the reassembled
+        file (what ``makedumpfile -R`` would write), not in the file as written."""
     @property
     def note_paddr(self) -> int | None: ...
     @property
@@ -95,7 +97,9 @@ class Note:
     @property
     def type(self) -> int: ...
     @property
-    def offset(self) -> int: ...
+    def offset(self) -> int:
+        """Byte offset of the note in the dump file; for a flattened kdump, in the reassembled
+        file (what ``makedumpfile -R`` would write)."""
     @property
     def is_windows_dump_header(self) -> bool: ...
     @property
@@ -235,7 +239,10 @@ class Identity:
     """One result of ``identify_many``. ``as_dict()`` gives this TypedDict-shaped dict (FIELDS order):
     path: str; format, machine, osrelease, build_id: str | None; kernel_offset, phys_base,
     page_size, vmcoreinfo_offset, vmcoreinfo_size, note_paddr: int | None; error_type,
-    error_message: str | None; error_offset: int | None."""
+    error_message: str | None; error_offset: int | None.
+    For a flattened kdump, ``vmcoreinfo_offset`` and (for errors found in the kdump layer)
+    ``error_offset`` are offsets in the reassembled file (what ``makedumpfile -R`` would write),
+    not in the file as written."""
 
     FIELDS: ClassVar[tuple[str, ...]]
     @property
