@@ -346,7 +346,7 @@ def _print_summary(s: Summary, out: IO[str]) -> None:
                 p(f"  flattened     {det['flattened_records']} records, end marker {end}")
             pg = det.get("pages")
             if pg:
-                codecs = ", ".join(f"{k} {v}" for k, v in det["page_codecs"].items() if v)
+                codecs = ", ".join(f"{k} {count}" for k, count in det["page_codecs"].items() if count)
                 p(
                     f"  pages         {pg['dumped']} dumped ({codecs}), {pg['excluded']} excluded, "
                     f"{pg['zero']} zero, {pg['valid']} valid"
