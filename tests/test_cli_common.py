@@ -292,6 +292,29 @@ def test_progress_line_throttles_pads_and_ends() -> None:
     assert q.rate(0) == 0
 
 
+def test_an_unsized_terminal_gets_the_fallback_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new pseudo-terminal reports 0 columns: the line is not cut to nothing."""
+    import os
+    import pty
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    master, slave = pty.openpty()
+    try:
+        with os.fdopen(slave, "w", closefd=False) as out:
+            assert os.get_terminal_size(slave).columns == 0
+            assert _cli_common.terminal_width(out) >= 80 or _cli_common.terminal_width(out) == os.get_terminal_size().columns
+            line = _cli_common.ProgressLine(out)
+            line.update("vmcoreinfo: 4 files, 1,000/s", final=True)
+            line.close()
+        got = b""
+        while not got.endswith(b"\n"):  # a pty may hand the bytes over in pieces
+            got += os.read(master, 4096)
+        assert got == b"\rvmcoreinfo: 4 files, 1,000/s\r\n"
+    finally:
+        os.close(slave)
+        os.close(master)
+
+
 def test_only_the_support_module_draws_progress() -> None:
     for f in PKG.glob("*.py"):
         if f.name != "_cli_common.py":

@@ -77,14 +77,16 @@ def _isatty(out: IO[str]) -> bool:
 
 def terminal_width(out: IO[str]) -> int:
     """Columns of the terminal ``out`` writes to: ``$COLUMNS`` when set, else the size of
-    ``out``'s own terminal, else :func:`shutil.get_terminal_size` (stdout's, or 80)."""
+    ``out``'s own terminal, else :func:`shutil.get_terminal_size` (stdout's, or 80). A terminal
+    that reports 0 columns (a new pseudo-terminal nobody sized) counts as unknown."""
     env = os.environ.get("COLUMNS", "")
     if env.isdigit() and int(env) > 0:
         return int(env)
     try:
-        return os.get_terminal_size(out.fileno()).columns
+        columns = os.get_terminal_size(out.fileno()).columns
     except (AttributeError, ValueError, OSError):
-        return shutil.get_terminal_size().columns
+        columns = 0
+    return columns if columns > 0 else shutil.get_terminal_size().columns
 
 
 class ProgressLine:
