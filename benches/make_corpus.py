@@ -28,6 +28,8 @@ import json
 import sys
 from pathlib import Path
 
+from vmcoreinfo._schema import IDENTITY_COLUMNS, IDENTITY_FIELDS
+
 ROOT = Path(__file__).resolve().parent.parent
 FIX = ROOT / "tests" / "fixtures"
 
@@ -38,18 +40,10 @@ MIX = [
     "kdump/qemu-x86_64-zlib.flat",
     "kdump/qemu-arm64-zlib.kdump",
 ]
-COLUMNS = [
-    "path",
-    "format",
-    "machine",
-    "osrelease",
-    "build_id",
-    "kernel_offset",
-    "phys_base",
-    "page_size",
-    "vmcoreinfo_offset",
-    "error_type",
-]
+# The manifest's columns: the Identity columns (vmcoreinfo._schema, the one schema of CSV, Parquet
+# and dask) that the generator knows in advance, in the same order.
+COLUMNS = [c for c in IDENTITY_FIELDS if c not in ("vmcoreinfo_size", "note_paddr", "error_message", "error_offset")]
+_INTS = {c.name for c in IDENTITY_COLUMNS if c.kind != "str"}
 
 
 def _reference(name: str) -> dict:
@@ -165,7 +159,7 @@ def _bad(sub: Path, i: int, blobs: dict) -> list:
 def load_manifest(path: Path) -> list[dict]:
     lines = Path(path).read_text().splitlines()
     cols = lines[0].split("\t")
-    ints = {"kernel_offset", "phys_base", "page_size", "vmcoreinfo_offset"}
+    ints = _INTS
     out = []
     for ln in lines[1:]:
         d = {}

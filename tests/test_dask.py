@@ -74,3 +74,41 @@ def test_paths(tmp_path, corpus):
         list(vd.expand_paths(["s3://bucket/dump.core"]))
     with pytest.raises(ValueError):
         vd.identify_bag([], batch_size=0)
+
+
+def test_expand_paths_is_the_cli_expansion(tmp_path):
+    """One expansion for `vmcoreinfo show` and vmcoreinfo.dask: the same list, in the same order,
+    for files, directories (walked with recursive), subdirectories and globs."""
+    from vmcoreinfo import _batch
+
+    (tmp_path / "a" / "sub" / "deeper").mkdir(parents=True)
+    (tmp_path / "b").mkdir()
+    for rel in ["a/2.core", "a/1.core", "a/sub/3.core", "a/sub/deeper/4.kdump", "b/5.core", "top.core"]:
+        (tmp_path / rel).write_bytes(b"x")
+    t = str(tmp_path)
+    cases = [
+        ([f"{t}/a"], True),
+        ([f"{t}/*"], True),
+        ([f"{t}/*"], False),  # directories a glob matches are kept (their results say IsADirectoryError)
+        ([f"{t}/**/*.core"], False),
+        ([f"{t}/top.core", f"{t}/b", f"{t}/none-*.core"], True),
+    ]
+    for args, recursive in cases:
+        cli = list(_batch.iter_paths(args, recursive=recursive))
+        assert list(vd.expand_paths(args, recursive=recursive)) == cli, (args, recursive)
+        assert list(vd.expand_paths(["file://" + a for a in args], recursive=recursive)) == cli
+    assert list(vd.expand_paths([f"{t}/a"], recursive=True)) == [
+        f"{t}/a/1.core",
+        f"{t}/a/2.core",
+        f"{t}/a/sub/3.core",
+        f"{t}/a/sub/deeper/4.kdump",
+    ]
+    assert list(vd.expand_paths([f"{t}/*"])) == [f"{t}/a", f"{t}/b", f"{t}/top.core"]
+    with pytest.raises(IsADirectoryError):
+        list(vd.expand_paths([f"{t}/a"]))  # a directory given without recursive, as `show` without -r
+
+
+def test_identify_partition_takes_every_format():
+    avml = str(pathlib.Path(__file__).parent / "fixtures" / "x86_64-qemu.avml")
+    (row,) = vd.identify_partition([avml], format="avml")
+    assert row["format"] == "avml" and row["error_type"] is None

@@ -51,6 +51,20 @@ from ._native import (
 )
 from ._native import open as open
 
+# The typed shapes of results, for annotating code that uses them (defined in _types).
+from ._types import (
+    ByteOrder,
+    Details,
+    ElfTails,
+    FormatName,
+    LocationKind,
+    PageCodecDetails,
+    PageCountDetails,
+    PhysBaseDetails,
+    ScanDetails,
+    UtsnameDetails,
+)
+
 _Mapping.register(VmcoreInfo)
 
 
@@ -117,6 +131,17 @@ __all__ = [
     "UnmappedError",
     "ClosedError",
     "sample_path",
+    # typing: Literal aliases and TypedDicts (vmcoreinfo._types)
+    "FormatName",
+    "ByteOrder",
+    "ElfTails",
+    "LocationKind",
+    "Details",
+    "PhysBaseDetails",
+    "ScanDetails",
+    "UtsnameDetails",
+    "PageCountDetails",
+    "PageCodecDetails",
 ]
 
 

@@ -14,22 +14,52 @@ import glob
 import json
 import os
 import sys
-import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any, Literal
+from types import TracebackType
+from typing import Any
 
-from ._native import IdentifyIter, Identity
-from ._native import identify_many as _identify_many
+from . import _native
+from ._cli_common import ExitCode, ProgressLine, format_name
+from ._native import Identity
+from ._schema import IDENTITY_FIELDS, arrow_schema
+from ._types import FormatName
 
 __all__ = ["identify_many", "Identity", "IdentifyIter", "iter_paths", "run_show_many", "add_show_many_arguments"]
 
 PathLike = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 
-# Exit codes of `vmcoreinfo show` (README "Command line").
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_NO_VMCOREINFO = 3
+
+class IdentifyIter:
+    """The iterator :func:`identify_many` returns: one :class:`Identity` per path, in input order.
+
+    ``close()`` stops early (files not yet started are dropped); leaving a ``with`` block closes it
+    too. ``threads`` is the number of threads identifying files. ``for r in it`` iterates the
+    native iterator itself (``iter(it)`` returns it), so the wrapper costs nothing per result.
+    """
+
+    __slots__ = ("_it",)
+
+    def __init__(self, it: _native.IdentifyIter) -> None:
+        self._it = it
+
+    def __iter__(self) -> Iterator[Identity]:
+        return self._it
+
+    def __next__(self) -> Identity:
+        return next(self._it)
+
+    def close(self) -> None:
+        self._it.close()
+
+    @property
+    def threads(self) -> int:
+        return self._it.threads
+
+    def __enter__(self) -> IdentifyIter:
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
 
 
 def identify_many(
@@ -37,7 +67,7 @@ def identify_many(
     *,
     threads: int | None = None,
     progress: Callable[[int, int | None], bool | None] | None = None,
-    format: Literal["elf", "kdump", "lime", "raw"] | None = None,
+    format: FormatName | None = None,
     window: int | None = None,
 ) -> IdentifyIter:
     """Identify many dump files on Rust threads; yield one :class:`Identity` per path, in input order.
@@ -55,24 +85,33 @@ def identify_many(
     of paths; ``paths`` may be any iterable, including a generator. ``progress(done, total)`` is
     called at most ten times a second and at the end (``total`` is ``len(paths)`` when it has
     one, else None); returning ``False`` stops the batch after the result in hand. ``format`` as
-    for :func:`vmcoreinfo.open`. LiME and raw images are scanned for their note, as ``open``
-    does: that reads their memory (4 MiB at a time).
+    for :func:`vmcoreinfo.open` (any name of ``vmcoreinfo.FORMATS``; ValueError for another).
+    Memory images (LiME, AVML, raw) are scanned for their note, as ``open`` does: that reads
+    their memory (4 MiB at a time).
 
-    The returned iterator has ``close()`` to stop early (files not yet started are dropped).
+    The returned iterator has ``close()`` to stop early (files not yet started are dropped), and
+    is a context manager that closes it: ``with vmcoreinfo.identify_many(paths) as it: ...``.
     """
     if isinstance(paths, (str, bytes, os.PathLike)):
         raise TypeError("identify_many takes an iterable of paths; wrap a single path in a list")
+    fmt = format_name(format)
     total: int | None
     try:
         total = len(paths)  # type: ignore[arg-type]
     except TypeError:
         total = None
-    return _identify_many(paths, threads, progress, format, window, total)
+    return IdentifyIter(_native.identify_many(paths, threads, progress, fmt, window, total))
 
 
 # --- file lists ---------------------------------------------------------------------------
 
 _MAGIC = frozenset("*?[")
+
+
+def is_glob(a: str) -> bool:
+    """Whether ``a`` is expanded as a glob pattern: it has ``*``, ``?`` or ``[`` and names no
+    existing file."""
+    return bool(_MAGIC & set(a)) and not os.path.lexists(a)
 
 
 def _walk(top: str) -> Iterator[str]:
@@ -100,17 +139,24 @@ def _walk(top: str) -> Iterator[str]:
 
 
 def iter_paths(args: Iterable[str], *, recursive: bool) -> Iterator[str]:
-    """Expand command-line arguments: a file as it is; a directory (with ``recursive``) into
-    its regular files; a glob pattern that names no existing file (``*``, ``?``, ``[``; ``**``
-    crosses directories) into its matches, sorted. A pattern that matches nothing is passed
-    through, so its result says FileNotFoundError. Streams: nothing is collected up front but
-    one directory listing or one glob's matches at a time."""
+    """Expand paths: the one expansion of the CLI (``show``) and of :mod:`vmcoreinfo.dask`.
+
+    - A file (or any path that is neither a directory nor a glob) as it is.
+    - A directory: with ``recursive``, its regular files, depth first in sorted order, symlinks to
+      directories not followed; without, IsADirectoryError is raised.
+    - A glob pattern that names no existing file (``*``, ``?``, ``[``; ``**`` crosses
+      directories): its matches, sorted; a matching directory is walked as above with
+      ``recursive``, else passed through (its result says IsADirectoryError). A pattern that
+      matches nothing is passed through, so its result says FileNotFoundError.
+
+    Streams: nothing is collected up front but one directory listing or one glob's matches at a
+    time."""
     for a in args:
         if os.path.isdir(a):
             if not recursive:
                 raise IsADirectoryError(a)
             yield from _walk(a)
-        elif not os.path.lexists(a) and _MAGIC & set(a):
+        elif is_glob(a):
             matches = sorted(glob.glob(a, recursive=True))
             if not matches:
                 yield a
@@ -134,45 +180,19 @@ def add_show_many_arguments(p: argparse.ArgumentParser) -> None:
     out.add_argument("--csv", action="store_true", help="CSV with a header row")
     out.add_argument("--parquet", metavar="OUT", help="write a Parquet file (needs pyarrow: vmcoreinfo[parquet])")
     p.add_argument("--threads", type=int, metavar="N", help="threads identifying files, this one included (default: one per CPU)")
-    p.add_argument("--no-progress", action="store_true", help="no progress line on stderr (default: shown on a terminal)")
 
 
 def wants_batch(args: argparse.Namespace) -> bool:
     """Whether ``show`` goes through :func:`run_show_many`: several inputs, a directory, a glob,
     ``-r``, or an output only the batch writes. One plain file (and ``-v``) stays with cli.py."""
-    if getattr(args, "verbose", False):
+    if args.verbose:
         return False
-    if getattr(args, "recursive", False) or getattr(args, "jsonl", False) or getattr(args, "csv", False):
-        return True
-    if getattr(args, "parquet", None):
+    if args.recursive or args.jsonl or args.csv or args.parquet:
         return True
     dumps = list(args.dumps)
     if len(dumps) != 1:
         return True
-    a = dumps[0]
-    return os.path.isdir(a) or (not os.path.lexists(a) and bool(_MAGIC & set(a)))
-
-
-class _Progress:
-    """A one-line progress display on stderr: files done (of the total when known), rate,
-    failures. Own and tiny rather than tqdm or rich: the CLI needs one line, and the package keeps
-    no runtime dependency for it."""
-
-    def __init__(self, out: IO[str], total: int | None):
-        self.out, self.total, self.t0, self.shown = out, total, time.monotonic(), False
-
-    def __call__(self, done: int, total: int | None, failed: int = 0) -> None:
-        dt = max(time.monotonic() - self.t0, 1e-9)
-        of = f"/{self.total}" if self.total is not None else ""
-        line = f"\rvmcoreinfo: {done}{of} files, {done / dt:,.0f}/s" + (f", {failed} failed" if failed else "")
-        self.out.write(line[:120].ljust(60))
-        self.out.flush()
-        self.shown = True
-
-    def end(self) -> None:
-        if self.shown:
-            self.out.write("\n")
-            self.out.flush()
+    return os.path.isdir(dumps[0]) or is_glob(dumps[0])
 
 
 def _json_record(r: Identity) -> dict[str, Any]:
@@ -200,26 +220,7 @@ class _ParquetSink:
         import pyarrow.parquet as pq  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
         self.pa = pa
-        s, i, u = pa.string(), pa.int64(), pa.uint64()
-        self.schema = pa.schema(
-            [
-                ("path", s),
-                ("format", s),
-                ("machine", s),
-                ("osrelease", s),
-                ("build_id", s),
-                ("kernel_offset", u),
-                ("phys_base", i),
-                ("page_size", u),
-                ("vmcoreinfo_offset", u),
-                ("vmcoreinfo_size", u),
-                ("note_paddr", u),
-                ("error_type", s),
-                ("error_message", s),
-                ("error_offset", u),
-            ]
-        )
-        assert tuple(self.schema.names) == Identity.FIELDS
+        self.schema = arrow_schema(pa)
         self.writer = pq.ParquetWriter(path, self.schema)
         self.rows: list[dict[str, Any]] = []
 
@@ -238,71 +239,71 @@ class _ParquetSink:
         self.writer.close()
 
 
+def _rate_text(bar: ProgressLine, done: int, total: int | None, failed: int) -> str:
+    of = f"/{total}" if total is not None else ""
+    return f"vmcoreinfo: {done}{of} files, {bar.rate(done):,.0f}/s" + (f", {failed} failed" if failed else "")
+
+
 def run_show_many(args: argparse.Namespace) -> int:
     """``vmcoreinfo show`` over many files: streams one result per file, in input order.
 
     Exit status: 0 every file identified; 3 some file has no VMCOREINFO note and none failed
     otherwise; 1 some file could not be read or is broken; 2 usage (a directory without ``-r``,
     a bad option, pyarrow missing for ``--parquet``)."""
-    threads = getattr(args, "threads", None)
+    threads = args.threads
     if threads is not None and threads < 1:
         print("vmcoreinfo: error: --threads must be at least 1", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     for a in args.dumps:
         if os.path.isdir(a) and not args.recursive:
             print(f"vmcoreinfo: error: {a} is a directory (use -r to read the files under it)", file=sys.stderr)
-            return EXIT_USAGE
+            return ExitCode.USAGE
     sink: _ParquetSink | None = None
-    if getattr(args, "parquet", None):
+    if args.parquet:
         try:
             sink = _ParquetSink(args.parquet)
         except ImportError:
             print("vmcoreinfo: error: --parquet needs pyarrow (pip install 'vmcoreinfo[parquet]')", file=sys.stderr)
-            return EXIT_USAGE
+            return ExitCode.USAGE
     mode = "parquet" if sink else "csv" if args.csv else "json" if (args.json or args.jsonl) else "text"
-    explicit = all(not os.path.isdir(a) and (os.path.lexists(a) or not (_MAGIC & set(a))) for a in args.dumps)
+    explicit = all(not os.path.isdir(a) and not is_glob(a) for a in args.dumps)
     total = len(args.dumps) if explicit else None
-    show = sys.stderr.isatty() and not getattr(args, "no_progress", False)
-    bar = _Progress(sys.stderr, total) if show else None
+    bar = ProgressLine(sys.stderr, enabled=not args.no_progress)
     failed = no_vi = done = 0
 
     out = sys.stdout
     writer = csv.writer(out, lineterminator="\n") if mode == "csv" else None
     if writer:
-        writer.writerow(Identity.FIELDS)
-    it = identify_many(iter_paths(args.dumps, recursive=args.recursive), threads=threads, format=getattr(args, "format", None))
-    last = time.monotonic()
+        writer.writerow(IDENTITY_FIELDS)
     try:
-        for r in it:
-            done += 1
-            if r.error_type is not None:
-                if r.error_type == "NoVmcoreinfoError":
-                    no_vi += 1
+        with identify_many(iter_paths(args.dumps, recursive=args.recursive), threads=threads, format=args.format) as it:
+            for r in it:
+                done += 1
+                if r.error_type is not None:
+                    if r.error_type == "NoVmcoreinfoError":
+                        no_vi += 1
+                    else:
+                        failed += 1
+                if mode == "json":
+                    out.write(json.dumps(_json_record(r)) + "\n")
+                elif writer:
+                    writer.writerow(r.as_dict().values())
+                elif sink:
+                    sink.add(r)
+                elif r.error_type is None:
+                    print(_human(r), file=out)
                 else:
-                    failed += 1
-            if mode == "json":
-                out.write(json.dumps(_json_record(r)) + "\n")
-            elif writer:
-                writer.writerow(r.as_dict().values())
-            elif sink:
-                sink.add(r)
-            elif r.error_type is None:
-                print(_human(r), file=out)
-            else:
-                print(f"{r.path}: error: {r.error_type}: {r.error_message}", file=sys.stderr)
-            if bar and done % 64 == 0 and time.monotonic() - last >= 0.1:
-                last = time.monotonic()
-                bar(done, total, failed + no_vi)
+                    print(f"{r.path}: error: {r.error_type}: {r.error_message}", file=sys.stderr)
+                if done % 64 == 0 and bar.due():
+                    bar.update(_rate_text(bar, done, total, failed + no_vi))
     finally:
-        it.close()
         if sink:
             sink.close()
-        if bar:
-            bar(done, total, failed + no_vi)
-            bar.end()
+        bar.update(_rate_text(bar, done, total, failed + no_vi), final=True)
+        bar.close()
     out.flush()
     if sink:
         print(f"vmcoreinfo: {done} files, {failed + no_vi} failed, written to {args.parquet}", file=sys.stderr)
     if failed:
-        return EXIT_FAILED
-    return EXIT_NO_VMCOREINFO if no_vi else EXIT_OK
+        return ExitCode.ERROR
+    return ExitCode.NO_VMCOREINFO if no_vi else ExitCode.OK

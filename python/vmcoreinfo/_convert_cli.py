@@ -5,40 +5,44 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any, Literal, cast
+from collections.abc import Callable
+from typing import Any
 
 import vmcoreinfo
 
+from ._cli_common import FORMAT_OPTIONS, PROGRESS_OPTIONS, ExitCode, ProgressLine
+
 COMPRESSIONS = ("zlib", "zstd", "snappy", "lzo", "none")
-FORMATS = ("elf", "kdump", "lime", "raw")
-EXIT_NO_VMCOREINFO = 3
+BAR_WIDTH = 30
 
 
-class _Bar:
-    """A one-line progress bar on stderr (only made when stderr is a terminal)."""
+def _bar_callback(line: ProgressLine, label: str) -> Callable[[int, int], None]:
+    """The write progress callback: ``label [####....] pct% done/total MiB rate MB/s``."""
 
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.start = time.monotonic()
-
-    def __call__(self, done: int, total: int) -> None:
+    def cb(done: int, total: int) -> None:
+        final = done >= total
+        if not (final or line.due()):
+            return
         pct = 100 * done // total if total else 100
-        secs = max(time.monotonic() - self.start, 1e-9)
-        width = 30
-        fill = width * pct // 100
-        line = (
-            f"\r{self.label} [{'#' * fill}{'.' * (width - fill)}] {pct:3d}% "
-            f"{done >> 20}/{total >> 20} MiB {done / secs / 1e6:.0f} MB/s"
+        fill = BAR_WIDTH * pct // 100
+        line.update(
+            f"{label} [{'#' * fill}{'.' * (BAR_WIDTH - fill)}] {pct:3d}% "
+            f"{done >> 20}/{total >> 20} MiB {line.rate(done) / 1e6:.0f} MB/s",
+            final=final,
         )
-        print(line[:150], end="\n" if done >= total else "", file=sys.stderr, flush=True)
+        if final:
+            line.close()
+
+    return cb
 
 
 def add_parser(sub: Any) -> None:
     """Register the ``convert`` subcommand on the CLI's subparsers."""
     c = sub.add_parser(
         "convert",
+        parents=[FORMAT_OPTIONS, PROGRESS_OPTIONS],
         help="write a dump as a clean ELF core or kdump-compressed file (repaired, with its VMCOREINFO)",
-        description="Convert IN (ELF, kdump, flattened kdump, LiME, raw) to an ELF core or a kdump-compressed "
+        description="Convert IN (ELF, kdump, flattened kdump, LiME, AVML, raw) to an ELF core or a kdump-compressed "
         "file that drgn, crash, makedumpfile and libkdumpfile read: the notes with VMCOREINFO last (taken from "
         "a scan of guest memory when IN has no note), phys_base as the kernel wrote it. OUT is written under a "
         "temporary name and appears only when complete. Exit status: 0 done, 1 unreadable or invalid input or "
@@ -54,7 +58,6 @@ def add_parser(sub: Any) -> None:
         help="kdump: makedumpfile's flattened format (written in place, for pipes; makedumpfile -R reassembles it)",
     )
     c.add_argument("--exclude-zero", action="store_true", help="ELF: leave zero pages out of the file (p_filesz < p_memsz)")
-    c.add_argument("--format", choices=FORMATS, help="read IN as this format instead of detecting it ('raw' is never detected)")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
     c.set_defaults(func=cmd_convert, _convert_parser=c)
 
@@ -74,10 +77,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if flattened and args.to != "kdump":
         parser.error("--flattened applies to --to kdump only")
     output = "/dev/stdout" if to_stdout else args.output
-    fmt = cast("Literal['elf', 'kdump', 'lime', 'raw'] | None", args.format)
-    bar = _Bar(f"{args.input} -> {'stdout' if to_stdout else args.output}") if sys.stderr.isatty() and not args.quiet else None
+    line = ProgressLine(sys.stderr, enabled=not (args.quiet or args.no_progress))
+    bar = _bar_callback(line, f"{args.input} -> {'stdout' if to_stdout else args.output}") if line.enabled else None
     t0 = time.monotonic()
-    with vmcoreinfo.open(args.input, format=fmt) as dump:
+    with line, vmcoreinfo.open(args.input, format=args.format) as dump:
         if args.to == "elf":
             report = dump.write_elf(output, exclude_zero=args.exclude_zero, progress=bar)
         else:
@@ -100,4 +103,4 @@ def cmd_convert(args: argparse.Namespace) -> int:
             f"{report['zero_pages']} zero pages, {report['file_bytes']} bytes, {secs:.2f} s; VMCOREINFO {src}",
             file=sys.stderr if to_stdout else sys.stdout,
         )
-    return EXIT_NO_VMCOREINFO if report["vmcoreinfo"] == "absent" else 0
+    return ExitCode.NO_VMCOREINFO if report["vmcoreinfo"] == "absent" else ExitCode.OK

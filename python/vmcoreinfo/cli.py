@@ -14,29 +14,25 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, cast
+from dataclasses import dataclass
+from typing import IO, Any
 
 import vmcoreinfo
 
 from . import _batch, _convert_cli, _kview_cli
+from ._cli_common import DUMP_OPTIONS, JSON_OPTIONS, MEMORY_IMAGES, PROGRESS_OPTIONS, ExitCode, ProgressLine
 from ._errors import Error, NoVmcoreinfoError
+from ._types import Details, FormatName
 
 SUMMARY_KEYS = ("osrelease", "build_id", "page_size", "kernel_offset", "phys_base", "crashtime")
-FORMATS = ("elf", "kdump", "lime", "raw")
-FormatName = Literal["elf", "kdump", "lime", "raw"]
-
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_NO_VMCOREINFO = 3
 
 EXIT_CODES = f"""\
 exit status:
-  {EXIT_OK}  ok
-  {EXIT_ERROR}  a file could not be read or is not a valid dump
-  {EXIT_USAGE}  usage error
-  {EXIT_NO_VMCOREINFO}  no VMCOREINFO note (show: the dump has none; scan: none found)
-  with several files, show exits {EXIT_ERROR} if any file failed, else {EXIT_NO_VMCOREINFO} if any had no note
+  {ExitCode.OK:d}  ok
+  {ExitCode.ERROR:d}  a file could not be read or is not a valid dump
+  {ExitCode.USAGE:d}  usage error
+  {ExitCode.NO_VMCOREINFO:d}  no VMCOREINFO note (show: the dump has none; scan: none found)
+  with several files, show exits {ExitCode.ERROR:d} if any file failed, else {ExitCode.NO_VMCOREINFO:d} if any had no note
 """
 
 #: How many memory ranges and notes ``show -v`` prints per dump (``--json -v`` lists all).
@@ -52,21 +48,19 @@ COMPRESSED = (
 )
 
 
-def _format(name: str | None) -> FormatName | None:
-    return cast("FormatName | None", name)
-
-
-def _progress(label: str) -> Callable[[int, int], None]:
+def _progress(label: str, *, enabled: bool = True) -> Callable[[int, int], None]:
     """A scan progress callback: a line on stderr when stderr is a terminal, else nothing (the
     callback still lets Ctrl-C through between chunks)."""
-    tty = sys.stderr.isatty()
+    line = ProgressLine(sys.stderr, enabled=enabled)
 
     def cb(done: int, total: int) -> None:
-        if tty:
-            pct = 100 * done // total if total else 100
-            line = f"\r{label}: scanning for VMCOREINFO, {done >> 20} of {total >> 20} MiB ({pct}%)"
-            end = "\n" if done >= total else ""
-            print(line[:120].ljust(min(len(line), 120)), end=end, file=sys.stderr, flush=True)
+        final = done >= total
+        if not (final or line.due()):
+            return
+        pct = 100 * done // total if total else 100
+        line.update(f"{label}: scanning for VMCOREINFO, {done >> 20} of {total >> 20} MiB ({pct}%)", final=final)
+        if final:
+            line.close()
 
     return cb
 
@@ -112,42 +106,165 @@ def describe(e: BaseException, path: str | None = None) -> str:
     return str(e)
 
 
-def _error_dict(e: BaseException, path: str) -> dict[str, Any]:
-    return {
-        "type": type(e).__name__,
-        "message": describe(e, path),
-        "offset": getattr(e, "offset", None),
-        "address": getattr(e, "address", None),
-    }
-
-
 def _exit_code(e: BaseException) -> int:
-    return EXIT_NO_VMCOREINFO if isinstance(e, NoVmcoreinfoError) else EXIT_ERROR
+    return ExitCode.NO_VMCOREINFO if isinstance(e, NoVmcoreinfoError) else ExitCode.ERROR
 
 
-def summarize(path: str, *, verbose: bool = False, format: str | None = None, progress: bool = False) -> dict[str, Any]:
-    """What ``show`` prints for one dump, as a JSON-ready dict. ``format`` as for
-    :func:`vmcoreinfo.open`; ``progress`` shows the scan of a LiME or raw image on stderr."""
-    with vmcoreinfo.open(path, format=_format(format)) as dump:
-        if progress and dump.format in ("lime", "raw"):
-            dump.scan_vmcoreinfo(_progress(path))  # the scan a memory image's vmcoreinfo reuses
+@dataclass(frozen=True)
+class ErrorSummary:
+    """An error as ``show --json`` reports it."""
+
+    type: str
+    message: str
+    offset: int | None
+    address: int | None
+
+    @classmethod
+    def of(cls, e: BaseException, path: str) -> ErrorSummary:
+        return cls(type(e).__name__, describe(e, path), getattr(e, "offset", None), getattr(e, "address", None))
+
+    def as_json(self) -> dict[str, Any]:
+        return {"type": self.type, "message": self.message, "offset": self.offset, "address": self.address}
+
+
+@dataclass(frozen=True)
+class NoteSummary:
+    name: str
+    type: int
+    offset: int
+    size: int
+
+    @classmethod
+    def of(cls, n: vmcoreinfo.Note) -> NoteSummary:
+        return cls(n.name, n.type, n.offset, n.size)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.type, "offset": self.offset, "size": self.size}
+
+
+@dataclass(frozen=True)
+class DiagnosticSummary:
+    kind: str
+    offset: int
+    line: int
+    message: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "offset": self.offset, "line": self.line, "message": self.message}
+
+
+@dataclass(frozen=True)
+class VmcoreinfoSummary:
+    """The values ``show`` prints from a VMCOREINFO note."""
+
+    osrelease: str | None
+    build_id: str | None
+    page_size: int | None
+    kernel_offset: int | None
+    phys_base: int | None
+    crashtime: int | None
+    #: File offset of the text (None: in compressed pages).
+    vmcoreinfo_offset: int | None
+    #: Physical address of the note header when a scan of memory found it.
+    vmcoreinfo_paddr: int | None
+    vmcoreinfo_bytes: int
+    keys: int
+    diagnostics: tuple[DiagnosticSummary, ...]
+
+
+@dataclass(frozen=True)
+class VerboseSummary:
+    """What ``show -v`` adds."""
+
+    details: Details
+    vmcoreinfo: dict[str, str]
+    memory_ranges: tuple[tuple[int, int], ...]
+    notes: tuple[NoteSummary, ...]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What ``show`` prints for one dump that opened. ``vmcoreinfo`` is None when the dump has no
+    note, and ``error`` then says why; ``verbose`` is set by ``show -v`` when there is a note."""
+
+    path: str
+    format: FormatName
+    machine: str
+    elf_class: int | None
+    byteorder: str
+    memory_declared_bytes: int | None
+    memory_stored_bytes: int | None
+    vmcoreinfo: VmcoreinfoSummary | None
+    error: ErrorSummary | None = None
+    verbose: VerboseSummary | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``show --json`` document (the key order is part of the output)."""
         out: dict[str, Any] = {
-            "path": path,
-            "format": dump.format,
-            "machine": dump.machine,
-            "elf_class": dump.elf_class,
-            "byteorder": dump.byteorder,
+            "path": self.path,
+            "format": self.format,
+            "machine": self.machine,
+            "elf_class": self.elf_class,
+            "byteorder": self.byteorder,
+            "memory_declared_bytes": self.memory_declared_bytes,
+            "memory_stored_bytes": self.memory_stored_bytes,
         }
+        vi = self.vmcoreinfo
+        if vi is None:
+            out["vmcoreinfo"] = None
+            out["error"] = None if self.error is None else self.error.as_json()
+            return out
+        out.update(
+            osrelease=vi.osrelease,
+            build_id=vi.build_id,
+            page_size=vi.page_size,
+            kernel_offset=vi.kernel_offset,
+            phys_base=vi.phys_base,
+            crashtime=vi.crashtime,
+            vmcoreinfo_offset=vi.vmcoreinfo_offset,
+            vmcoreinfo_paddr=vi.vmcoreinfo_paddr,
+            vmcoreinfo_bytes=vi.vmcoreinfo_bytes,
+            keys=vi.keys,
+        )
+        out["diagnostics"] = [d.as_json() for d in vi.diagnostics]
+        v = self.verbose
+        if v is not None:
+            out["details"] = v.details
+            out["vmcoreinfo"] = v.vmcoreinfo
+            out["memory_ranges"] = [list(r) for r in v.memory_ranges]
+            out["notes"] = [n.as_json() for n in v.notes]
+        return out
+
+
+def summarize(path: str, *, verbose: bool = False, format: FormatName | None = None, progress: bool = False) -> Summary:
+    """What ``show`` prints for one dump. ``format`` as for :func:`vmcoreinfo.open`;
+    ``progress`` shows the scan of a memory image (LiME, AVML, raw) on stderr."""
+    with vmcoreinfo.open(path, format=format) as dump:
+        if progress and dump.format in MEMORY_IMAGES:
+            dump.scan_vmcoreinfo(_progress(path))  # the scan a memory image's vmcoreinfo reuses
         det = dump.details(pages=verbose)
-        out["memory_declared_bytes"] = det["memory_declared_bytes"]
-        out["memory_stored_bytes"] = det["memory_stored_bytes"]
+
+        def summary(
+            vi: VmcoreinfoSummary | None, *, error: ErrorSummary | None = None, verbose: VerboseSummary | None = None
+        ) -> Summary:
+            return Summary(
+                path=path,
+                format=dump.format,
+                machine=dump.machine,
+                elf_class=dump.elf_class,
+                byteorder=dump.byteorder,
+                memory_declared_bytes=det["memory_declared_bytes"],
+                memory_stored_bytes=det["memory_stored_bytes"],
+                vmcoreinfo=vi,
+                error=error,
+                verbose=verbose,
+            )
+
         try:
             vi = dump.vmcoreinfo
         except NoVmcoreinfoError as e:
-            out["vmcoreinfo"] = None
-            out["error"] = _error_dict(e, path)
-            return out
-        out.update(
+            return summary(None, error=ErrorSummary.of(e, path))
+        values = VmcoreinfoSummary(
             osrelease=vi.osrelease,
             build_id=vi.build_id,
             page_size=vi.page_size,
@@ -158,23 +275,22 @@ def summarize(path: str, *, verbose: bool = False, format: str | None = None, pr
             vmcoreinfo_paddr=vi.note_paddr,
             vmcoreinfo_bytes=len(vi.raw),
             keys=len(vi),
+            diagnostics=tuple(DiagnosticSummary(d.kind, d.offset, d.line, d.message) for d in vi.diagnostics),
         )
-        out["diagnostics"] = [{"kind": d.kind, "offset": d.offset, "line": d.line, "message": d.message} for d in vi.diagnostics]
+        more = None
         if verbose:
-            out["details"] = det
-            out["vmcoreinfo"] = dict(vi)
-            out["memory_ranges"] = [list(r) for r in dump.memory_ranges()]
-            out["notes"] = [_note_dict(n) for n in dump.notes()]
-        return out
+            more = VerboseSummary(
+                details=det,
+                vmcoreinfo=dict(vi),
+                memory_ranges=tuple(dump.memory_ranges()),
+                notes=tuple(NoteSummary.of(n) for n in dump.notes()),
+            )
+        return summary(values, verbose=more)
 
 
-def _note_dict(n: vmcoreinfo.Note) -> dict[str, Any]:
-    return {"name": n.name, "type": n.type, "offset": n.offset, "size": n.size}
-
-
-def _short(s: dict[str, Any]) -> str | None:
+def _short(s: Summary) -> str | None:
     """The warning for a file that holds less memory than it declares, or None."""
-    declared, stored = s.get("memory_declared_bytes"), s.get("memory_stored_bytes")
+    declared, stored = s.memory_declared_bytes, s.memory_stored_bytes
     if declared is None or stored is None or stored >= declared:
         return None
     return (
@@ -183,38 +299,42 @@ def _short(s: dict[str, Any]) -> str | None:
     )
 
 
-def _print_summary(s: dict[str, Any], out: Any) -> None:
+def _print_summary(s: Summary, out: IO[str]) -> None:
     def p(line: str) -> None:
         print(line, file=out)
 
-    p(f"{s['path']}:")
-    cls = "" if s["elf_class"] is None else f"ELF{s['elf_class']}, "
-    p(f"  format        {s['format']} ({s['machine']}, {cls}{s['byteorder']}-endian)")
-    declared, stored = s.get("memory_declared_bytes"), s.get("memory_stored_bytes")
+    p(f"{s.path}:")
+    cls = "" if s.elf_class is None else f"ELF{s.elf_class}, "
+    p(f"  format        {s.format} ({s.machine}, {cls}{s.byteorder}-endian)")
+    declared, stored = s.memory_declared_bytes, s.memory_stored_bytes
     if declared is not None:
-        short = " (CUT SHORT)" if stored < declared else ""
+        short = " (CUT SHORT)" if stored is not None and stored < declared else ""
         p(f"  stored        {stored} of {declared} bytes of declared memory are in the file{short}")
-    if s.get("vmcoreinfo", True) is None:
-        p(f"  vmcoreinfo    none: {s['error']['message']}")
+    vi = s.vmcoreinfo
+    if vi is None:
+        p(f"  vmcoreinfo    none: {'' if s.error is None else s.error.message}")
         return
-    p(f"  osrelease     {s['osrelease'] or 'absent'}")
-    p(f"  build-id      {s['build_id'] or 'absent'}")
-    p(f"  page size     {'absent' if s['page_size'] is None else s['page_size']}")
-    p(f"  kernel offset {_hex(s['kernel_offset'])}")
-    pb = s["phys_base"]
+    p(f"  osrelease     {vi.osrelease or 'absent'}")
+    p(f"  build-id      {vi.build_id or 'absent'}")
+    p(f"  page size     {'absent' if vi.page_size is None else vi.page_size}")
+    p(f"  kernel offset {_hex(vi.kernel_offset)}")
+    pb = vi.phys_base
     p(f"  phys_base     {'absent' if pb is None else f'{pb} ({pb:#x})'}")
-    if s["crashtime"] is not None:
-        p(f"  crashtime     {s['crashtime']}")
-    if s["vmcoreinfo_offset"] is not None:
-        where = f"text at file offset {s['vmcoreinfo_offset']}"
+    if vi.crashtime is not None:
+        p(f"  crashtime     {vi.crashtime}")
+    if vi.vmcoreinfo_offset is not None:
+        where = f"text at file offset {vi.vmcoreinfo_offset}"
     else:
         where = "text in compressed pages"
-    if s.get("vmcoreinfo_paddr") is not None:
-        where += f", note header at physical {s['vmcoreinfo_paddr']:#x} (found by scanning memory)"
-    p(f"  vmcoreinfo    {s['keys']} keys, {s['vmcoreinfo_bytes']} bytes, {where}")
-    for d in s["diagnostics"]:
-        p(f"  diagnostic    line {d['line']} (offset {d['offset']}): {d['message']} [{d['kind']}]")
-    det = s.get("details")
+    if vi.vmcoreinfo_paddr is not None:
+        where += f", note header at physical {vi.vmcoreinfo_paddr:#x} (found by scanning memory)"
+    p(f"  vmcoreinfo    {vi.keys} keys, {vi.vmcoreinfo_bytes} bytes, {where}")
+    for d in vi.diagnostics:
+        p(f"  diagnostic    line {d.line} (offset {d.offset}): {d.message} [{d.kind}]")
+    v = s.verbose
+    if v is None:
+        return
+    det = v.details
     if det:
         if "compression" in det:
             p(
@@ -226,7 +346,7 @@ def _print_summary(s: dict[str, Any], out: Any) -> None:
                 p(f"  flattened     {det['flattened_records']} records, end marker {end}")
             pg = det.get("pages")
             if pg:
-                codecs = ", ".join(f"{k} {v}" for k, v in det["page_codecs"].items() if v)
+                codecs = ", ".join(f"{k} {count}" for k, count in det["page_codecs"].items() if count)
                 p(
                     f"  pages         {pg['dumped']} dumped ({codecs}), {pg['excluded']} excluded, "
                     f"{pg['zero']} zero, {pg['valid']} valid"
@@ -238,91 +358,86 @@ def _print_summary(s: dict[str, Any], out: Any) -> None:
                 f"  elf tails     {det['tail_bytes']} bytes in p_filesz < p_memsz tails "
                 "(absent: not saved by the producer; elf_tails='zeros' reads them as zeros)"
             )
-        pb = det["phys_base"]
-        if pb["key"] and pb["header"] is not None:
+        pbd = det["phys_base"]
+        if pbd["key"] and pbd["header"] is not None:
             verdict = {
                 True: "agree",
                 False: "disagree: the header is wrong (QEMU reads the kernel's decimal value as hex); using VMCOREINFO's",
                 None: "",
-            }[pb["agree"]]
-            p(f"  phys_base     {pb['key']} = {pb['vmcoreinfo']}; kdump header = {pb['header']:#x} {verdict}".rstrip())
-    if "memory_ranges" in s:
-        ranges = s["memory_ranges"]
-        total = sum(e - b for b, e in ranges)
-        p(f"  memory        {len(ranges)} ranges, {total} bytes")
-        for b, e in ranges[:VERBOSE_LIST_MAX]:
-            p(f"  range         {b:#018x}-{e:#018x} ({e - b} bytes)")
-        if len(ranges) > VERBOSE_LIST_MAX:
-            p(f"  range         ... {len(ranges) - VERBOSE_LIST_MAX} more (--json -v lists all)")
-        notes = s["notes"]
-        for n in notes[:VERBOSE_LIST_MAX]:
-            p(f"  note          {n['name']:<12} type {n['type']:<3} {n['size']:>6} bytes, header at file offset {n['offset']}")
-        if len(notes) > VERBOSE_LIST_MAX:
-            p(f"  note          ... {len(notes) - VERBOSE_LIST_MAX} more (--json -v lists all)")
-        if s.get("vmcoreinfo"):
-            for k, v in s["vmcoreinfo"].items():
-                p(f"  key           {k}={v}")
+            }[pbd["agree"]]
+            p(f"  phys_base     {pbd['key']} = {pbd['vmcoreinfo']}; kdump header = {pbd['header']:#x} {verdict}".rstrip())
+    ranges = v.memory_ranges
+    total = sum(e - b for b, e in ranges)
+    p(f"  memory        {len(ranges)} ranges, {total} bytes")
+    for b, e in ranges[:VERBOSE_LIST_MAX]:
+        p(f"  range         {b:#018x}-{e:#018x} ({e - b} bytes)")
+    if len(ranges) > VERBOSE_LIST_MAX:
+        p(f"  range         ... {len(ranges) - VERBOSE_LIST_MAX} more (--json -v lists all)")
+    notes = v.notes
+    for n in notes[:VERBOSE_LIST_MAX]:
+        p(f"  note          {n.name:<12} type {n.type:<3} {n.size:>6} bytes, header at file offset {n.offset}")
+    if len(notes) > VERBOSE_LIST_MAX:
+        p(f"  note          ... {len(notes) - VERBOSE_LIST_MAX} more (--json -v lists all)")
+    for k, val in v.vmcoreinfo.items():
+        p(f"  key           {k}={val}")
 
 
 def _show_one(path: str, args: argparse.Namespace) -> int:
     """Print one file's summary (or its error); return its exit status."""
-    rc = EXIT_OK
     try:
-        s = summarize(path, verbose=args.verbose, format=getattr(args, "format", None), progress=not args.json)
-        if s.get("vmcoreinfo", True) is None:
-            rc = EXIT_NO_VMCOREINFO
+        s = summarize(path, verbose=args.verbose, format=args.format, progress=not (args.json or args.no_progress))
     except (Error, OSError) as e:
-        rc = _exit_code(e)
-        s = {"path": path, "error": _error_dict(e, path)}
+        err = ErrorSummary.of(e, path)
+        if args.json:
+            print(json.dumps({"path": path, "error": err.as_json()}), flush=True)
+        else:
+            print(f"vmcoreinfo: {path}: error: {err.message}", file=sys.stderr)
+        return _exit_code(e)
     short = _short(s)
     if short:
         print(f"vmcoreinfo: {path}: warning: {short}", file=sys.stderr)
     if args.json:
-        print(json.dumps(s), flush=True)
-    elif "format" not in s:
-        print(f"vmcoreinfo: {path}: error: {s['error']['message']}", file=sys.stderr)
+        print(json.dumps(s.as_json()), flush=True)
     else:
         _print_summary(s, sys.stdout)
-    return rc
+    return ExitCode.NO_VMCOREINFO if s.vmcoreinfo is None else ExitCode.OK
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     if _batch.wants_batch(args):  # several files, directories, globs: streamed by identify_many
         return _batch.run_show_many(args)
     codes = set()
-    progress = len(args.dumps) > 1 and sys.stderr.isatty() and not args.json
-    for i, path in enumerate(args.dumps, 1):
-        if progress:
-            print(f"\r[{i}/{len(args.dumps)}] {path}"[:120].ljust(120), end="", file=sys.stderr, flush=True)
-        codes.add(_show_one(path, args))
-    if progress:
-        print(file=sys.stderr)
-    for rc in (EXIT_ERROR, EXIT_NO_VMCOREINFO):
+    n = len(args.dumps)
+    with ProgressLine(sys.stderr, enabled=n > 1 and not (args.json or args.no_progress)) as line:
+        for i, path in enumerate(args.dumps, 1):
+            line.update(f"[{i}/{n}] {path}")
+            codes.add(_show_one(path, args))
+    for rc in (ExitCode.ERROR, ExitCode.NO_VMCOREINFO):
         if rc in codes:
             return rc
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_notes(args: argparse.Namespace) -> int:
-    with vmcoreinfo.open(args.dump, format=_format(args.format)) as dump:
+    with vmcoreinfo.open(args.dump, format=args.format) as dump:
         notes = dump.notes()
         if args.json:
-            print(json.dumps([_note_dict(n) for n in notes]))
+            print(json.dumps([NoteSummary.of(n).as_json() for n in notes]))
         elif not notes:
-            why = f"a {dump.format} image carries none" if dump.format in ("lime", "raw") else "the dump has none"
+            why = f"a {dump.format} image carries none" if dump.format in MEMORY_IMAGES else "the dump has none"
             print(f"{args.dump}: no ELF notes ({why})")
         else:
             for n in notes:
                 kind = " (Windows dump header)" if n.is_windows_dump_header else ""
                 print(f"{n.offset:#010x}  {n.name:<14} type {n.type:<4} {n.size:>7} bytes{kind}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
     """Scan a dump's physical memory for VMCOREINFO notes and print every candidate."""
-    with vmcoreinfo.open(args.dump, format=_format(args.format)) as dump:
+    with vmcoreinfo.open(args.dump, format=args.format) as dump:
         total = sum(e - b for b, e in dump.memory_ranges())
-        found = dump.scan_vmcoreinfo(_progress(args.dump))
+        found = dump.scan_vmcoreinfo(_progress(args.dump, enabled=not args.no_progress))
         rows = [
             {
                 "note_paddr": vi.note_paddr,
@@ -347,7 +462,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
                     f"  {r['note_paddr']:#018x}  descsz {r['descsz']:<6} {r['keys']:>4} keys  "
                     f"osrelease {r['osrelease'] or 'absent'}  build-id {r['build_id'] or 'absent'}{off}"
                 )
-    return EXIT_OK if rows else EXIT_NO_VMCOREINFO
+    return ExitCode.OK if rows else ExitCode.NO_VMCOREINFO
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -355,8 +470,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(
         f"Sample: a real QEMU dump-guest-memory ELF of an x86_64 guest, reduced to headers and notes\n  {path}\n", file=sys.stderr
     )
-    ns = argparse.Namespace(dumps=[path], json=args.json, verbose=True)
-    rc = cmd_show(ns)
+    show = build_parser().parse_args(["show", "-v", *(["--json"] if args.json else []), "--", path])
+    rc = int(show.func(show))
     if not args.json:
         with vmcoreinfo.open(path) as dump:
             vi = dump.vmcoreinfo
@@ -368,53 +483,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return rc
 
 
-class _Parser(argparse.ArgumentParser):
-    """Usage errors exit with EXIT_USAGE (argparse's own 2, kept explicit)."""
-
-    def error(self, message: str) -> Any:
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = argparse.ArgumentParser(
         prog="vmcoreinfo",
         description="Identify Linux guest memory dumps by their VMCOREINFO note.",
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {vmcoreinfo.__version__}")
-    sub = p.add_subparsers(dest="cmd", metavar="COMMAND", title="commands", parser_class=_Parser)
-    json_help = "one JSON document on stdout (show: one per file, one per line)"
-    fmt_help = "read as this format instead of detecting it ('raw' is never detected)"
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND", title="commands")
 
-    def add(name: str, help: str) -> argparse.ArgumentParser:
-        return cast(
-            argparse.ArgumentParser,
-            sub.add_parser(
-                name, help=help, description=help, epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter
-            ),
+    def add(name: str, help: str, parents: Sequence[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=help,
+            description=help,
+            epilog=EXIT_CODES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            parents=list(parents),
         )
 
-    s = add("show", "summarize the VMCOREINFO of one or more dumps")
+    s = add("show", "summarize the VMCOREINFO of one or more dumps", [*DUMP_OPTIONS, PROGRESS_OPTIONS])
     s.add_argument("dumps", nargs="+", metavar="DUMP")
-    s.add_argument("--json", action="store_true", help=json_help)
     s.add_argument("-v", "--verbose", action="store_true", help="also every key, note, memory range and kdump page count")
-    s.add_argument("--format", choices=FORMATS, help=fmt_help)
     _batch.add_show_many_arguments(s)
     s.set_defaults(func=cmd_show)
-    sc = add("scan", "scan a dump's physical memory for VMCOREINFO notes (the fallback for dumps without one)")
+    sc = add(
+        "scan",
+        "scan a dump's physical memory for VMCOREINFO notes (the fallback for dumps without one)",
+        [*DUMP_OPTIONS, PROGRESS_OPTIONS],
+    )
     sc.add_argument("dump", metavar="DUMP")
-    sc.add_argument("--format", choices=FORMATS, help=fmt_help)
-    sc.add_argument("--json", action="store_true", help=json_help)
     sc.set_defaults(func=cmd_scan)
-    n = add("notes", "list the ELF notes of a dump")
+    n = add("notes", "list the ELF notes of a dump", DUMP_OPTIONS)
     n.add_argument("dump", metavar="DUMP")
-    n.add_argument("--format", choices=FORMATS, help=fmt_help)
-    n.add_argument("--json", action="store_true", help=json_help)
     n.set_defaults(func=cmd_notes)
-    d = add("demo", "run `show -v` on the sample dump that ships with the package")
-    d.add_argument("--json", action="store_true", help=json_help)
+    d = add("demo", "run `show -v` on the sample dump that ships with the package", [JSON_OPTIONS])
     d.set_defaults(func=cmd_demo)
     _convert_cli.add_parser(sub)
     _kview_cli.add_parsers(sub)
@@ -426,12 +530,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.cmd is None:
         parser.print_help(sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     try:
         return int(args.func(args))
     except BrokenPipeError:  # the reader went away (`| head`): not an error
         sys.stderr.close()
-        return EXIT_OK
+        return ExitCode.OK
     except (Error, OSError) as e:
         path = getattr(args, "dump", None)
         where = f"{path}: " if path else ""
@@ -439,4 +543,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _exit_code(e)
     except KeyboardInterrupt:  # Ctrl-C during a scan reaches us through its progress callback
         print(file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED

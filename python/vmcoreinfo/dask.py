@@ -6,7 +6,8 @@
 >>> df = vd.identify_dataframe(["/dumps/**/*.core"], batch_size=2000)   # doctest: +SKIP
 >>> df.groupby("osrelease").size().compute()                    # doctest: +SKIP
 
-Paths and globs are expanded on the client, then cut into partitions of ``batch_size`` paths;
+Paths, globs and (with ``recursive=True``) directories are expanded on the client as
+``vmcoreinfo show`` expands them (:func:`expand_paths`), then cut into partitions of ``batch_size`` paths;
 each task calls :func:`vmcoreinfo.identify_many` on its partition (Rust threads, GIL released),
 so a worker spends its time in the per-file job, not in task overhead. Results keep the input
 order (globs expand sorted).
@@ -22,42 +23,23 @@ whole downloaded copy, which is what it exists not to need; mount the bucket ins
 
 from __future__ import annotations
 
-import glob
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import dask.bag as db
 import dask.dataframe as dd
 import pandas as pd  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
-from ._batch import identify_many
-from ._native import Identity
+from ._batch import identify_many, iter_paths
+from ._schema import pandas_dtypes
+from ._types import FormatName
 
 __all__ = ["identify_bag", "identify_dataframe", "expand_paths", "identify_partition", "META"]
 
-_MAGIC = frozenset("*?[")
-
-# The DataFrame's columns (Identity.FIELDS order) and dtypes: nullable integers, strings as object.
-META = pd.DataFrame(
-    {
-        "path": pd.Series([], dtype=object),
-        "format": pd.Series([], dtype=object),
-        "machine": pd.Series([], dtype=object),
-        "osrelease": pd.Series([], dtype=object),
-        "build_id": pd.Series([], dtype=object),
-        "kernel_offset": pd.Series([], dtype="UInt64"),
-        "phys_base": pd.Series([], dtype="Int64"),
-        "page_size": pd.Series([], dtype="UInt64"),
-        "vmcoreinfo_offset": pd.Series([], dtype="UInt64"),
-        "vmcoreinfo_size": pd.Series([], dtype="UInt64"),
-        "note_paddr": pd.Series([], dtype="UInt64"),
-        "error_type": pd.Series([], dtype=object),
-        "error_message": pd.Series([], dtype=object),
-        "error_offset": pd.Series([], dtype="UInt64"),
-    }
-)
-assert tuple(META.columns) == Identity.FIELDS
+# The DataFrame's columns (Identity.FIELDS order) and dtypes (vmcoreinfo._schema): nullable
+# integers, strings as object.
+META = pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in pandas_dtypes().items()})
 
 
 def _local(p: str) -> str:
@@ -72,39 +54,39 @@ def _local(p: str) -> str:
     return p
 
 
-def expand_paths(paths: str | Iterable[str]) -> Iterator[str]:
-    """Paths as given, ``file://`` URLs as local paths, glob patterns (``*``, ``?``, ``[``;
-    ``**`` crosses directories) expanded, sorted. A pattern that matches nothing is kept as it
-    is, so its result reports FileNotFoundError."""
+def expand_paths(paths: str | os.PathLike[str] | Iterable[str], *, recursive: bool = False) -> Iterator[str]:
+    """The paths to identify, as ``vmcoreinfo show`` expands its arguments (one function does
+    both: :func:`vmcoreinfo._batch.iter_paths`), after ``file://`` URLs become local paths.
+
+    A file as it is; a glob pattern (``*``, ``?``, ``[``; ``**`` crosses directories) into its
+    matches, sorted, and a pattern that matches nothing as it is (its result reports
+    FileNotFoundError); a directory, given or matched, with ``recursive`` into its regular files
+    in sorted order. Without ``recursive`` a directory given raises IsADirectoryError and one a
+    glob matches is kept (its result reports IsADirectoryError). Streamed."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [os.fspath(paths)]
-    for p in paths:
-        p = _local(os.fspath(p))
-        if _MAGIC & set(p) and not os.path.lexists(p):
-            matches = sorted(m for m in glob.glob(p, recursive=True) if not os.path.isdir(m))
-            yield from matches if matches else [p]
-        else:
-            yield p
+    return iter_paths((_local(os.fspath(p)) for p in paths), recursive=recursive)
 
 
 def identify_partition(
-    paths: Sequence[str], threads: int | None = None, format: Literal["elf", "kdump", "lime", "raw"] | None = None
+    paths: Sequence[str], threads: int | None = None, format: FormatName | None = None
 ) -> list[dict[str, Any]]:
     """One task: :func:`vmcoreinfo.identify_many` over a partition, as dicts."""
-    return [r.as_dict() for r in identify_many(list(paths), threads=threads, format=format)]
+    with identify_many(list(paths), threads=threads, format=format) as it:
+        return [r.as_dict() for r in it]
 
 
-def _frame(paths: Sequence[str], threads: int | None, format: Any) -> pd.DataFrame:
+def _frame(paths: Sequence[str], threads: int | None, format: FormatName | None) -> pd.DataFrame:
     rows = identify_partition(paths, threads, format)
     return pd.DataFrame.from_records(rows, columns=list(META.columns)).astype(META.dtypes.to_dict())
 
 
-def _chunks(paths: str | Iterable[str], batch_size: int) -> list[list[str]]:
+def _chunks(paths: str | Iterable[str], batch_size: int, recursive: bool) -> list[list[str]]:
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     out: list[list[str]] = []
     cur: list[str] = []
-    for p in expand_paths(paths):
+    for p in expand_paths(paths, recursive=recursive):
         cur.append(p)
         if len(cur) == batch_size:
             out.append(cur)
@@ -119,12 +101,14 @@ def identify_bag(
     *,
     batch_size: int = 1000,
     threads: int | None = None,
-    format: Literal["elf", "kdump", "lime", "raw"] | None = None,
+    format: FormatName | None = None,
+    recursive: bool = False,
 ) -> db.Bag:
     """A Bag of ``Identity.as_dict()`` dicts, one per path, in input order; one task per
     ``batch_size`` paths. ``threads``: identify_many threads per task (default: the worker's CPUs;
-    with several worker threads per process, 1 is enough)."""
-    chunks = _chunks(paths, batch_size)
+    with several worker threads per process, 1 is enough). ``recursive``: walk directories (see
+    :func:`expand_paths`)."""
+    chunks = _chunks(paths, batch_size, recursive)
     bag = db.from_sequence(chunks, npartitions=len(chunks))  # type: ignore[no-untyped-call, unused-ignore]
     return cast(
         db.Bag, bag.map_partitions(lambda part: [d for chunk in part for d in identify_partition(chunk, threads, format)])
@@ -136,11 +120,13 @@ def identify_dataframe(
     *,
     batch_size: int = 1000,
     threads: int | None = None,
-    format: Literal["elf", "kdump", "lime", "raw"] | None = None,
+    format: FormatName | None = None,
+    recursive: bool = False,
 ) -> dd.DataFrame:
     """A DataFrame with one row per path (columns: ``Identity.FIELDS``; integers nullable), in
-    input order; one partition, and one task, per ``batch_size`` paths."""
-    chunks = _chunks(paths, batch_size)
+    input order; one partition, and one task, per ``batch_size`` paths. ``threads``, ``format`` and
+    ``recursive`` as for :func:`identify_bag`."""
+    chunks = _chunks(paths, batch_size, recursive)
     df = dd.from_map(
         _frame,
         chunks,

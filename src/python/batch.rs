@@ -375,9 +375,13 @@ pub fn identify_many(
     };
     let format = match format {
         None => None,
-        Some(f) => Some(Format::from_name(f).ok_or_else(|| {
-            PyValueError::new_err("format must be None, 'elf', 'kdump', 'flattened-kdump', 'lime', 'avml' or 'raw'")
-        })?),
+        Some(f) => match Format::from_name(f) {
+            Some(f) => Some(f),
+            None => {
+                let names: Vec<String> = Format::ALL.iter().map(|f| format!("'{}'", f.name())).collect();
+                return Err(PyValueError::new_err(format!("format must be None or one of {}, not {f:?}", names.join(", "))));
+            }
+        },
     };
     let options = OpenOptions { format, ..OpenOptions::default() };
     let os = py.import("os")?;
