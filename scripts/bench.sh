@@ -3,6 +3,8 @@
 #   scripts/bench.sh                 everything: venv + release build, inputs, benches, RSS, syscalls, report
 #   BENCH_SET=fixtures scripts/bench.sh    only the small committed fixtures (quick; no big inputs)
 #   SKIP_SETUP=1 scripts/bench.sh    reuse $BENCH_DATA/venv as it is (no pip, no rebuild)
+#   BENCH_K='identify or bulk or batch' scripts/bench.sh   only the benches pytest -k selects (no RSS
+#                                    and syscall phases); the report says which were run
 # env: BENCH_DATA (default <repo>/bench-data, git-ignored), PYTHON (default python3),
 #      BENCH_OUT (default <repo>/BENCHMARKS.md)
 # Needs root for apt-get (libkdumpfile-dev, python3-libkdumpfile, strace, valgrind) and, the first
@@ -73,15 +75,17 @@ SAMPLER=$!
 trap 'kill $SAMPLER 2>/dev/null || true' EXIT
 export BENCH_RESULTS=$RES
 phase "benches (pytest-benchmark; groups: identify/full per file, bulk per file)"
-"$V/bin/python" -m pytest benches -p no:cacheprovider -q -rxs \
+"$V/bin/python" -m pytest benches -p no:cacheprovider -q -rxs ${BENCH_K:+-k "$BENCH_K"} \
   --benchmark-json="$RES/bench.json" --benchmark-sort=name --benchmark-columns=min,median,max,rounds \
   --benchmark-min-rounds=20 --benchmark-max-time=0.5 2>&1 | tee "$RES/pytest.log" | tail -40
 
-phase "peak RSS per reader and file (benches/rss.py)"
-"$V/bin/python" benches/rss.py "$RES/rss.json"
+if [ -z "${BENCH_K:-}" ]; then
+  phase "peak RSS per reader and file (benches/rss.py)"
+  "$V/bin/python" benches/rss.py "$RES/rss.json"
 
-phase "syscalls and instructions per identify (benches/syscalls.py)"
-"$V/bin/python" benches/syscalls.py "$RES/syscalls.json" || true
+  phase "syscalls and instructions per identify (benches/syscalls.py)"
+  "$V/bin/python" benches/syscalls.py "$RES/syscalls.json" || true
+fi
 
 kill $SAMPLER 2>/dev/null || true
 foreign=$( { grep -v -x -E 'python3?|strace|valgrind|callgrind-amd64|memcheck-amd64|ps|awk|maturin' "$RES/foreign-cpu.txt" || true; } \
@@ -91,7 +95,8 @@ cpu=$(awk -F: '/model name/{sub(/^ /,"",$2); print $2; exit}' /proc/cpuinfo)
 "$V/bin/python" - "$RES/env.json" <<PYEOF
 import json, sys, platform, subprocess
 json.dump({
-  "command": "scripts/bench.sh" + (" (BENCH_SET=fixtures)" if "${BENCH_SET:-}" == "fixtures" else ""),
+  "command": "scripts/bench.sh" + (" (BENCH_SET=fixtures)" if "${BENCH_SET:-}" == "fixtures" else "")
+  + (""" (BENCH_K='${BENCH_K:-}': only those benches, no RSS or syscall phases)""" if """${BENCH_K:-}""" else ""),
   "date": subprocess.run(["date", "-u", "+%Y-%m-%d %H:%M UTC"], capture_output=True, text=True).stdout.strip(),
   "git": """$GIT_STATE""",
   "nproc": "$(nproc)", "cpu": """$cpu""", "mem": "$(free -h | awk '/^Mem:/{print $2}')",
