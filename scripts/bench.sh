@@ -5,7 +5,7 @@
 #   SKIP_SETUP=1 scripts/bench.sh    reuse $BENCH_DATA/venv as it is (no pip, no rebuild)
 #   BENCH_K='identify or bulk or batch' scripts/bench.sh   only the benches pytest -k selects (no RSS
 #                                    and syscall phases); the report says which were run
-# env: BENCH_DATA (default <repo>/bench-data, git-ignored), PYTHON (default python3),
+# env: BENCH_DATA (default <repo>/bench-data, git-ignored), BENCH_VENV (default $BENCH_DATA/venv), PYTHON (default python3),
 #      BENCH_OUT (default <repo>/BENCHMARKS.md)
 # Needs root for apt-get (libkdumpfile-dev, python3-libkdumpfile, strace, valgrind) and, the first
 # time, for booting the 8 GiB guest that makes the inputs (scripts/make-bench-data.sh) and the
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 export BENCH_DATA=${BENCH_DATA:-$ROOT/bench-data}
 PY=${PYTHON:-python3}
-V=$BENCH_DATA/venv
+V=${BENCH_VENV:-$BENCH_DATA/venv}
 OUT=${BENCH_OUT:-$ROOT/BENCHMARKS.md}
 RES=$BENCH_DATA/results/$(date +%Y%m%d-%H%M%S)
 mkdir -p "$RES"
