@@ -5,11 +5,10 @@
 //!
 //! Unsafe code is denied crate-wide. The exceptions are marked where they are, each with its
 //! contract: the guarded file mapping and its SIGBUS handler (`mmap`), the `Pod` impls of the
-//! kdump header structs (plain integers over `object::endian` types, `kdump/header.rs`), and in
-//! the Python layer the buffer protocol of its shared-bytes and mapped-view objects
-//! (`python/buffer.rs`, `python/mapview.rs`), the slice over a caller's buffer in
-//! `read_virt_into` (`python/kview.rs`) and `PyObject_GC_UnTrack` of batch results
-//! (`python/batch.rs`).
+//! kdump header structs (plain integers over `object::endian` types, `kdump/layout.rs`, shared by
+//! the reader and the writer), and in the Python layer the buffer protocol of its shared-bytes
+//! and mapped-view objects (`python/buffer.rs`, `python/mapview.rs`) and `PyObject_GC_UnTrack`
+//! of batch results (`python/batch.rs`).
 
 #![deny(unsafe_code)]
 
