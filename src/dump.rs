@@ -42,12 +42,6 @@ pub struct Dump {
     mapped: OnceLock<Option<Arc<MmapSource>>>,
 }
 
-const NO_VMCOREINFO_HELP: &str = "QEMU writes a VMCOREINFO note only when the guest ran with \
-`-device vmcoreinfo` and the guest kernel's `qemu_fw_cfg` driver (CONFIG_FW_CFG_SYSFS) was loaded \
-before the dump, so that it could register its note through fw_cfg `etc/vmcoreinfo`. The guest's \
-memory may still hold the note: `scan_vmcoreinfo()` (CLI: `vmcoreinfo scan DUMP`) looks for it \
-page by page";
-
 impl Dump {
     /// Open a dump file: reads the headers and the note segment, nothing else.
     pub fn open(path: &Path, options: OpenOptions) -> Result<Dump> {
@@ -260,8 +254,8 @@ impl Dump {
         let Some((seg, n)) = found else {
             // The offset names where we looked: the (first) note segment, or 0 when there is none.
             let at = self.note_segments().first().map_or(0, |s| s.file_offset);
-            let msg = format!("the dump has no VMCOREINFO note. {NO_VMCOREINFO_HELP}");
-            return Err(Error::new(ErrorKind::NoVmcoreinfo, Some(at), msg));
+            let hint = crate::error::Hint::ScanForNote;
+            return Err(Error::hinted(ErrorKind::NoVmcoreinfo, Some(at), "the dump has no VMCOREINFO note", hint));
         };
         let note_off = seg.file_offset + n.offset as u64;
         fwcfg::check_dump_note(n.namesz, n.desc.len() as u32, note_off, u64::from(self.options.max_note_size))?;

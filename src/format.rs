@@ -111,10 +111,11 @@ pub fn detect(head: &[u8]) -> Option<Format> {
 pub fn choose(requested: Option<Format>, detected: Option<Format>) -> Result<Format> {
     match (requested, detected) {
         (None, Some(f)) => Ok(f),
-        (None, None) => Err(Error::format(
-            0,
-            "not a dump this library detects: no ELF, KDUMP, makedumpfile, LiME or AVML signature at offset 0 \
-             (a raw physical memory image has none: open it with format=\"raw\")",
+        (None, None) => Err(Error::hinted(
+            crate::error::ErrorKind::Format,
+            Some(0),
+            "not a dump this library detects: no ELF, KDUMP, makedumpfile, LiME or AVML signature at offset 0",
+            crate::error::Hint::UseRawFormat,
         )),
         (Some(Format::Raw), _) => Ok(Format::Raw),
         (Some(Format::Kdump | Format::FlattenedKdump), Some(f @ (Format::Kdump | Format::FlattenedKdump))) => Ok(f),

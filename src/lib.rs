@@ -39,4 +39,4 @@ pub mod write;
 #[allow(unsafe_code)]
 mod python;
 
-pub use error::{Error, ErrorKind, Location, Result, Rule};
+pub use error::{Error, ErrorKind, Hint, Location, Result, Rule};

@@ -6,9 +6,9 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyIterator, PyString, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyIterator, PyString, PyTuple};
 
 use crate::batch::{self, Batch, Next};
 use crate::dump::{Format, OpenOptions};
@@ -185,9 +185,6 @@ pub struct IdentifyIter {
     /// Input paths in flight, in order (one per job the batch holds).
     paths: VecDeque<Py<PyString>>,
     window: usize,
-    fspath: Py<PyAny>,
-    fsencode: Py<PyAny>,
-    fsdecode: Py<PyAny>,
     progress: Option<Py<PyAny>>,
     total: Option<u64>,
     done: u64,
@@ -195,34 +192,10 @@ pub struct IdentifyIter {
 }
 
 impl IdentifyIter {
-    /// `os.fspath(obj)` as (the str for results, the path for the core).
-    fn to_path(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<(Py<PyString>, PathBuf)> {
-        use std::os::unix::ffi::OsStrExt;
-        let p = match obj.cast::<PyString>() {
-            Ok(s) => s.clone(),
-            Err(_) => {
-                let f = self.fspath.bind(py).call1((obj,)).map_err(|_| {
-                    PyTypeError::new_err(format!(
-                        "identify_many: expected a path (str, bytes or os.PathLike), got {}",
-                        obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
-                    ))
-                })?;
-                if let Ok(b) = f.cast::<PyBytes>() {
-                    let s = self.fsdecode.bind(py).call1((b,))?.cast_into::<PyString>()?;
-                    return Ok((s.unbind(), PathBuf::from(std::ffi::OsStr::from_bytes(b.as_bytes()))));
-                }
-                f.cast_into::<PyString>()?
-            }
-        };
-        let pb = match p.to_str() {
-            Ok(s) => PathBuf::from(s),
-            // Not valid UTF-8 (surrogateescape'd file names): the bytes os.fsencode gives.
-            Err(_) => {
-                let b = self.fsencode.bind(py).call1((&p,))?.cast_into::<PyBytes>()?;
-                PathBuf::from(std::ffi::OsStr::from_bytes(b.as_bytes()))
-            }
-        };
-        Ok((p.unbind(), pb))
+    /// The str for results and the path for the core (see [`super::paths`]).
+    fn to_path(&self, obj: &Bound<'_, PyAny>) -> PyResult<(Py<PyString>, PathBuf)> {
+        let p = super::paths::PyPath::extract(obj, "identify_many")?;
+        Ok((p.name, p.path))
     }
 
     /// Keep the workers busy: when half the window or less is in flight, pull paths to fill it.
@@ -247,7 +220,7 @@ impl IdentifyIter {
                     failed = Some(e);
                     break;
                 }
-                Some(Ok(obj)) => match self.to_path(py, &obj) {
+                Some(Ok(obj)) => match self.to_path(&obj) {
                     Ok((s, pb)) => {
                         self.paths.push_back(s);
                         chunk.push(pb);
@@ -355,7 +328,6 @@ impl IdentifyIter {
 #[pyfunction]
 #[pyo3(signature = (paths, threads = None, progress = None, format = None, window = None, total = None))]
 pub fn identify_many(
-    py: Python<'_>,
     paths: &Bound<'_, PyAny>,
     threads: Option<usize>,
     progress: Option<Py<PyAny>>,
@@ -379,15 +351,11 @@ pub fn identify_many(
         Some(_) => return Err(PyValueError::new_err("format must be None, 'elf', 'kdump', 'lime' or 'raw'")),
     };
     let options = OpenOptions { format, ..OpenOptions::default() };
-    let os = py.import("os")?;
     Ok(IdentifyIter {
         source: Some(paths.try_iter()?.unbind()),
         batch: Some(Batch::new(threads, options)),
         paths: VecDeque::with_capacity(window),
         window,
-        fspath: os.getattr("fspath")?.unbind(),
-        fsencode: os.getattr("fsencode")?.unbind(),
-        fsdecode: os.getattr("fsdecode")?.unbind(),
         progress,
         total,
         done: 0,

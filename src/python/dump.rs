@@ -73,7 +73,10 @@ impl Note {
 /// An opened dump. Use as a context manager, or call ``close()``.
 #[pyclass(frozen, module = "vmcoreinfo._native")]
 pub struct Dump {
-    path: String,
+    /// The name as given (a `str`; `os.fsdecode` of a `bytes` name).
+    path: Py<pyo3::types::PyString>,
+    /// The name errors carry (as the core names the file: U+FFFD for undecodable bytes).
+    error_path: Arc<str>,
     inner: RwLock<Option<Arc<CoreDump>>>,
     info: OnceLock<Py<VmcoreInfo>>,
     symbols: OnceLock<Py<super::kview_log::KernelSymbols>>,
@@ -93,7 +96,7 @@ impl Dump {
             Some(d) => Ok(d.clone()),
             None => {
                 let mut e = Error::new(ErrorKind::Closed, None, "I/O operation on a closed dump");
-                e.path = Some(Arc::from(self.path.as_str()));
+                e.path = Some(self.error_path.clone());
                 Err(e.into())
             }
         }
@@ -135,10 +138,7 @@ pub fn open_dump(
     format: Option<&str>,
     mmap: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Dump> {
-    let path: String = match path.cast::<pyo3::types::PyString>() {
-        Ok(s) => s.to_str()?.to_owned(),
-        Err(_) => py.import("os")?.getattr("fspath")?.call1((path,))?.extract()?,
-    };
+    let path = super::paths::PyPath::extract(path, "open")?;
     let (mmap, mapped_reads) = match mmap {
         None => (true, false),
         Some(m) => match m.extract::<bool>() {
@@ -163,16 +163,25 @@ pub fn open_dump(
         })?),
     };
     let options = OpenOptions { max_note_size, elf_tails_absent, format, mmap, mapped_reads };
-    let d = py.detach(|| CoreDump::open(std::path::Path::new(&path), options))?;
-    Ok(Dump { path, inner: RwLock::new(Some(Arc::new(d))), info: OnceLock::new(), symbols: OnceLock::new() })
+    let d = py.detach(|| CoreDump::open(&path.path, options))?;
+    Ok(Dump {
+        path: path.name,
+        error_path: d.path().clone(),
+        inner: RwLock::new(Some(Arc::new(d))),
+        info: OnceLock::new(),
+        symbols: OnceLock::new(),
+    })
 }
 
 #[pymethods]
 impl Dump {
-    /// The file name as given to ``open``.
+    /// The file name as given to ``open``, as a ``str`` (a ``bytes`` or ``os.PathLike`` name is
+    /// ``os.fsdecode``'d: a name that is not UTF-8 holds surrogate escapes, and
+    /// ``os.fsencode(dump.path)`` gives its bytes back). Errors name the file in ``exc.path``
+    /// with undecodable bytes replaced by U+FFFD.
     #[getter]
-    fn path(&self) -> &str {
-        &self.path
+    fn path(&self, py: Python<'_>) -> Py<pyo3::types::PyString> {
+        self.path.clone_ref(py)
     }
 
     /// ``"elf"``, ``"kdump"``, ``"flattened-kdump"``, ``"lime"`` or ``"raw"``.
@@ -568,11 +577,11 @@ impl Dump {
     fn write_elf<'py>(
         &self,
         py: Python<'py>,
-        path: std::path::PathBuf,
+        path: super::paths::PyPath,
         exclude_zero: bool,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        super::convert::elf(py, self.get()?, path, exclude_zero, progress)
+        super::convert::elf(py, self.get()?, path.path, exclude_zero, progress)
     }
 
     /// Write the dump as a kdump-compressed file (header version 6) at ``path``, pages compressed
@@ -588,12 +597,12 @@ impl Dump {
     fn write_kdump<'py>(
         &self,
         py: Python<'py>,
-        path: std::path::PathBuf,
+        path: super::paths::PyPath,
         compression: &str,
         flattened: bool,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        super::convert::kdump(py, self.get()?, path, compression, flattened, progress)
+        super::convert::kdump(py, self.get()?, path.path, compression, flattened, progress)
     }
 
     /// Close the dump; further use raises ``ClosedError``. Idempotent.
@@ -613,15 +622,16 @@ impl Dump {
         false
     }
 
-    fn __repr__(&self) -> String {
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let path = self.path.bind(py).to_string_lossy().into_owned();
         match self.get() {
             Ok(d) => format!(
                 "<vmcoreinfo.Dump {:?} format={} machine={}>",
-                self.path,
+                path,
                 d.format().name(),
                 d.machine_if_known().unwrap_or("(not scanned yet)")
             ),
-            Err(_) => format!("<vmcoreinfo.Dump {:?} closed>", self.path),
+            Err(_) => format!("<vmcoreinfo.Dump {:?} closed>", path),
         }
     }
 }

@@ -36,14 +36,14 @@ pub type Progress<'a> = &'a mut dyn FnMut(u64, u64) -> bool;
 /// Bytes of guest memory read (and written) per step.
 pub const CHUNK_BYTES: u64 = 8 << 20;
 
-/// The error a cancelled write returns (kind `Io`, no errno).
+/// The error a cancelled write returns (kind [`ErrorKind::Cancelled`]).
 pub fn cancelled() -> Error {
-    Error::new(ErrorKind::Io { errno: None }, None, "the conversion was cancelled")
+    Error::cancelled("the conversion was cancelled")
 }
 
 /// Whether `e` is the error of a cancelled write.
 pub fn is_cancelled(e: &Error) -> bool {
-    e.kind == (ErrorKind::Io { errno: None }) && e.message == "the conversion was cancelled"
+    e.kind == ErrorKind::Cancelled
 }
 
 /// Where the output's VMCOREINFO came from.
@@ -418,7 +418,7 @@ impl Writer {
     }
     pub fn send(&self, job: Job) -> Result<()> {
         let tx = self.tx.as_ref().expect("writer open");
-        tx.send(job).map_err(|_| Error::new(ErrorKind::Io { errno: None }, None, "the output writer stopped"))
+        tx.send(job).map_err(|_| Error::internal("the output writer stopped"))
     }
 }
 
@@ -444,7 +444,7 @@ pub(crate) fn with_writer<R>(out: &Output<'_>, produce: impl FnOnce(&Writer) -> 
         w.tx = None;
         drop(w);
         let written =
-            handle.join().unwrap_or_else(|_| Err(Error::new(ErrorKind::Io { errno: None }, None, "the output writer panicked")));
+            handle.join().unwrap_or_else(|_| Err(Error::internal("the output writer panicked")));
         match (r, written) {
             (_, Err(e)) => Err(e),
             (r, Ok(())) => r,
