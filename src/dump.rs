@@ -393,10 +393,19 @@ impl Dump {
     /// progress, then cached (a scan that fails with an OS error is not cached, so the next call
     /// retries). Other formats may call it too; it then scans in the dump's byte order.
     pub fn image_scan(&self) -> Result<Arc<ImageScan>> {
+        self.image_scan_with(&mut |_, _| true)
+    }
+
+    /// [`Dump::image_scan`] with `progress(done, total)` after each chunk; `false` cancels it
+    /// (a `Cancelled` error, and nothing is cached).
+    pub fn image_scan_with(&self, progress: &mut dyn FnMut(u64, u64) -> bool) -> Result<Arc<ImageScan>> {
         if let Some(s) = self.image.get() {
             return Ok(s.clone());
         }
-        let report = scan::scan(self, self.scan_order(), u64::from(self.options.max_note_size), &mut |_, _| true)?;
+        let report = scan::scan(self, self.scan_order(), u64::from(self.options.max_note_size), progress)?;
+        if report.cancelled {
+            return Err(Error::cancelled("the scan of guest memory was cancelled"));
+        }
         self.check_mapping()?;
         let s = Arc::new(crate::image::from_report(self, report));
         Ok(self.image.get_or_init(|| s).clone())

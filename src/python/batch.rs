@@ -4,17 +4,18 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyIterator, PyString, PyTuple};
+use pyo3::types::{PyDict, PyIterator, PyString, PyTuple};
 
 use crate::batch::{self, Batch, Next};
 use crate::dump::{Format, OpenOptions};
 
-/// The progress callback is called at most this often (and once at the end).
-const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+/// The most threads `identify_many` accepts (more is a mistake, not a machine).
+pub const MAX_THREADS: usize = 1024;
+/// The largest window (files in flight) `identify_many` accepts.
+pub const MAX_WINDOW: usize = 1 << 20;
 
 /// Field names, in the order `as_dict()`, CSV and Parquet output use.
 const FIELDS: [&str; 14] = [
@@ -185,10 +186,9 @@ pub struct IdentifyIter {
     /// Input paths in flight, in order (one per job the batch holds).
     paths: VecDeque<Py<PyString>>,
     window: usize,
-    progress: Option<Py<PyAny>>,
+    progress: Option<super::progress::Progress>,
     total: Option<u64>,
     done: u64,
-    last_report: Instant,
 }
 
 impl IdentifyIter {
@@ -243,33 +243,23 @@ impl IdentifyIter {
         Ok(())
     }
 
-    /// Stop: no more paths are pulled, jobs not started are dropped, the workers are joined.
+    /// Stop: no more paths are pulled and jobs not started are dropped; the workers end after
+    /// their current run, unwaited for (`close()` waits for them).
     fn stop(&mut self) {
         self.source = None;
         self.batch = None;
         self.paths.clear();
     }
 
-    /// Call the progress callback (at most every PROGRESS_EVERY, and when `last`); `False` from
-    /// it stops the batch.
+    /// Report progress (see [`super::progress`]: at most every 100 ms, and when `last`);
+    /// `False` from the callback stops the batch and raises `CancelledError`.
     fn report(&mut self, py: Python<'_>, last: bool) -> PyResult<()> {
-        let Some(cb) = &self.progress else { return Ok(()) };
-        if !last && self.last_report.elapsed() < PROGRESS_EVERY {
-            return Ok(());
+        let Some(p) = &mut self.progress else { return Ok(()) };
+        let r = p.call(py, self.done, self.total, last);
+        if r.is_err() {
+            self.stop();
         }
-        self.last_report = Instant::now();
-        let r = cb.call1(py, (self.done, self.total));
-        match r {
-            Ok(v) if v.bind(py).is(&*PyBool::new(py, false)) => {
-                self.stop();
-                Ok(())
-            }
-            Ok(_) => Ok(()),
-            Err(e) => {
-                self.stop();
-                Err(e)
-            }
-        }
+        r
     }
 }
 
@@ -324,26 +314,36 @@ impl IdentifyIter {
     }
 }
 
+/// An int argument in `1..=max`: `ValueError` otherwise (however large: never an
+/// `OverflowError`, a panic or an allocation that aborts); `TypeError` for a non-int.
+fn bounded(obj: &Bound<'_, PyAny>, name: &str, max: usize, none: &str) -> PyResult<usize> {
+    let out_of_range = || PyValueError::new_err(format!("{name} must be between 1 and {max}{none}"));
+    let n: i64 = match obj.extract() {
+        Ok(n) => n,
+        Err(e) if e.is_instance_of::<pyo3::exceptions::PyOverflowError>(obj.py()) => return Err(out_of_range()),
+        Err(e) => return Err(e),
+    };
+    usize::try_from(n).ok().filter(|n| (1..=max).contains(n)).ok_or_else(out_of_range)
+}
+
 /// The native side of ``vmcoreinfo.identify_many`` (which documents it).
 #[pyfunction]
 #[pyo3(signature = (paths, threads = None, progress = None, format = None, window = None, total = None))]
 pub fn identify_many(
     paths: &Bound<'_, PyAny>,
-    threads: Option<usize>,
+    threads: Option<&Bound<'_, PyAny>>,
     progress: Option<Py<PyAny>>,
     format: Option<&str>,
-    window: Option<usize>,
+    window: Option<&Bound<'_, PyAny>>,
     total: Option<u64>,
 ) -> PyResult<IdentifyIter> {
     let threads = match threads {
-        None => batch::default_threads(),
-        Some(0) => return Err(PyValueError::new_err("threads must be at least 1 (None: one per CPU)")),
-        Some(n) => n,
+        None => batch::default_threads().min(MAX_THREADS),
+        Some(n) => bounded(n, "threads", MAX_THREADS, " (None: one per CPU)")?,
     };
     let window = match window {
         None => 64 * threads + 64,
-        Some(0) => return Err(PyValueError::new_err("window must be at least 1")),
-        Some(n) => n,
+        Some(n) => bounded(n, "window", MAX_WINDOW, "")?,
     };
     let format = match format {
         None => None,
@@ -356,9 +356,8 @@ pub fn identify_many(
         batch: Some(Batch::new(threads, options)),
         paths: VecDeque::with_capacity(window),
         window,
-        progress,
+        progress: progress.map(|cb| super::progress::Progress::new(Some(cb), None)),
         total,
         done: 0,
-        last_report: Instant::now(),
     })
 }

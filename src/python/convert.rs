@@ -3,7 +3,6 @@
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -15,48 +14,19 @@ use crate::write::elf::{write_elf, ElfOptions};
 use crate::write::kdump::{write_kdump, write_kdump_to, Compression, KdumpOptions};
 use crate::write::{Target, VmcoreinfoSource, WriteReport};
 
-/// The GIL is taken back at most this often while writing: for the progress callback and to let
-/// Ctrl-C (KeyboardInterrupt) through.
-const ATTACH_EVERY: Duration = Duration::from_millis(250);
-
-/// Run a writer with the GIL released. `progress(done, total)` (bytes of guest memory) is called
-/// at most every [`ATTACH_EVERY`] and at the end; an exception it raises, or a pending signal
-/// (Ctrl-C), stops the write, removes the partial output and propagates.
+/// Run a writer with the GIL released, with the one progress policy of [`super::progress`]:
+/// `progress(done, total)` (bytes of guest memory) at most every 100 ms and at the end;
+/// returning `False` cancels (`CancelledError`), an exception it raises or a pending signal
+/// (Ctrl-C) stops the write; either way the partial output is removed.
 fn run(
     py: Python<'_>,
     dump: &CoreDump,
     progress: Option<Py<PyAny>>,
     write: impl FnOnce(&mut dyn FnMut(u64, u64) -> bool) -> crate::error::Result<WriteReport> + Send,
 ) -> PyResult<WriteReport> {
-    let mut cb_err: Option<PyErr> = None;
-    let mut last: Option<Instant> = None;
-    let result = py.detach(|| {
-        let mut tick = |done: u64, total: u64| {
-            let now = Instant::now();
-            if done < total && last.is_some_and(|l| now.duration_since(l) < ATTACH_EVERY) {
-                return true;
-            }
-            last = Some(now);
-            Python::attach(|py| {
-                let r = py.check_signals().and_then(|()| match &progress {
-                    Some(cb) => cb.call1(py, (done, total)).map(drop),
-                    None => Ok(()),
-                });
-                match r {
-                    Ok(()) => true,
-                    Err(e) => {
-                        cb_err = Some(e);
-                        false
-                    }
-                }
-            })
-        };
-        write(&mut tick)
-    });
-    match (result, cb_err) {
-        (Err(e), Some(py_err)) if crate::write::is_cancelled(&e) => Err(py_err),
-        (r, _) => r.map_err(|e: Error| e.in_file(dump.path()).into()),
-    }
+    let mut p = super::progress::Progress::new(progress, Some(dump.path().clone()));
+    let result = py.detach(|| write(&mut |done, total| p.tick(done, total)));
+    p.finish(result, dump.path())
 }
 
 fn report_dict<'py>(py: Python<'py>, format: &str, path: &PathBuf, r: &WriteReport) -> PyResult<Bound<'py, PyDict>> {

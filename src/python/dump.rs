@@ -22,8 +22,6 @@ const DETACH_BYTES: usize = 64 * 1024;
 pub const MAX_READ_PHYS: u64 = 1 << 30;
 /// `read_phys_into` reads through a private chunk of this size.
 const INTO_CHUNK: usize = 8 << 20;
-/// A scan calls the Python progress callback at most once per this many bytes (and at the end).
-const PROGRESS_EVERY: u64 = 64 << 20;
 
 /// One ELF note of a dump.
 #[pyclass(frozen, module = "vmcoreinfo._native")]
@@ -86,8 +84,21 @@ impl Dump {
     /// The machine and where it comes from (a memory image's scan runs here, without the GIL;
     /// a scan that fails raises instead of reporting an unknown machine).
     fn identity(&self, py: Python<'_>) -> PyResult<crate::dump::Identity> {
-        let d = self.get()?;
+        let d = self.scanned(py)?;
         py.detach(|| d.identity()).map_err(|e| e.in_file(d.path()).into())
+    }
+
+    /// The dump, with a memory image's implicit scan (what stands in for its notes) run first if
+    /// it has not run yet: without the GIL, and interruptible by Ctrl-C (B14; see
+    /// [`super::progress`]). Every method that needs the scan's results calls this.
+    pub(crate) fn scanned(&self, py: Python<'_>) -> PyResult<Arc<CoreDump>> {
+        let d = self.get()?;
+        if d.format().is_memory_image() && d.image_scan_if_done().is_none() {
+            let mut p = super::progress::Progress::new(None, Some(d.path().clone()));
+            let r = py.detach(|| d.image_scan_with(&mut |done, total| p.tick(done, total)));
+            p.finish(r, d.path())?;
+        }
+        Ok(d)
     }
 
     fn get(&self) -> PyResult<Arc<CoreDump>> {
@@ -252,7 +263,7 @@ impl Dump {
     /// dump has none, with what to do about it.
     #[getter]
     fn vmcoreinfo(&self, py: Python<'_>) -> PyResult<Py<VmcoreInfo>> {
-        let d = self.get()?;
+        let d = self.scanned(py)?;
         if let Some(v) = self.info.get() {
             return Ok(v.clone_ref(py));
         }
@@ -370,36 +381,36 @@ impl Dump {
     /// The guest-physical address of kernel virtual address ``vaddr``, from the kernel's own page
     /// tables (found through VMCOREINFO). ``UnmappedError`` when the kernel does not map it.
     fn translate(&self, py: Python<'_>, vaddr: u64) -> PyResult<u64> {
-        super::kview::translate(py, &*self.get()?, vaddr)
+        super::kview::translate(py, &*self.scanned(py)?, vaddr)
     }
 
     /// Read ``size`` bytes of kernel virtual memory at ``vaddr``: ``UnmappedError`` for an address
     /// the kernel does not map, ``AbsentMemoryError`` for memory the dump lacks.
     fn read_virt<'py>(&self, py: Python<'py>, vaddr: u64, size: usize) -> PyResult<Bound<'py, PyBytes>> {
-        super::kview::read_virt(py, &*self.get()?, vaddr, size)
+        super::kview::read_virt(py, &*self.scanned(py)?, vaddr, size)
     }
 
     /// Fill a writable buffer from kernel virtual memory at ``vaddr``.
     fn read_virt_into(&self, py: Python<'_>, vaddr: u64, buffer: pyo3::buffer::PyBuffer<u8>) -> PyResult<()> {
-        super::kview::read_virt_into(py, &*self.get()?, vaddr, buffer)
+        super::kview::read_virt_into(py, &*self.scanned(py)?, vaddr, buffer)
     }
 
     /// The kernel log, oldest record first (lockless ring of 5.10+, or log_buf of 3.5–5.9).
     fn kernel_log(&self, py: Python<'_>) -> PyResult<Vec<super::kview_log::LogRecord>> {
-        super::kview_log::kernel_log(py, &*self.get()?)
+        super::kview_log::kernel_log(py, &*self.scanned(py)?)
     }
 
     /// The kernel log as ``makedumpfile --dump-dmesg`` writes it; ``caller_id=True`` adds the
     /// ``[  T123]`` column of makedumpfile 1.7.5+.
     #[pyo3(signature = (caller_id = false))]
     fn dmesg(&self, py: Python<'_>, caller_id: bool) -> PyResult<String> {
-        super::kview_log::dmesg(py, &*self.get()?, caller_id)
+        super::kview_log::dmesg(py, &*self.scanned(py)?, caller_id)
     }
 
     /// The kernel's symbols (kallsyms, Linux 6.0+), decoded once and cached.
     #[getter]
     fn symbols(&self, py: Python<'_>) -> PyResult<Py<super::kview_log::KernelSymbols>> {
-        super::kview_log::symbols(py, &*self.get()?, &self.symbols)
+        super::kview_log::symbols(py, &*self.scanned(py)?, &self.symbols)
     }
 
     /// The kernel's address-space layout as the translation sees it: ``arch``, ``levels``,
@@ -407,7 +418,7 @@ impl Dump {
     /// ``page_offset`` (start of the direct map: on x86_64 discovered from the page tables),
     /// ``page_offset_error``, ``pae`` (i386).
     fn kernel_layout<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        super::kview::kernel_layout(py, &*self.get()?)
+        super::kview::kernel_layout(py, &*self.scanned(py)?)
     }
 
     /// Scan guest-physical memory for VMCOREINFO notes at page starts (4 KiB steps: the kernel's
@@ -415,36 +426,19 @@ impl Dump {
     /// dump's byte order (either for LiME and raw), name ``VMCOREINFO``, text starting
     /// ``OSRELEASE=``, and QEMU's intake rules. Returns every readable candidate in address order
     /// (``note_paddr`` says where). ``progress(done_bytes, total_bytes)`` is called at most every
-    /// 64 MiB and at the end; returning ``False`` stops the scan, which then returns what it
-    /// found so far. The GIL is released while scanning.
+    /// 100 ms and at the end; returning ``False`` cancels the scan (``CancelledError``). The GIL
+    /// is released while scanning; Ctrl-C interrupts it.
     #[pyo3(signature = (progress = None))]
     fn scan_vmcoreinfo(&self, py: Python<'_>, progress: Option<Py<PyAny>>) -> PyResult<Vec<VmcoreInfo>> {
         let d = self.get()?;
-        let mut cb_err: Option<PyErr> = None;
-        let mut last = 0u64;
+        let mut p = super::progress::Progress::new(progress, Some(d.path().clone()));
         let found = py.detach(|| {
-            let report = d.scan_vmcoreinfo(&mut |done, total| {
-                let Some(cb) = &progress else { return true };
-                if done < total && done - last < PROGRESS_EVERY {
-                    return true;
-                }
-                last = done;
-                Python::attach(|py| match cb.call1(py, (done, total)) {
-                    Ok(r) => !r.bind(py).is(&*pyo3::types::PyBool::new(py, false)),
-                    Err(e) => {
-                        cb_err = Some(e);
-                        false
-                    }
-                })
-            })?;
+            let report = d.scan_vmcoreinfo(&mut |done, total| p.tick(done, total))?;
             let found = report.valid().filter_map(|c| d.read_candidate(c).ok()).collect::<Vec<_>>();
             d.check_mapping()?;
             Ok::<_, Error>(found)
         });
-        if let Some(e) = cb_err {
-            return Err(e);
-        }
-        let blobs = found.map_err(|e| e.in_file(d.path()))?;
+        let blobs = p.finish(found, d.path())?;
         Ok(blobs.into_iter().map(|b| VmcoreInfo::new(b, Some(d.path().clone()))).collect())
     }
 

@@ -11,6 +11,7 @@ mod kview;
 mod kview_log;
 mod mapview;
 mod paths;
+mod progress;
 
 use pyo3::prelude::*;
 
