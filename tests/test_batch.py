@@ -138,7 +138,8 @@ def test_progress_reports_and_can_stop():
     out = list(vmcoreinfo.identify_many(iter(paths), progress=lambda d, t: calls.append((d, t))))
     assert len(out) == 300 and calls[-1] == (300, None)
 
-    # False stops the batch; the progress callback is rate-limited, so make the first call come soon
+    # False cancels the batch (CancelledError, as for scans and writes); the progress callback
+    # is rate-limited, so make the first call come soon
     seen = []
 
     def stop_early(done, total):
@@ -148,11 +149,14 @@ def test_progress_reports_and_can_stop():
     it = vmcoreinfo.identify_many(itertools.repeat(paths[0]), progress=stop_early, window=8)
     n = 0
     t0 = time.monotonic()
-    for _ in it:
-        n += 1
-        time.sleep(0.001)
-        assert time.monotonic() - t0 < 30, "progress returning False did not stop the batch"
+    with pytest.raises(vmcoreinfo.CancelledError) as ei:
+        for _ in it:
+            n += 1
+            time.sleep(0.001)
+            assert time.monotonic() - t0 < 30, "progress returning False did not stop the batch"
     assert seen and n == seen[0]
+    assert not isinstance(ei.value, OSError) and ei.value.path is None
+    assert next(it, None) is None, "a cancelled batch stays stopped"
 
     def boom(done, total):
         raise RuntimeError("from progress")

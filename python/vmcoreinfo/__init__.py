@@ -23,10 +23,12 @@ from ._batch import IdentifyIter, Identity, identify_many
 from ._errors import (
     AbsentMemoryError,
     BitnessError,
+    CancelledError,
     ClosedError,
     DecompressError,
     Error,
     FormatError,
+    InternalError,
     LimitError,
     NoteRuleError,
     NoVmcoreinfoError,
@@ -116,6 +118,8 @@ __all__ = [
     "AbsentMemoryError",
     "UnmappedError",
     "ClosedError",
+    "CancelledError",
+    "InternalError",
     "sample_path",
 ]
 

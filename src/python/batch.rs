@@ -189,6 +189,9 @@ pub struct IdentifyIter {
     progress: Option<super::progress::Progress>,
     total: Option<u64>,
     done: u64,
+    /// What stopped the batch at the last result's report (raised by the next `__next__`, so
+    /// that the result the callback was told about is still yielded).
+    stopped: Option<PyErr>,
 }
 
 impl IdentifyIter {
@@ -252,7 +255,8 @@ impl IdentifyIter {
     }
 
     /// Report progress (see [`super::progress`]: at most every 100 ms, and when `last`);
-    /// `False` from the callback stops the batch and raises `CancelledError`.
+    /// `False` from the callback stops the batch and raises `CancelledError` (after the result
+    /// just reported is yielded).
     fn report(&mut self, py: Python<'_>, last: bool) -> PyResult<()> {
         let Some(p) = &mut self.progress else { return Ok(()) };
         let r = p.call(py, self.done, self.total, last);
@@ -270,6 +274,9 @@ impl IdentifyIter {
     }
 
     fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, Identity>>> {
+        if let Some(e) = self.stopped.take() {
+            return Err(e);
+        }
         self.refill(py)?;
         let Some(batch) = &self.batch else { return Ok(None) };
         let stretch = self.window / 2;
@@ -293,7 +300,9 @@ impl IdentifyIter {
         self.done += 1;
         let out = Bound::new(py, Identity::new(py, path, id))?;
         untrack(&out);
-        self.report(py, false)?;
+        if let Err(e) = self.report(py, false) {
+            self.stopped = Some(e);
+        }
         Ok(Some(out))
     }
 
@@ -302,6 +311,7 @@ impl IdentifyIter {
     fn close(&mut self, py: Python<'_>) {
         let batch = self.batch.take();
         self.stop();
+        self.stopped = None;
         if let Some(b) = batch {
             py.detach(|| b.join());
         }
@@ -359,5 +369,6 @@ pub fn identify_many(
         progress: progress.map(|cb| super::progress::Progress::new(Some(cb), None)),
         total,
         done: 0,
+        stopped: None,
     })
 }

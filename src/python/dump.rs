@@ -231,7 +231,9 @@ impl Dump {
     /// Whether ``close()`` was called.
     #[getter]
     fn closed(&self) -> bool {
-        self.inner.read().map(|g| g.is_none()).unwrap_or(true)
+        // As `get` and `close` do, a poisoned lock is read through: its state is one value,
+        // consistent whatever panicked (B19: `closed` said True while `close` did nothing).
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).is_none()
     }
 
     /// Every ELF note of the dump, in file order.
@@ -601,9 +603,7 @@ impl Dump {
 
     /// Close the dump; further use raises ``ClosedError``. Idempotent.
     fn close(&self) {
-        if let Ok(mut g) = self.inner.write() {
-            *g = None;
-        }
+        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
