@@ -12,6 +12,7 @@
 pub mod avml;
 pub mod batch;
 pub mod bitness;
+pub mod details;
 pub mod dump;
 pub mod elf;
 pub mod error;

@@ -173,7 +173,7 @@ def summarize(path: str, *, verbose: bool = False, format: str | None = None, pr
         )
         out["diagnostics"] = [{"kind": d.kind, "offset": d.offset, "line": d.line, "message": d.message} for d in vi.diagnostics]
         if verbose:
-            out["details"] = det
+            out["details"] = det.as_dict()
             out["vmcoreinfo"] = dict(vi)
             out["memory_ranges"] = [list(r) for r in dump.memory_ranges()]
             out["notes"] = [_note_dict(n) for n in dump.notes()]

@@ -4,7 +4,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::PyBytes;
 
 use super::buffer::SharedBytes;
 use super::fwcfg::FwCfgEntry;
@@ -419,7 +419,7 @@ impl Dump {
     /// ``page_size``, ``va_bits``, ``root`` (physical address of the top page table),
     /// ``page_offset`` (start of the direct map: on x86_64 discovered from the page tables),
     /// ``page_offset_error``, ``pae`` (i386).
-    fn kernel_layout<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    fn kernel_layout(&self, py: Python<'_>) -> PyResult<super::records::KernelLayout> {
         super::kview::kernel_layout(py, &*self.scanned(py)?)
     }
 
@@ -460,103 +460,16 @@ impl Dump {
         Ok(VmcoreInfo::new(blob, Some(d.path().clone())))
     }
 
-    /// Format-specific facts as a dict (header fields, compression, phys_base sources, ...).
-    /// With ``pages=True``, kdump page counts and codecs too (scans every page descriptor once).
+    /// Format-specific facts (header fields, compression, phys_base sources, ...) as a frozen
+    /// :class:`Details`: fields that do not apply to the format are None. It also reads like the
+    /// dict it used to be (``det["block_size"]``, ``"compression" in det``, ``det.as_dict()``),
+    /// without the keys that do not apply. With ``pages=True``, kdump page counts and codecs too
+    /// (scans every page descriptor once). Gathered with the GIL released (a memory image's
+    /// scan may run here; Ctrl-C interrupts it).
     #[pyo3(signature = (*, pages = false))]
-    fn details<'py>(&self, py: Python<'py>, pages: bool) -> PyResult<Bound<'py, PyDict>> {
-        let d = self.get()?;
-        let err = |e: Error| -> PyErr { e.in_file(d.path()).into() };
-        // Memory images: run (or reuse) the scan that gives machine and text, without the GIL.
-        py.detach(|| d.machine());
-        let out = PyDict::new(py);
-        out.set_item("format", d.format().name())?;
-        out.set_item("machine", d.machine())?;
-        out.set_item("identity_source", d.identity().map_err(err)?.source)?;
-        out.set_item("e_machine", d.e_machine())?;
-        out.set_item("address_bits", crate::bitness::address_bits(d.e_machine(), d.class64()))?;
-        if let Some(e) = d.elf() {
-            out.set_item("phnum", e.phnum)?;
-            out.set_item("pt_load", e.loads.len())?;
-            out.set_item("pt_note", e.notes.len())?;
-            out.set_item("conflicting_overlap_bytes", e.conflicting_overlap_bytes)?;
-            out.set_item("tail_bytes", e.tail_bytes())?;
-            if let Some(why) = crate::bitness::class_diagnostic(e.e_machine, e.class64, e.max_phys_end()) {
-                out.set_item("class_note", why)?;
-            }
-        }
-        let stored = py.detach(|| d.stored_memory()).map_err(err)?;
-        out.set_item("memory_declared_bytes", stored.map(|s| s.0))?;
-        out.set_item("memory_stored_bytes", stored.map(|s| s.1))?;
-        if let Some(l) = d.lime() {
-            out.set_item("lime_ranges", l.lime_ranges().len())?;
-        }
-        if let Some(s) = d.image_scan_if_done() {
-            let sc = PyDict::new(py);
-            sc.set_item("bytes", s.report.total)?;
-            sc.set_item("candidates", s.report.candidates.iter().map(|c| c.paddr).collect::<Vec<_>>())?;
-            sc.set_item("valid", s.report.valid().map(|c| c.paddr).collect::<Vec<_>>())?;
-            sc.set_item("unreadable_pages", s.report.unreadable_pages)?;
-            sc.set_item("distinct_texts", s.distinct_texts)?;
-            sc.set_item("byteorder", if s.big_endian { "big" } else { "little" })?;
-            out.set_item("scan", sc)?;
-        }
-        if let Some(f) = d.flattened() {
-            out.set_item("flattened_records", f.records)?;
-            out.set_item("flattened_logical_size", f.logical_len)?;
-            out.set_item("flattened_end_marker", f.has_end_marker)?;
-        }
-        if let Some(k) = d.kdump() {
-            out.set_item("header_version", k.header_version())?;
-            out.set_item("block_size", k.block_size())?;
-            out.set_item("header_layout", if k.is_32bit_layout() { "32-bit" } else { "64-bit" })?;
-            out.set_item("compression", crate::kdump::codec_names(k.compression_flags()).collect::<Vec<_>>())?;
-            out.set_item("incomplete", k.is_incomplete())?;
-            out.set_item("dump_level", k.dump_level())?;
-            out.set_item("max_mapnr", k.max_mapnr())?;
-            out.set_item("nr_cpus", k.nr_cpus())?;
-            let uts = PyDict::new(py);
-            for (key, v) in [
-                ("sysname", k.sysname()),
-                ("nodename", k.nodename()),
-                ("release", k.release()),
-                ("version", k.version()),
-                ("machine", k.machine()),
-                ("domainname", k.domainname()),
-            ] {
-                uts.set_item(key, v)?;
-            }
-            out.set_item("utsname", uts)?;
-            out.set_item("anomalies", k.anomalies().iter().map(|a| a.to_string()).collect::<Vec<_>>())?;
-            if pages {
-                let (c, s) = py.detach(|| Ok::<_, Error>((k.page_counts()?, k.compression_summary()?))).map_err(err)?;
-                let pc = PyDict::new(py);
-                pc.set_item("valid", c.valid)?;
-                pc.set_item("dumped", c.dumped)?;
-                pc.set_item("excluded", c.excluded)?;
-                pc.set_item("zero", c.zero)?;
-                out.set_item("pages", pc)?;
-                let cs = PyDict::new(py);
-                for (key, v) in [
-                    ("zlib", s.zlib),
-                    ("lzo", s.lzo),
-                    ("snappy", s.snappy),
-                    ("zstd", s.zstd),
-                    ("raw", s.raw),
-                    ("invalid", s.invalid),
-                ] {
-                    cs.set_item(key, v)?;
-                }
-                out.set_item("page_codecs", cs)?;
-            }
-        }
-        let pb = d.phys_base_sources().map_err(err)?;
-        let pbd = PyDict::new(py);
-        pbd.set_item("key", pb.text_key)?;
-        pbd.set_item("vmcoreinfo", pb.text)?;
-        pbd.set_item("header", pb.header)?;
-        pbd.set_item("agree", pb.agree())?;
-        out.set_item("phys_base", pbd)?;
-        Ok(out)
+    fn details(&self, py: Python<'_>, pages: bool) -> PyResult<crate::details::DumpDetails> {
+        let d = self.scanned(py)?;
+        py.detach(|| crate::details::DumpDetails::of(&d, pages)).map_err(|e| e.in_file(d.path()).into())
     }
 
     /// Write the dump as a standard ELF core at ``path``: program headers right after the ELF
@@ -567,16 +480,18 @@ impl Dump {
     /// (reported in ``diagnostics``). The file is written under a temporary name and renamed
     /// when complete: an error, or an exception from ``progress(done, total)`` (KeyboardInterrupt
     /// included), leaves no file. The GIL is released; ``progress`` is called at most 4 times a
-    /// second. Returns a report dict (``vmcoreinfo``: ``"note"``, ``"scan"`` or ``"absent"``,
-    /// ``diagnostics``, ``segments``, ``pages``, ``zero_pages``, ``file_bytes``, ...).
+    /// second. Returns a :class:`WriteReport` (``vmcoreinfo``: ``"note"``, ``"scan"`` or
+    /// ``"absent"``, ``diagnostics``, ``segments``, ``pages``, ``zero_pages``, ``file_bytes``,
+    /// ...; it also reads like the dict it used to be). ``path`` is a ``str``, ``bytes`` or
+    /// ``os.PathLike``; returning ``False`` from ``progress`` cancels (``CancelledError``).
     #[pyo3(signature = (path, *, exclude_zero = false, progress = None))]
-    fn write_elf<'py>(
+    fn write_elf(
         &self,
-        py: Python<'py>,
+        py: Python<'_>,
         path: super::paths::PyPath,
         exclude_zero: bool,
         progress: Option<Py<PyAny>>,
-    ) -> PyResult<Bound<'py, PyDict>> {
+    ) -> PyResult<super::records::WriteReport> {
         super::convert::elf(py, self.get()?, path.path, exclude_zero, progress)
     }
 
@@ -590,14 +505,14 @@ impl Dump {
     /// ``/dev/stdout``; ``makedumpfile -R`` reassembles it): a stream cannot be taken back, so
     /// after an error it ends without its end marker. Otherwise as :meth:`write_elf`.
     #[pyo3(signature = (path, compression = "zlib", *, flattened = false, progress = None))]
-    fn write_kdump<'py>(
+    fn write_kdump(
         &self,
-        py: Python<'py>,
+        py: Python<'_>,
         path: super::paths::PyPath,
         compression: &str,
         flattened: bool,
         progress: Option<Py<PyAny>>,
-    ) -> PyResult<Bound<'py, PyDict>> {
+    ) -> PyResult<super::records::WriteReport> {
         super::convert::kdump(py, self.get()?, path.path, compression, flattened, progress)
     }
 

@@ -12,6 +12,7 @@ mod kview_log;
 mod mapview;
 mod paths;
 mod progress;
+mod records;
 
 use pyo3::prelude::*;
 
@@ -32,6 +33,15 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("HINTS", hints)?;
     m.add_class::<dump::Dump>()?;
     m.add_class::<dump::Note>()?;
+    m.add_class::<crate::details::DumpDetails>()?;
+    m.add_class::<crate::details::PhysBaseDetails>()?;
+    m.add_class::<crate::details::ScanDetails>()?;
+    m.add_class::<crate::details::UtsnameDetails>()?;
+    m.add_class::<crate::details::PageCountDetails>()?;
+    m.add_class::<crate::details::PageCodecDetails>()?;
+    m.add_class::<records::KernelLayout>()?;
+    m.add_class::<records::WriteReport>()?;
+    m.add_class::<records::WriteDiagnostic>()?;
     m.add_class::<info::VmcoreInfo>()?;
     m.add_class::<info::Diagnostic>()?;
     m.add_class::<fwcfg::FwCfgEntry>()?;
