@@ -42,7 +42,15 @@ def test_hints_are_machine_readable_and_the_message_keeps_its_words(tmp_path: pa
 
 def test_errors_are_built_by_keyword() -> None:
     e = vmcoreinfo.FormatError("m", path="p", offset=3, location="file", hint="use-raw-format")
-    assert (e.message, e.path, e.offset, e.rule, e.address, e.location, e.hint) == ("m", "p", 3, None, None, "file", "use-raw-format")
+    assert (e.message, e.path, e.offset, e.rule, e.address, e.location, e.hint) == (
+        "m",
+        "p",
+        3,
+        None,
+        None,
+        "file",
+        "use-raw-format",
+    )
     with pytest.raises(TypeError):
         vmcoreinfo.FormatError("m", "p", 3)  # type: ignore[misc]
 
@@ -246,3 +254,102 @@ def test_close_and_closed_agree() -> None:
         d.vmcoreinfo
     d.close()
     assert d.closed
+
+
+# --- result objects --------------------------------------------------------------------------------
+
+
+def _roundtrip(x: object) -> object:
+    back = pickle.loads(pickle.dumps(x))
+    assert type(back) is type(x)
+    assert back == x, f"{x!r} did not survive pickling"
+    return back
+
+
+def test_result_objects_pickle() -> None:
+    with vmcoreinfo.open(ELF) as d:
+        vi = d.vmcoreinfo
+        back = _roundtrip(vi)
+        assert isinstance(back, vmcoreinfo.VmcoreInfo)
+        assert (back.offset_in_file, back.note_paddr, back.raw, back.diagnostics) == (
+            vi.offset_in_file,
+            vi.note_paddr,
+            vi.raw,
+            vi.diagnostics,
+        )
+        for n in d.notes():
+            b = _roundtrip(n)
+            assert isinstance(b, vmcoreinfo.Note) and bytes(b.desc) == bytes(n.desc)
+        for x in [d.details(), d.details(pages=True), *vi.diagnostics]:
+            _roundtrip(x)
+    for i in vmcoreinfo.identify_many([ELF, NOVI, "/nonexistent"]):
+        b = _roundtrip(i)
+        assert isinstance(b, vmcoreinfo.Identity) and b.as_dict() == i.as_dict()
+    with vmcoreinfo.open(FIXTURES / "kdump" / "md-x86_64-zlib-d31.kdump") as k:
+        det = k.details(pages=True)
+        assert det.pages is not None and _roundtrip(det.pages) == det.pages
+        _roundtrip(det)
+
+
+def test_kernel_view_results_pickle(tmp_path: pathlib.Path) -> None:
+    from test_kview_log import log_guest
+
+    p, _ = log_guest(tmp_path, states={4: 0})
+    with vmcoreinfo.open(p) as d:
+        log = d.kernel_log()
+        lay = d.kernel_layout()
+    assert log and _roundtrip(log) == log
+    assert isinstance(_roundtrip(lay), vmcoreinfo.KernelLayout)
+    assert lay.arch == lay["arch"] == "x86_64" and lay.root == lay.as_dict()["root"]
+
+
+def test_a_scanned_texts_origin_survives_pickling() -> None:
+    with vmcoreinfo.open(ELF) as d:
+        found = d.scan_vmcoreinfo()
+    assert found
+    for v in found:
+        b = _roundtrip(v)
+        assert isinstance(b, vmcoreinfo.VmcoreInfo) and (b.note_paddr, b.offset_in_file) == (v.note_paddr, v.offset_in_file)
+
+
+def test_write_reports_are_frozen_records(tmp_path: pathlib.Path) -> None:
+    with vmcoreinfo.open(ELF) as d:
+        r = d.write_elf(tmp_path / "o.core", exclude_zero=True)
+        k = d.write_kdump(tmp_path / "o.kdump", "zstd")
+    assert isinstance(r, vmcoreinfo.WriteReport) and r.format == "elf" and r.exclude_zero is True
+    assert r.compression is None and "compression" not in r and r["exclude_zero"] is True
+    assert k.compression == "zstd" and k.flattened is False and "exclude_zero" not in k
+    assert r.file_bytes == (tmp_path / "o.core").stat().st_size == r["file_bytes"]
+    assert r.path == tmp_path / "o.core"
+    with pytest.raises(AttributeError):
+        r.pages = 0  # type: ignore[misc]
+    for x in (r, k):
+        _roundtrip(x)
+        assert dict(x) == x.as_dict() and list(x) == x.keys() and len(x) == len(x.keys())
+    assert all(isinstance(g, vmcoreinfo.WriteDiagnostic) for g in r.diagnostics)
+
+
+def test_details_is_a_frozen_record_that_reads_like_its_dict() -> None:
+    with vmcoreinfo.open(FIXTURES / "kdump" / "md-x86_64-zlib-d31.kdump") as d:
+        det = d.details(pages=True)
+    assert isinstance(det, vmcoreinfo.Details)
+    assert det.format == det["format"] == "kdump" and det.block_size == det["block_size"]
+    assert det.utsname is not None and det.utsname.machine == det["utsname"]["machine"]
+    assert det.phnum is None and "phnum" not in det and det.get("phnum", 7) == 7
+    assert "memory_declared_bytes" in det, "present even when None, as in the dict"
+    d2 = det.as_dict()
+    assert d2["phys_base"] == det.phys_base.as_dict() and d2["pages"]["dumped"] == det.pages.dumped  # type: ignore[union-attr]
+    with pytest.raises(KeyError):
+        det["phnum"]
+    with pytest.raises(AttributeError):
+        det.format = "elf"  # type: ignore[misc]
+
+
+def test_vmcoreinfo_equality_follows_mapping_semantics() -> None:
+    with vmcoreinfo.open(ELF) as d:
+        vi = d.vmcoreinfo
+    assert vi == dict(vi) and dict(vi) == vi, "a Mapping equals a dict with the same items"
+    assert vi != {**dict(vi), "EXTRA": "1"}
+    assert vi.__eq__(1) is NotImplemented and vi.__eq__("text") is NotImplemented
+    assert vi != 1 and vi != vi.raw
+    assert vi == vmcoreinfo.parse(vi.raw)

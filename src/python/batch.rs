@@ -2,12 +2,14 @@
 //! `Identity` values, in input order. Paths are pulled from the Python iterable a window at a
 //! time (never all at once) and identified on Rust threads; waiting for a result releases the GIL.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyIterator, PyString, PyTuple};
+use pyo3::IntoPyObjectExt;
 
 use crate::batch::{self, Batch, Next};
 use crate::dump::{Format, OpenOptions};
@@ -44,9 +46,9 @@ pub struct Identity {
     /// ``"elf"``, ``"kdump"``, ``"flattened-kdump"``, ``"lime"``, ``"raw"``; None if the file
     /// could not be opened as a dump.
     #[pyo3(get)]
-    format: Option<&'static str>,
+    format: Option<Cow<'static, str>>,
     #[pyo3(get)]
-    machine: Option<&'static str>,
+    machine: Option<Cow<'static, str>>,
     #[pyo3(get)]
     osrelease: Option<String>,
     #[pyo3(get)]
@@ -94,8 +96,8 @@ impl Identity {
         };
         Identity {
             path,
-            format: id.format.map(Format::name),
-            machine: id.machine,
+            format: id.format.map(|f| Cow::Borrowed(f.name())),
+            machine: id.machine.map(Cow::Borrowed),
             osrelease: id.osrelease,
             build_id: id.build_id,
             kernel_offset: id.kernel_offset,
@@ -132,12 +134,63 @@ impl Identity {
         Some((self.error_type.clone()?, self.error_message.clone().unwrap_or_default()))
     }
 
+    /// An ``Identity`` from its fields in ``FIELDS`` order (what unpickling calls).
+    #[new]
+    #[pyo3(signature = (path, format, machine, osrelease, build_id, kernel_offset, phys_base, page_size,
+        vmcoreinfo_offset, vmcoreinfo_size, note_paddr, error_type, error_message, error_offset))]
+    #[allow(clippy::too_many_arguments)]
+    fn py_new(
+        path: Py<PyString>,
+        format: Option<String>,
+        machine: Option<String>,
+        osrelease: Option<String>,
+        build_id: Option<String>,
+        kernel_offset: Option<u64>,
+        phys_base: Option<i64>,
+        page_size: Option<u64>,
+        vmcoreinfo_offset: Option<u64>,
+        vmcoreinfo_size: Option<u64>,
+        note_paddr: Option<u64>,
+        error_type: Option<String>,
+        error_message: Option<String>,
+        error_offset: Option<u64>,
+    ) -> Identity {
+        Identity {
+            path,
+            format: format.map(Cow::Owned),
+            machine: machine.map(Cow::Owned),
+            osrelease,
+            build_id,
+            kernel_offset,
+            phys_base,
+            page_size,
+            vmcoreinfo_offset,
+            vmcoreinfo_size,
+            note_paddr,
+            error_type,
+            error_message,
+            error_offset,
+        }
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        let values = slf.get().as_dict(slf.py())?.values();
+        Ok((slf.get_type().into_any(), PyTuple::new(slf.py(), values)?))
+    }
+
+    fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        match other.cast::<Identity>() {
+            Ok(o) => Ok(self.as_dict(py)?.eq(o.get().as_dict(py)?)?.into_bound_py_any(py)?.unbind()),
+            Err(_) => Ok(py.NotImplemented()),
+        }
+    }
+
     /// Every field in ``FIELDS`` order, as a new dict (JSON-ready: str, int or None).
     fn as_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         d.set_item(FIELDS[0], self.path.bind(py))?;
-        d.set_item(FIELDS[1], self.format)?;
-        d.set_item(FIELDS[2], self.machine)?;
+        d.set_item(FIELDS[1], &self.format)?;
+        d.set_item(FIELDS[2], &self.machine)?;
         d.set_item(FIELDS[3], &self.osrelease)?;
         d.set_item(FIELDS[4], &self.build_id)?;
         d.set_item(FIELDS[5], self.kernel_offset)?;
@@ -158,8 +211,8 @@ impl Identity {
             Some(t) => format!("<vmcoreinfo.Identity {p:?} {t}: {}>", self.error_message.as_deref().unwrap_or("")),
             None => format!(
                 "<vmcoreinfo.Identity {p:?} {} {} {}>",
-                self.format.unwrap_or("?"),
-                self.machine.unwrap_or("?"),
+                self.format.as_deref().unwrap_or("?"),
+                self.machine.as_deref().unwrap_or("?"),
                 self.osrelease.as_deref().unwrap_or("?")
             ),
         }

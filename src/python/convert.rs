@@ -7,11 +7,11 @@ use std::sync::Arc;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
+use super::records::WriteReport;
 use crate::dump::Dump as CoreDump;
 use crate::error::Error;
 use crate::write::elf::{write_elf, ElfOptions};
 use crate::write::kdump::{write_kdump, write_kdump_to, Compression, KdumpOptions};
-use super::records::WriteReport;
 use crate::write::Target;
 
 /// Run a writer with the GIL released, with the one progress policy of [`super::progress`]:

@@ -57,6 +57,40 @@ impl Note {
         self.desc_end - self.desc_start
     }
 
+    /// A note from its fields (what unpickling calls); ``desc`` is copied.
+    #[new]
+    fn py_new(name: String, r#type: u32, offset: u64, desc: &[u8]) -> Note {
+        Note {
+            name,
+            r#type,
+            offset,
+            is_windows_dump_header: crate::text::is_windows_dump_header(desc),
+            data: Arc::from(desc),
+            desc_start: 0,
+            desc_end: desc.len(),
+        }
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, pyo3::types::PyTuple>)> {
+        let n = slf.get();
+        let py = slf.py();
+        let args = (n.name.as_str(), n.r#type, n.offset, PyBytes::new(py, n.desc_bytes())).into_pyobject(py)?;
+        Ok((slf.get_type().into_any(), args))
+    }
+
+    fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> Py<PyAny> {
+        use pyo3::IntoPyObjectExt;
+        match other.cast::<Note>() {
+            Ok(o) => {
+                let o = o.get();
+                let eq = (o.name.as_str(), o.r#type, o.offset, o.desc_bytes())
+                    == (self.name.as_str(), self.r#type, self.offset, self.desc_bytes());
+                eq.into_py_any(py).unwrap_or_else(|_| py.NotImplemented())
+            }
+            Err(_) => py.NotImplemented(),
+        }
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "Note(name={:?}, type={}, offset={}, size={})",
@@ -65,6 +99,12 @@ impl Note {
             self.offset,
             self.desc_end - self.desc_start
         )
+    }
+}
+
+impl Note {
+    fn desc_bytes(&self) -> &[u8] {
+        &self.data[self.desc_start..self.desc_end]
     }
 }
 

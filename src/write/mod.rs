@@ -443,8 +443,7 @@ pub(crate) fn with_writer<R>(out: &Output<'_>, produce: impl FnOnce(&Writer) -> 
         let r = produce(&w);
         w.tx = None;
         drop(w);
-        let written =
-            handle.join().unwrap_or_else(|_| Err(Error::internal("the output writer panicked")));
+        let written = handle.join().unwrap_or_else(|_| Err(Error::internal("the output writer panicked")));
         match (r, written) {
             (_, Err(e)) => Err(e),
             (r, Ok(())) => r,
