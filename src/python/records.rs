@@ -82,6 +82,7 @@ macro_rules! record {
         impl $ty {
             #[new]
             #[pyo3(signature = ($($field),*))]
+            #[allow(clippy::too_many_arguments)]
             fn py_new($($field: $fty),*) -> Self {
                 $ty { $($field),* }
             }
