@@ -148,8 +148,8 @@ struct Shared {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A worker never panics while holding the lock (identify returns errors); if one did,
-        // the state is still consistent, so go on.
+        // A worker never panics while holding the lock (identify returns errors, and a panic in
+        // it is caught); if one did, the state is still consistent, so go on.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -333,9 +333,32 @@ fn take_run(s: &Shared, st: &mut State, run: &mut Vec<Job>) {
 
 fn identify_run(s: &Shared, run: &mut Vec<Job>, out: &mut Vec<Done>) {
     for (seq, path) in run.drain(..) {
-        let id = identify(&path, s.options);
+        let id = identify_caught(&path, s.options);
         out.push((seq, path, id));
     }
+}
+
+/// [`identify`], with a panic (a bug, on some input) turned into that file's `Internal` error:
+/// a thread that unwound would never store its results, and the consumer would wait for them
+/// forever (B7).
+fn identify_caught(path: &Path, options: OpenOptions) -> Identity {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        #[cfg(test)]
+        if path.file_name().is_some_and(|n| n == tests::PANIC_NAME) {
+            panic!("injected panic");
+        }
+        identify(path, options)
+    }));
+    r.unwrap_or_else(|payload| {
+        let why = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".to_owned());
+        let name: Arc<str> = Arc::from(path.to_string_lossy().as_ref());
+        let e = Error::internal(format!("identifying the file panicked: {why} (a bug: please report it)"));
+        Identity { error: Some(e.in_file(&name)), ..Identity::default() }
+    })
 }
 
 fn store(st: &mut State, out: &mut Vec<Done>) {
@@ -416,6 +439,30 @@ impl<I: Iterator<Item = PathBuf>> Iterator for IdentifyMany<I> {
 mod tests {
     use super::*;
     use crate::error::ErrorKind;
+
+    /// A file of this name makes `identify` panic (tests only).
+    pub(super) const PANIC_NAME: &str = "panic-injected.core";
+
+    #[test]
+    fn a_panicking_file_gets_an_internal_error_and_the_batch_goes_on() {
+        let good = fixture("x86_64-qemu-elf.core");
+        let bad = fixture(PANIC_NAME);
+        let paths: Vec<PathBuf> = (0..200).map(|i| if i % 7 == 3 { bad.clone() } else { good.clone() }).collect();
+        for threads in [1, 2, 4] {
+            let got: Vec<_> = identify_many(paths.clone(), threads, 16, OpenOptions::default()).collect();
+            assert_eq!(got.len(), paths.len(), "threads={threads}: every file gets a result");
+            for (i, (p, id)) in got.iter().enumerate() {
+                assert_eq!(p, &paths[i]);
+                if i % 7 == 3 {
+                    let e = id.error.as_ref().expect("the panic is an error");
+                    assert_eq!(e.kind, ErrorKind::Internal);
+                    assert!(e.message.contains("injected panic") && e.path.is_some(), "{e}");
+                } else {
+                    assert!(id.is_ok(), "{:?}", id.error);
+                }
+            }
+        }
+    }
 
     fn fixture(name: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)

@@ -2,6 +2,8 @@
 //!
 //! The Python layer maps every [`ErrorKind`] onto one exception class rooted at
 //! `vmcoreinfo.Error` (see `src/python/errors.rs`); I/O errors become `OSError` subclasses.
+//! Semantics never live in the message: cancellation is [`ErrorKind::Cancelled`], advice is a
+//! [`Hint`].
 
 use std::fmt;
 use std::sync::Arc;
@@ -72,6 +74,53 @@ pub enum ErrorKind {
     /// A kernel virtual address that the kernel's page tables (or the kernel-view layout)
     /// do not map.
     Unmapped,
+    /// The operation was cancelled by its caller (a progress callback returned `false`, or
+    /// Ctrl-C reached it); not an OS error.
+    Cancelled,
+    /// A failure of the library itself, not of the input: a helper thread that stopped or
+    /// panicked. Worth a bug report.
+    Internal,
+}
+
+/// Advice an error carries in a machine-readable form (the message still says it in words).
+/// Exposed to Python as `exc.hint` (its [`Hint::name`]), so that a caller (the CLI) can give
+/// the advice in its own terms without matching the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Hint {
+    /// No known signature: a raw physical memory image has none, open it with `format="raw"`.
+    UseRawFormat,
+    /// No VMCOREINFO note in the dump, but guest memory may hold one: scan for it
+    /// (`scan_vmcoreinfo()`, CLI `vmcoreinfo scan DUMP`).
+    ScanForNote,
+}
+
+impl Hint {
+    /// Every hint (exposed to Python as `_native.HINTS`, name to advice).
+    pub const ALL: [Hint; 2] = [Hint::UseRawFormat, Hint::ScanForNote];
+
+    /// A stable, machine-readable name (exposed to Python as `exc.hint`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Hint::UseRawFormat => "use-raw-format",
+            Hint::ScanForNote => "scan-for-note",
+        }
+    }
+
+    /// The advice in the library's words, as the message of an error with this hint ends
+    /// (a caller that words it otherwise replaces exactly this text).
+    pub fn advice(self) -> &'static str {
+        match self {
+            Hint::UseRawFormat => " (a raw physical memory image has none: open it with format=\"raw\")",
+            Hint::ScanForNote => {
+                ". QEMU writes a VMCOREINFO note only when the guest ran with `-device vmcoreinfo` and \
+                 the guest kernel's `qemu_fw_cfg` driver (CONFIG_FW_CFG_SYSFS) was loaded before the dump, \
+                 so that it could register its note through fw_cfg `etc/vmcoreinfo`. The guest's memory \
+                 may still hold the note: `scan_vmcoreinfo()` (CLI: `vmcoreinfo scan DUMP`) looks for it \
+                 page by page"
+            }
+        }
+    }
 }
 
 /// Where an error is: what kind of position its number is.
@@ -128,6 +177,8 @@ pub struct Error {
     pub message: String,
     /// The file, filled in by the layer that opened it.
     pub path: Option<Arc<str>>,
+    /// Advice for the caller, machine-readable (the message words it too).
+    pub hint: Option<Hint>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -139,7 +190,7 @@ impl Error {
     }
     /// An error at any kind of location.
     pub fn at(kind: ErrorKind, location: Option<Location>, message: impl Into<String>) -> Self {
-        Error { kind, location, message: message.into(), path: None }
+        Error { kind, location, message: message.into(), path: None, hint: None }
     }
     pub fn format(offset: u64, message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Format, Some(offset), message)
@@ -172,6 +223,21 @@ impl Error {
     }
     pub fn io(err: &std::io::Error, offset: Option<u64>, what: &str) -> Self {
         Self::new(ErrorKind::Io { errno: err.raw_os_error() }, offset, format!("{what}: {err}"))
+    }
+    /// The operation was cancelled by its caller.
+    pub fn cancelled(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Cancelled, None, message)
+    }
+    /// A failure of the library itself (a helper thread that stopped or panicked).
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, None, message)
+    }
+
+    /// An error whose message is `fact` followed by `hint`'s advice, with the hint attached.
+    pub fn hinted(kind: ErrorKind, offset: Option<u64>, fact: &str, hint: Hint) -> Self {
+        let mut e = Self::new(kind, offset, format!("{fact}{}", hint.advice()));
+        e.hint = Some(hint);
+        e
     }
 
     /// Attach the file name unless one is already attached.
@@ -274,6 +340,16 @@ mod tests {
         assert_eq!(Error::format(u64::MAX, "x").in_text().shifted(100).offset(), Some(u64::MAX));
         assert_eq!(Error::absent(7, "x").offset(), None);
         assert_eq!(Error::unmapped(0xffff_8880_0000_0000, "x").address(), Some(0xffff_8880_0000_0000));
+    }
+
+    #[test]
+    fn hints_and_kinds_are_typed() {
+        let e = Error::hinted(ErrorKind::Format, Some(0), "no signature", Hint::UseRawFormat);
+        assert_eq!(e.hint.map(Hint::name), Some("use-raw-format"));
+        assert_eq!(e.to_string(), format!("offset 0 (0x0): no signature{}", Hint::UseRawFormat.advice()));
+        assert_eq!(Error::cancelled("stop").kind, ErrorKind::Cancelled);
+        assert_eq!(Error::internal("oops").kind, ErrorKind::Internal);
+        assert_eq!(Hint::UseRawFormat.name(), "use-raw-format");
     }
 
     #[test]

@@ -15,6 +15,7 @@
 pub mod avml;
 pub mod batch;
 pub mod bitness;
+pub mod details;
 pub mod dump;
 pub mod elf;
 pub mod error;
@@ -41,4 +42,4 @@ pub mod write;
 #[allow(unsafe_code)]
 mod python;
 
-pub use error::{Error, ErrorKind, Location, Result, Rule};
+pub use error::{Error, ErrorKind, Hint, Location, Result, Rule};

@@ -409,6 +409,10 @@ def test_bench_corpus_columns_come_from_the_schema() -> None:
 
 
 def test_typing_names_are_public() -> None:
-    for name in ("FormatName", "ByteOrder", "ElfTails", "LocationKind", "Details", "PhysBaseDetails", "ScanDetails"):
+    for name in ("FormatName", "ByteOrder", "ElfTails", "LocationKind", "DetailsDict"):
         assert name in vmcoreinfo.__all__
         assert getattr(vmcoreinfo, name) is getattr(_types, name)
+    # The result classes of details() are the native ones, not the TypedDicts of their as_dict().
+    for name in ("Details", "PhysBaseDetails", "ScanDetails", "UtsnameDetails", "PageCountDetails", "PageCodecDetails"):
+        assert name in vmcoreinfo.__all__
+        assert getattr(vmcoreinfo, name) is getattr(vmcoreinfo._native, name)

@@ -23,10 +23,12 @@ from ._batch import IdentifyIter, Identity, identify_many
 from ._errors import (
     AbsentMemoryError,
     BitnessError,
+    CancelledError,
     ClosedError,
     DecompressError,
     Error,
     FormatError,
+    InternalError,
     LimitError,
     NoteRuleError,
     NoVmcoreinfoError,
@@ -38,31 +40,36 @@ from ._native import (
     FORMATS,
     MAX_GUEST_NOTE_SIZE,
     MAX_READ_PHYS,
+    Details,
     Diagnostic,
     Dump,
     FwCfgDevice,
     FwCfgEntry,
+    KernelLayout,
     KernelSymbols,
     LogRecord,
     Note,
-    VmcoreInfo,
-    check_guest_note,
-    parse,
-)
-from ._native import open as open
-
-# The typed shapes of results, for annotating code that uses them (defined in _types).
-from ._types import (
-    ByteOrder,
-    Details,
-    ElfTails,
-    FormatName,
-    LocationKind,
     PageCodecDetails,
     PageCountDetails,
     PhysBaseDetails,
     ScanDetails,
     UtsnameDetails,
+    VmcoreInfo,
+    WriteDiagnostic,
+    WriteReport,
+    check_guest_note,
+    parse,
+)
+from ._native import open as open
+
+# The typed shapes of values, for annotating code that uses them (defined in _types); the
+# result classes (Details, PhysBaseDetails, ...) are the native ones above.
+from ._types import (
+    ByteOrder,
+    DetailsDict,
+    ElfTails,
+    FormatName,
+    LocationKind,
 )
 
 _Mapping.register(VmcoreInfo)
@@ -114,6 +121,15 @@ __all__ = [
     "KernelSymbols",
     "VmcoreInfo",
     "Diagnostic",
+    "Details",
+    "PhysBaseDetails",
+    "ScanDetails",
+    "UtsnameDetails",
+    "PageCountDetails",
+    "PageCodecDetails",
+    "KernelLayout",
+    "WriteReport",
+    "WriteDiagnostic",
     "FwCfgEntry",
     "FwCfgDevice",
     "check_guest_note",
@@ -130,18 +146,15 @@ __all__ = [
     "AbsentMemoryError",
     "UnmappedError",
     "ClosedError",
+    "CancelledError",
+    "InternalError",
     "sample_path",
-    # typing: Literal aliases and TypedDicts (vmcoreinfo._types)
+    # typing: Literal aliases and the TypedDict of Details.as_dict() (vmcoreinfo._types)
     "FormatName",
     "ByteOrder",
     "ElfTails",
     "LocationKind",
-    "Details",
-    "PhysBaseDetails",
-    "ScanDetails",
-    "UtsnameDetails",
-    "PageCountDetails",
-    "PageCodecDetails",
+    "DetailsDict",
 ]
 
 

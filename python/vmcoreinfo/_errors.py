@@ -1,5 +1,18 @@
 """The exception hierarchy. Every error names the file (``path``) and where in it: a byte offset
-(``offset``) or an address (``address``), with ``location`` saying which kind."""
+(``offset``) or an address (``address``), with ``location`` saying which kind, and may carry
+machine-readable advice (``hint``).
+
+The native layer builds them by keyword (``Error(message, path=..., offset=...)``), so the
+attributes are a named contract, not a positional one. They pickle with every attribute
+(``BaseException.__reduce__`` carries ``args`` and ``__dict__``).
+
+OS errors stay built-in ``OSError`` subclasses (``FileNotFoundError``, ...) with two attributes
+added: ``offset`` (the file offset the failed read or write concerned, or None) and ``path``
+(the file, as ``filename`` also says).
+
+For a file name that is not valid UTF-8, ``path`` (and the message) name the file with the
+undecodable bytes replaced by U+FFFD; ``Dump.path`` keeps the exact name (``os.fsencode`` of it
+gives the bytes back)."""
 
 from __future__ import annotations
 
@@ -18,6 +31,8 @@ __all__ = [
     "AbsentMemoryError",
     "ClosedError",
     "UnmappedError",
+    "CancelledError",
+    "InternalError",
 ]
 
 
@@ -39,16 +54,24 @@ class Error(Exception):
         address: the guest-physical or kernel-virtual address concerned, else None (for
             :class:`AbsentMemoryError`, the first absent physical address).
         rule: for rule violations, the rule's stable name (for example ``"descsz-too-large"``).
+        hint: machine-readable advice, or None: ``"use-raw-format"`` (the file has no known
+            signature; a raw memory image must be opened with ``format="raw"``) or
+            ``"scan-for-note"`` (the dump holds no VMCOREINFO note, but guest memory may: see
+            ``Dump.scan_vmcoreinfo()``). The message ends with the same advice in words
+            (``vmcoreinfo._native.HINTS`` maps each name to that text), so a program that words
+            it otherwise (the CLI) replaces exactly that text instead of matching the message.
     """
 
     def __init__(
         self,
         message: str,
+        *,
         path: str | None = None,
         offset: int | None = None,
         rule: str | None = None,
         address: int | None = None,
         location: LocationKind | None = None,
+        hint: str | None = None,
     ):
         super().__init__(message)
         self.message = message
@@ -57,6 +80,7 @@ class Error(Exception):
         self.rule = rule
         self.address = address
         self.location: LocationKind | None = location
+        self.hint = hint
 
 
 class FormatError(Error, ValueError):
@@ -101,3 +125,14 @@ class UnmappedError(Error, LookupError):
 
 class ClosedError(Error, ValueError):
     """The dump was closed."""
+
+
+class CancelledError(Error):
+    """The operation was cancelled: its ``progress`` callback returned ``False``. Not an
+    ``OSError`` and not a ``KeyboardInterrupt`` (Ctrl-C during an operation raises
+    ``KeyboardInterrupt`` itself); a cancelled write leaves no output file."""
+
+
+class InternalError(Error, RuntimeError):
+    """A failure of the library itself, not of the input (a helper thread stopped or
+    panicked); worth a bug report."""

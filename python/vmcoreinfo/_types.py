@@ -58,8 +58,9 @@ class PageCodecDetails(TypedDict):
     invalid: int
 
 
-class Details(TypedDict, total=False):
-    """``Dump.details()``: the keys present depend on the format (ELF, kdump, LiME, ...)."""
+class DetailsDict(TypedDict, total=False):
+    """``Dump.details().as_dict()`` (and what ``details()`` returned before it became the frozen
+    class ``vmcoreinfo.Details``): the keys present depend on the format (ELF, kdump, LiME, ...)."""
 
     format: FormatName
     machine: str
@@ -97,3 +98,7 @@ class Details(TypedDict, total=False):
     anomalies: list[str]
     pages: PageCountDetails
     page_codecs: PageCodecDetails
+
+
+Details = DetailsDict
+"""The former name of :class:`DetailsDict` (``details()`` returns ``vmcoreinfo.Details`` now)."""

@@ -19,10 +19,10 @@ from typing import IO, Any
 
 import vmcoreinfo
 
-from . import _batch, _convert_cli, _kview_cli
+from . import _batch, _convert_cli, _kview_cli, _native
 from ._cli_common import DUMP_OPTIONS, JSON_OPTIONS, MEMORY_IMAGES, PROGRESS_OPTIONS, ExitCode, ProgressLine
 from ._errors import Error, NoVmcoreinfoError
-from ._types import Details, FormatName
+from ._types import DetailsDict, FormatName
 
 SUMMARY_KEYS = ("osrelease", "build_id", "page_size", "kernel_offset", "phys_base", "crashtime")
 
@@ -84,6 +84,17 @@ def _file_hint(path: str) -> str | None:
     return None
 
 
+_CLI_HINTS = {
+    "use-raw-format": " (a raw physical memory image has none: use --format raw)",
+    "scan-for-note": (
+        ". QEMU writes one only for a guest run with `-device vmcoreinfo` whose kernel had loaded the "
+        "`qemu_fw_cfg` driver (CONFIG_FW_CFG_SYSFS) before the dump. The guest's memory may still hold "
+        "the note: `vmcoreinfo scan {path}` looks for it page by page"
+    ),
+}
+"""How the command line words each error hint (``exc.hint``)."""
+
+
 def describe(e: BaseException, path: str | None = None) -> str:
     """One line for an error, without the file name (the caller prints it once) and with the
     command line's own hints (``--format raw``, not ``format="raw"``)."""
@@ -95,10 +106,11 @@ def describe(e: BaseException, path: str | None = None) -> str:
         msg = e.message  # "PATH: offset N (0x..): what [rule r]" as the core words it
         if e.path and msg.startswith(f"{e.path}: "):
             msg = msg[len(e.path) + 2 :]
-        msg = msg.replace('open it with format="raw"', "use --format raw").replace(
-            "`scan_vmcoreinfo()` (CLI: `vmcoreinfo scan DUMP`)", f"`vmcoreinfo scan {path or 'DUMP'}`"
-        )
-        if path and isinstance(e, vmcoreinfo.FormatError) and e.offset == 0 and "signature" in msg:
+        # The advice in the command line's own terms, chosen by the error's machine-readable
+        # hint and put in place of the library's wording of it (whatever that wording is).
+        if e.hint in _CLI_HINTS:
+            msg = msg.replace(_native.HINTS[e.hint], _CLI_HINTS[e.hint].format(path=path or "DUMP"))
+        if path and isinstance(e, vmcoreinfo.FormatError) and e.offset == 0:
             hint = _file_hint(path)
             if hint:
                 msg = f"not a dump: {hint}"
@@ -176,7 +188,7 @@ class VmcoreinfoSummary:
 class VerboseSummary:
     """What ``show -v`` adds."""
 
-    details: Details
+    details: DetailsDict
     vmcoreinfo: dict[str, str]
     memory_ranges: tuple[tuple[int, int], ...]
     notes: tuple[NoteSummary, ...]
@@ -280,7 +292,7 @@ def summarize(path: str, *, verbose: bool = False, format: FormatName | None = N
         more = None
         if verbose:
             more = VerboseSummary(
-                details=det,
+                details=det.as_dict(),
                 vmcoreinfo=dict(vi),
                 memory_ranges=tuple(dump.memory_ranges()),
                 notes=tuple(NoteSummary.of(n) for n in dump.notes()),

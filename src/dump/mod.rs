@@ -48,12 +48,6 @@ pub struct Dump {
     mapped: OnceLock<Option<Arc<MmapSource>>>,
 }
 
-const NO_VMCOREINFO_HELP: &str = "QEMU writes a VMCOREINFO note only when the guest ran with \
-`-device vmcoreinfo` and the guest kernel's `qemu_fw_cfg` driver (CONFIG_FW_CFG_SYSFS) was loaded \
-before the dump, so that it could register its note through fw_cfg `etc/vmcoreinfo`. The guest's \
-memory may still hold the note: `scan_vmcoreinfo()` (CLI: `vmcoreinfo scan DUMP`) looks for it \
-page by page";
-
 impl Dump {
     /// Open a dump file: reads the headers and the note segment, nothing else.
     pub fn open(path: &Path, options: OpenOptions) -> Result<Dump> {
@@ -230,8 +224,8 @@ impl Dump {
         }
         // The offset names where we looked: the (first) note segment, or 0 when there is none.
         let at = self.note_segments().first().map_or(0, |s| s.file_offset);
-        let msg = format!("the dump has no VMCOREINFO note. {NO_VMCOREINFO_HELP}");
-        Err(Error::new(ErrorKind::NoVmcoreinfo, Some(at), msg))
+        let hint = crate::error::Hint::ScanForNote;
+        Err(Error::hinted(ErrorKind::NoVmcoreinfo, Some(at), "the dump has no VMCOREINFO note", hint))
     }
 
     /// Read the guest note that a fw_cfg `etc/vmcoreinfo` entry points at, with QEMU's intake
@@ -354,10 +348,19 @@ impl Dump {
     /// progress, then cached (a scan that fails with an OS error is not cached, so the next call
     /// retries). Other formats may call it too; it then scans in the dump's byte order.
     pub fn image_scan(&self) -> Result<Arc<ImageScan>> {
+        self.image_scan_with(&mut |_, _| true)
+    }
+
+    /// [`Dump::image_scan`] with `progress(done, total)` after each chunk; `false` cancels it
+    /// (a `Cancelled` error, and nothing is cached).
+    pub fn image_scan_with(&self, progress: &mut dyn FnMut(u64, u64) -> bool) -> Result<Arc<ImageScan>> {
         if let Some(s) = self.image.get() {
             return Ok(s.clone());
         }
-        let report = scan::scan(self, self.scan_order(), u64::from(self.options.max_note_size), &mut |_, _| true)?;
+        let report = scan::scan(self, self.scan_order(), u64::from(self.options.max_note_size), progress)?;
+        if report.cancelled {
+            return Err(Error::cancelled("the scan of guest memory was cancelled"));
+        }
         self.check_mapping()?;
         let s = Arc::new(image::from_report(self, report));
         Ok(self.image.get_or_init(|| s).clone())

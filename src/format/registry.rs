@@ -149,10 +149,11 @@ pub fn detect(head: &[u8]) -> Option<Format> {
 pub fn choose(requested: Option<Format>, detected: Option<Format>) -> Result<Format> {
     let Some(want) = requested else {
         return detected.ok_or_else(|| {
-            Error::format(
-                0,
-                "not a dump this library detects: no ELF, KDUMP, makedumpfile, LiME or AVML signature at offset 0 \
-                 (a raw physical memory image has none: open it with format=\"raw\")",
+            Error::hinted(
+                crate::error::ErrorKind::Format,
+                Some(0),
+                "not a dump this library detects: no ELF, KDUMP, makedumpfile, LiME or AVML signature at offset 0",
+                crate::error::Hint::UseRawFormat,
             )
         });
     };

@@ -2,19 +2,22 @@
 //! `Identity` values, in input order. Paths are pulled from the Python iterable a window at a
 //! time (never all at once) and identified on Rust threads; waiting for a result releases the GIL.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyIterator, PyString, PyTuple};
+use pyo3::types::{PyDict, PyIterator, PyString, PyTuple};
+use pyo3::IntoPyObjectExt;
 
 use crate::batch::{self, Batch, Next};
 use crate::dump::{Format, OpenOptions};
 
-/// The progress callback is called at most this often (and once at the end).
-const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+/// The most threads `identify_many` accepts (more is a mistake, not a machine).
+pub const MAX_THREADS: usize = 1024;
+/// The largest window (files in flight) `identify_many` accepts.
+pub const MAX_WINDOW: usize = 1 << 20;
 
 /// Field names, in the order `as_dict()`, CSV and Parquet output use.
 const FIELDS: [&str; 14] = [
@@ -43,9 +46,9 @@ pub struct Identity {
     /// ``"elf"``, ``"kdump"``, ``"flattened-kdump"``, ``"lime"``, ``"raw"``; None if the file
     /// could not be opened as a dump.
     #[pyo3(get)]
-    format: Option<&'static str>,
+    format: Option<Cow<'static, str>>,
     #[pyo3(get)]
-    machine: Option<&'static str>,
+    machine: Option<Cow<'static, str>>,
     #[pyo3(get)]
     osrelease: Option<String>,
     #[pyo3(get)]
@@ -93,8 +96,8 @@ impl Identity {
         };
         Identity {
             path,
-            format: id.format.map(Format::name),
-            machine: id.machine,
+            format: id.format.map(|f| Cow::Borrowed(f.name())),
+            machine: id.machine.map(Cow::Borrowed),
             osrelease: id.osrelease,
             build_id: id.build_id,
             kernel_offset: id.kernel_offset,
@@ -131,12 +134,63 @@ impl Identity {
         Some((self.error_type.clone()?, self.error_message.clone().unwrap_or_default()))
     }
 
+    /// An ``Identity`` from its fields in ``FIELDS`` order (what unpickling calls).
+    #[new]
+    #[pyo3(signature = (path, format, machine, osrelease, build_id, kernel_offset, phys_base, page_size,
+        vmcoreinfo_offset, vmcoreinfo_size, note_paddr, error_type, error_message, error_offset))]
+    #[allow(clippy::too_many_arguments)]
+    fn py_new(
+        path: Py<PyString>,
+        format: Option<String>,
+        machine: Option<String>,
+        osrelease: Option<String>,
+        build_id: Option<String>,
+        kernel_offset: Option<u64>,
+        phys_base: Option<i64>,
+        page_size: Option<u64>,
+        vmcoreinfo_offset: Option<u64>,
+        vmcoreinfo_size: Option<u64>,
+        note_paddr: Option<u64>,
+        error_type: Option<String>,
+        error_message: Option<String>,
+        error_offset: Option<u64>,
+    ) -> Identity {
+        Identity {
+            path,
+            format: format.map(Cow::Owned),
+            machine: machine.map(Cow::Owned),
+            osrelease,
+            build_id,
+            kernel_offset,
+            phys_base,
+            page_size,
+            vmcoreinfo_offset,
+            vmcoreinfo_size,
+            note_paddr,
+            error_type,
+            error_message,
+            error_offset,
+        }
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        let values = slf.get().as_dict(slf.py())?.values();
+        Ok((slf.get_type().into_any(), PyTuple::new(slf.py(), values)?))
+    }
+
+    fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        match other.cast::<Identity>() {
+            Ok(o) => Ok(self.as_dict(py)?.eq(o.get().as_dict(py)?)?.into_bound_py_any(py)?.unbind()),
+            Err(_) => Ok(py.NotImplemented()),
+        }
+    }
+
     /// Every field in ``FIELDS`` order, as a new dict (JSON-ready: str, int or None).
     fn as_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         d.set_item(FIELDS[0], self.path.bind(py))?;
-        d.set_item(FIELDS[1], self.format)?;
-        d.set_item(FIELDS[2], self.machine)?;
+        d.set_item(FIELDS[1], &self.format)?;
+        d.set_item(FIELDS[2], &self.machine)?;
         d.set_item(FIELDS[3], &self.osrelease)?;
         d.set_item(FIELDS[4], &self.build_id)?;
         d.set_item(FIELDS[5], self.kernel_offset)?;
@@ -157,8 +211,8 @@ impl Identity {
             Some(t) => format!("<vmcoreinfo.Identity {p:?} {t}: {}>", self.error_message.as_deref().unwrap_or("")),
             None => format!(
                 "<vmcoreinfo.Identity {p:?} {} {} {}>",
-                self.format.unwrap_or("?"),
-                self.machine.unwrap_or("?"),
+                self.format.as_deref().unwrap_or("?"),
+                self.machine.as_deref().unwrap_or("?"),
                 self.osrelease.as_deref().unwrap_or("?")
             ),
         }
@@ -185,44 +239,19 @@ pub struct IdentifyIter {
     /// Input paths in flight, in order (one per job the batch holds).
     paths: VecDeque<Py<PyString>>,
     window: usize,
-    fspath: Py<PyAny>,
-    fsencode: Py<PyAny>,
-    fsdecode: Py<PyAny>,
-    progress: Option<Py<PyAny>>,
+    progress: Option<super::progress::Progress>,
     total: Option<u64>,
     done: u64,
-    last_report: Instant,
+    /// What stopped the batch at the last result's report (raised by the next `__next__`, so
+    /// that the result the callback was told about is still yielded).
+    stopped: Option<PyErr>,
 }
 
 impl IdentifyIter {
-    /// `os.fspath(obj)` as (the str for results, the path for the core).
-    fn to_path(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<(Py<PyString>, PathBuf)> {
-        use std::os::unix::ffi::OsStrExt;
-        let p = match obj.cast::<PyString>() {
-            Ok(s) => s.clone(),
-            Err(_) => {
-                let f = self.fspath.bind(py).call1((obj,)).map_err(|_| {
-                    PyTypeError::new_err(format!(
-                        "identify_many: expected a path (str, bytes or os.PathLike), got {}",
-                        obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
-                    ))
-                })?;
-                if let Ok(b) = f.cast::<PyBytes>() {
-                    let s = self.fsdecode.bind(py).call1((b,))?.cast_into::<PyString>()?;
-                    return Ok((s.unbind(), PathBuf::from(std::ffi::OsStr::from_bytes(b.as_bytes()))));
-                }
-                f.cast_into::<PyString>()?
-            }
-        };
-        let pb = match p.to_str() {
-            Ok(s) => PathBuf::from(s),
-            // Not valid UTF-8 (surrogateescape'd file names): the bytes os.fsencode gives.
-            Err(_) => {
-                let b = self.fsencode.bind(py).call1((&p,))?.cast_into::<PyBytes>()?;
-                PathBuf::from(std::ffi::OsStr::from_bytes(b.as_bytes()))
-            }
-        };
-        Ok((p.unbind(), pb))
+    /// The str for results and the path for the core (see [`super::paths`]).
+    fn to_path(&self, obj: &Bound<'_, PyAny>) -> PyResult<(Py<PyString>, PathBuf)> {
+        let p = super::paths::PyPath::extract(obj, "identify_many")?;
+        Ok((p.name, p.path))
     }
 
     /// Keep the workers busy: when half the window or less is in flight, pull paths to fill it.
@@ -247,7 +276,7 @@ impl IdentifyIter {
                     failed = Some(e);
                     break;
                 }
-                Some(Ok(obj)) => match self.to_path(py, &obj) {
+                Some(Ok(obj)) => match self.to_path(&obj) {
                     Ok((s, pb)) => {
                         self.paths.push_back(s);
                         chunk.push(pb);
@@ -270,33 +299,24 @@ impl IdentifyIter {
         Ok(())
     }
 
-    /// Stop: no more paths are pulled, jobs not started are dropped, the workers are joined.
+    /// Stop: no more paths are pulled and jobs not started are dropped; the workers end after
+    /// their current run, unwaited for (`close()` waits for them).
     fn stop(&mut self) {
         self.source = None;
         self.batch = None;
         self.paths.clear();
     }
 
-    /// Call the progress callback (at most every PROGRESS_EVERY, and when `last`); `False` from
-    /// it stops the batch.
+    /// Report progress (see [`super::progress`]: at most every 100 ms, and when `last`);
+    /// `False` from the callback stops the batch and raises `CancelledError` (after the result
+    /// just reported is yielded).
     fn report(&mut self, py: Python<'_>, last: bool) -> PyResult<()> {
-        let Some(cb) = &self.progress else { return Ok(()) };
-        if !last && self.last_report.elapsed() < PROGRESS_EVERY {
-            return Ok(());
+        let Some(p) = &mut self.progress else { return Ok(()) };
+        let r = p.call(py, self.done, self.total, last);
+        if r.is_err() {
+            self.stop();
         }
-        self.last_report = Instant::now();
-        let r = cb.call1(py, (self.done, self.total));
-        match r {
-            Ok(v) if v.bind(py).is(&*PyBool::new(py, false)) => {
-                self.stop();
-                Ok(())
-            }
-            Ok(_) => Ok(()),
-            Err(e) => {
-                self.stop();
-                Err(e)
-            }
-        }
+        r
     }
 }
 
@@ -307,6 +327,9 @@ impl IdentifyIter {
     }
 
     fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, Identity>>> {
+        if let Some(e) = self.stopped.take() {
+            return Err(e);
+        }
         self.refill(py)?;
         let Some(batch) = &self.batch else { return Ok(None) };
         let stretch = self.window / 2;
@@ -330,7 +353,9 @@ impl IdentifyIter {
         self.done += 1;
         let out = Bound::new(py, Identity::new(py, path, id))?;
         untrack(&out);
-        self.report(py, false)?;
+        if let Err(e) = self.report(py, false) {
+            self.stopped = Some(e);
+        }
         Ok(Some(out))
     }
 
@@ -339,6 +364,7 @@ impl IdentifyIter {
     fn close(&mut self, py: Python<'_>) {
         let batch = self.batch.take();
         self.stop();
+        self.stopped = None;
         if let Some(b) = batch {
             py.detach(|| b.join());
         }
@@ -351,27 +377,36 @@ impl IdentifyIter {
     }
 }
 
+/// An int argument in `1..=max`: `ValueError` otherwise (however large: never an
+/// `OverflowError`, a panic or an allocation that aborts); `TypeError` for a non-int.
+fn bounded(obj: &Bound<'_, PyAny>, name: &str, max: usize, none: &str) -> PyResult<usize> {
+    let out_of_range = || PyValueError::new_err(format!("{name} must be between 1 and {max}{none}"));
+    let n: i64 = match obj.extract() {
+        Ok(n) => n,
+        Err(e) if e.is_instance_of::<pyo3::exceptions::PyOverflowError>(obj.py()) => return Err(out_of_range()),
+        Err(e) => return Err(e),
+    };
+    usize::try_from(n).ok().filter(|n| (1..=max).contains(n)).ok_or_else(out_of_range)
+}
+
 /// The native side of ``vmcoreinfo.identify_many`` (which documents it).
 #[pyfunction]
 #[pyo3(signature = (paths, threads = None, progress = None, format = None, window = None, total = None))]
 pub fn identify_many(
-    py: Python<'_>,
     paths: &Bound<'_, PyAny>,
-    threads: Option<usize>,
+    threads: Option<&Bound<'_, PyAny>>,
     progress: Option<Py<PyAny>>,
     format: Option<&str>,
-    window: Option<usize>,
+    window: Option<&Bound<'_, PyAny>>,
     total: Option<u64>,
 ) -> PyResult<IdentifyIter> {
     let threads = match threads {
-        None => batch::default_threads(),
-        Some(0) => return Err(PyValueError::new_err("threads must be at least 1 (None: one per CPU)")),
-        Some(n) => n,
+        None => batch::default_threads().min(MAX_THREADS),
+        Some(n) => bounded(n, "threads", MAX_THREADS, " (None: one per CPU)")?,
     };
     let window = match window {
         None => 64 * threads + 64,
-        Some(0) => return Err(PyValueError::new_err("window must be at least 1")),
-        Some(n) => n,
+        Some(n) => bounded(n, "window", MAX_WINDOW, "")?,
     };
     let format = match format {
         None => None,
@@ -384,18 +419,14 @@ pub fn identify_many(
         },
     };
     let options = OpenOptions { format, ..OpenOptions::default() };
-    let os = py.import("os")?;
     Ok(IdentifyIter {
         source: Some(paths.try_iter()?.unbind()),
         batch: Some(Batch::new(threads, options)),
         paths: VecDeque::with_capacity(window),
         window,
-        fspath: os.getattr("fspath")?.unbind(),
-        fsencode: os.getattr("fsencode")?.unbind(),
-        fsdecode: os.getattr("fsdecode")?.unbind(),
-        progress,
+        progress: progress.map(|cb| super::progress::Progress::new(Some(cb), None)),
         total,
         done: 0,
-        last_report: Instant::now(),
+        stopped: None,
     })
 }

@@ -3,109 +3,51 @@
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
 
+use super::records::WriteReport;
 use crate::dump::Dump as CoreDump;
 use crate::error::Error;
 use crate::write::elf::{write_elf, ElfOptions};
 use crate::write::kdump::{write_kdump, write_kdump_to, Compression, KdumpOptions};
-use crate::write::{Target, VmcoreinfoSource, WriteReport};
+use crate::write::Target;
 
-/// The GIL is taken back at most this often while writing: for the progress callback and to let
-/// Ctrl-C (KeyboardInterrupt) through.
-const ATTACH_EVERY: Duration = Duration::from_millis(250);
-
-/// Run a writer with the GIL released. `progress(done, total)` (bytes of guest memory) is called
-/// at most every [`ATTACH_EVERY`] and at the end; an exception it raises, or a pending signal
-/// (Ctrl-C), stops the write, removes the partial output and propagates.
+/// Run a writer with the GIL released, with the one progress policy of [`super::progress`]:
+/// `progress(done, total)` (bytes of guest memory) at most every 100 ms and at the end;
+/// returning `False` cancels (`CancelledError`), an exception it raises or a pending signal
+/// (Ctrl-C) stops the write; either way the partial output is removed.
 fn run(
     py: Python<'_>,
     dump: &CoreDump,
     progress: Option<Py<PyAny>>,
-    write: impl FnOnce(&mut dyn FnMut(u64, u64) -> bool) -> crate::error::Result<WriteReport> + Send,
-) -> PyResult<WriteReport> {
-    let mut cb_err: Option<PyErr> = None;
-    let mut last: Option<Instant> = None;
-    let result = py.detach(|| {
-        let mut tick = |done: u64, total: u64| {
-            let now = Instant::now();
-            if done < total && last.is_some_and(|l| now.duration_since(l) < ATTACH_EVERY) {
-                return true;
-            }
-            last = Some(now);
-            Python::attach(|py| {
-                let r = py.check_signals().and_then(|()| match &progress {
-                    Some(cb) => cb.call1(py, (done, total)).map(drop),
-                    None => Ok(()),
-                });
-                match r {
-                    Ok(()) => true,
-                    Err(e) => {
-                        cb_err = Some(e);
-                        false
-                    }
-                }
-            })
-        };
-        write(&mut tick)
-    });
-    match (result, cb_err) {
-        (Err(e), Some(py_err)) if crate::write::is_cancelled(&e) => Err(py_err),
-        (r, _) => r.map_err(|e: Error| e.in_file(dump.path()).into()),
-    }
+    write: impl FnOnce(&mut dyn FnMut(u64, u64) -> bool) -> crate::error::Result<crate::write::WriteReport> + Send,
+) -> PyResult<crate::write::WriteReport> {
+    let mut p = super::progress::Progress::new(progress, Some(dump.path().clone()));
+    let result = py.detach(|| write(&mut |done, total| p.tick(done, total)));
+    p.finish(result, dump.path())
 }
 
-fn report_dict<'py>(py: Python<'py>, format: &str, path: &PathBuf, r: &WriteReport) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("format", format)?;
-    d.set_item("path", path)?;
-    d.set_item("vmcoreinfo", r.vmcoreinfo.name())?;
-    d.set_item("vmcoreinfo_paddr", if let VmcoreinfoSource::Scan { paddr } = r.vmcoreinfo { Some(paddr) } else { None })?;
-    let diags = r
-        .diagnostics
-        .iter()
-        .map(|x| {
-            let e = PyDict::new(py);
-            e.set_item("code", x.code)?;
-            e.set_item("message", &x.message)?;
-            Ok(e)
-        })
-        .collect::<PyResult<Vec<_>>>()?;
-    d.set_item("diagnostics", diags)?;
-    d.set_item("segments", r.segments)?;
-    d.set_item("pages", r.pages)?;
-    d.set_item("zero_pages", r.zero_pages)?;
-    d.set_item("page_size", r.page_size)?;
-    d.set_item("memory_bytes", r.memory_bytes)?;
-    d.set_item("file_bytes", r.file_bytes)?;
-    Ok(d)
-}
-
-pub(crate) fn elf<'py>(
-    py: Python<'py>,
+pub(crate) fn elf(
+    py: Python<'_>,
     dump: Arc<CoreDump>,
     path: PathBuf,
     exclude_zero: bool,
     progress: Option<Py<PyAny>>,
-) -> PyResult<Bound<'py, PyDict>> {
+) -> PyResult<WriteReport> {
     let r = run(py, &dump, progress, |tick| write_elf(&dump, &path, ElfOptions { exclude_zero }, Some(tick)))?;
-    let d = report_dict(py, "elf", &path, &r)?;
-    d.set_item("exclude_zero", exclude_zero)?;
-    Ok(d)
+    Ok(WriteReport { exclude_zero: Some(exclude_zero), ..WriteReport::new("elf", &path, &r) })
 }
 
-pub(crate) fn kdump<'py>(
-    py: Python<'py>,
+pub(crate) fn kdump(
+    py: Python<'_>,
     dump: Arc<CoreDump>,
     path: PathBuf,
     compression: &str,
     flattened: bool,
     progress: Option<Py<PyAny>>,
-) -> PyResult<Bound<'py, PyDict>> {
+) -> PyResult<WriteReport> {
     let compression = Compression::from_name(compression)
         .ok_or_else(|| PyValueError::new_err("compression must be 'zlib', 'zstd', 'snappy', 'lzo' or 'none'"))?;
     let options = KdumpOptions { compression };
@@ -124,8 +66,9 @@ pub(crate) fn kdump<'py>(
     } else {
         run(py, &dump, progress, |tick| write_kdump(&dump, &path, options, Some(tick)))?
     };
-    let d = report_dict(py, "kdump", &path, &r)?;
-    d.set_item("compression", compression.name())?;
-    d.set_item("flattened", flattened)?;
-    Ok(d)
+    Ok(WriteReport {
+        compression: Some(compression.name().to_owned()),
+        flattened: Some(flattened),
+        ..WriteReport::new("kdump", &path, &r)
+    })
 }

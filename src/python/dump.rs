@@ -4,7 +4,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::PyBytes;
 
 use super::buffer::SharedBytes;
 use super::fwcfg::FwCfgEntry;
@@ -22,8 +22,6 @@ const DETACH_BYTES: usize = 64 * 1024;
 pub const MAX_READ_PHYS: u64 = 1 << 30;
 /// `read_phys_into` reads through a private chunk of this size.
 const INTO_CHUNK: usize = 8 << 20;
-/// A scan calls the Python progress callback at most once per this many bytes (and at the end).
-const PROGRESS_EVERY: u64 = 64 << 20;
 
 /// One ELF note of a dump.
 #[pyclass(frozen, module = "vmcoreinfo._native")]
@@ -59,6 +57,40 @@ impl Note {
         self.desc_end - self.desc_start
     }
 
+    /// A note from its fields (what unpickling calls); ``desc`` is copied.
+    #[new]
+    fn py_new(name: String, r#type: u32, offset: u64, desc: &[u8]) -> Note {
+        Note {
+            name,
+            r#type,
+            offset,
+            is_windows_dump_header: crate::text::is_windows_dump_header(desc),
+            data: Arc::from(desc),
+            desc_start: 0,
+            desc_end: desc.len(),
+        }
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, pyo3::types::PyTuple>)> {
+        let n = slf.get();
+        let py = slf.py();
+        let args = (n.name.as_str(), n.r#type, n.offset, PyBytes::new(py, n.desc_bytes())).into_pyobject(py)?;
+        Ok((slf.get_type().into_any(), args))
+    }
+
+    fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> Py<PyAny> {
+        use pyo3::IntoPyObjectExt;
+        match other.cast::<Note>() {
+            Ok(o) => {
+                let o = o.get();
+                let eq = (o.name.as_str(), o.r#type, o.offset, o.desc_bytes())
+                    == (self.name.as_str(), self.r#type, self.offset, self.desc_bytes());
+                eq.into_py_any(py).unwrap_or_else(|_| py.NotImplemented())
+            }
+            Err(_) => py.NotImplemented(),
+        }
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "Note(name={:?}, type={}, offset={}, size={})",
@@ -70,10 +102,19 @@ impl Note {
     }
 }
 
+impl Note {
+    fn desc_bytes(&self) -> &[u8] {
+        &self.data[self.desc_start..self.desc_end]
+    }
+}
+
 /// An opened dump. Use as a context manager, or call ``close()``.
 #[pyclass(frozen, module = "vmcoreinfo._native")]
 pub struct Dump {
-    path: String,
+    /// The name as given (a `str`; `os.fsdecode` of a `bytes` name).
+    path: Py<pyo3::types::PyString>,
+    /// The name errors carry (as the core names the file: U+FFFD for undecodable bytes).
+    error_path: Arc<str>,
     inner: RwLock<Option<Arc<CoreDump>>>,
     info: OnceLock<Py<VmcoreInfo>>,
     symbols: OnceLock<Py<super::kview_log::KernelSymbols>>,
@@ -83,8 +124,21 @@ impl Dump {
     /// The machine and where it comes from (a memory image's scan runs here, without the GIL;
     /// a scan that fails raises instead of reporting an unknown machine).
     fn identity(&self, py: Python<'_>) -> PyResult<crate::dump::Identity> {
-        let d = self.get()?;
+        let d = self.scanned(py)?;
         py.detach(|| d.identity()).map_err(|e| e.in_file(d.path()).into())
+    }
+
+    /// The dump, with a memory image's implicit scan (what stands in for its notes) run first if
+    /// it has not run yet: without the GIL, and interruptible by Ctrl-C (B14; see
+    /// [`super::progress`]). Every method that needs the scan's results calls this.
+    pub(crate) fn scanned(&self, py: Python<'_>) -> PyResult<Arc<CoreDump>> {
+        let d = self.get()?;
+        if d.format().is_memory_image() && d.image_scan_if_done().is_none() {
+            let mut p = super::progress::Progress::new(None, Some(d.path().clone()));
+            let r = py.detach(|| d.image_scan_with(&mut |done, total| p.tick(done, total)));
+            p.finish(r, d.path())?;
+        }
+        Ok(d)
     }
 
     fn get(&self) -> PyResult<Arc<CoreDump>> {
@@ -93,7 +147,7 @@ impl Dump {
             Some(d) => Ok(d.clone()),
             None => {
                 let mut e = Error::new(ErrorKind::Closed, None, "I/O operation on a closed dump");
-                e.path = Some(Arc::from(self.path.as_str()));
+                e.path = Some(self.error_path.clone());
                 Err(e.into())
             }
         }
@@ -135,10 +189,7 @@ pub fn open_dump(
     format: Option<&str>,
     mmap: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Dump> {
-    let path: String = match path.cast::<pyo3::types::PyString>() {
-        Ok(s) => s.to_str()?.to_owned(),
-        Err(_) => py.import("os")?.getattr("fspath")?.call1((path,))?.extract()?,
-    };
+    let path = super::paths::PyPath::extract(path, "open")?;
     let (mmap, mapped_reads) = match mmap {
         None => (true, false),
         Some(m) => match m.extract::<bool>() {
@@ -163,16 +214,25 @@ pub fn open_dump(
         })?),
     };
     let options = OpenOptions { max_note_size, elf_tails_absent, format, mmap, mapped_reads };
-    let d = py.detach(|| CoreDump::open(std::path::Path::new(&path), options))?;
-    Ok(Dump { path, inner: RwLock::new(Some(Arc::new(d))), info: OnceLock::new(), symbols: OnceLock::new() })
+    let d = py.detach(|| CoreDump::open(&path.path, options))?;
+    Ok(Dump {
+        path: path.name,
+        error_path: d.path().clone(),
+        inner: RwLock::new(Some(Arc::new(d))),
+        info: OnceLock::new(),
+        symbols: OnceLock::new(),
+    })
 }
 
 #[pymethods]
 impl Dump {
-    /// The file name as given to ``open``.
+    /// The file name as given to ``open``, as a ``str`` (a ``bytes`` or ``os.PathLike`` name is
+    /// ``os.fsdecode``'d: a name that is not UTF-8 holds surrogate escapes, and
+    /// ``os.fsencode(dump.path)`` gives its bytes back). Errors name the file in ``exc.path``
+    /// with undecodable bytes replaced by U+FFFD.
     #[getter]
-    fn path(&self) -> &str {
-        &self.path
+    fn path(&self, py: Python<'_>) -> Py<pyo3::types::PyString> {
+        self.path.clone_ref(py)
     }
 
     /// ``"elf"``, ``"kdump"``, ``"flattened-kdump"``, ``"lime"`` or ``"raw"``.
@@ -211,7 +271,9 @@ impl Dump {
     /// Whether ``close()`` was called.
     #[getter]
     fn closed(&self) -> bool {
-        self.inner.read().map(|g| g.is_none()).unwrap_or(true)
+        // As `get` and `close` do, a poisoned lock is read through: its state is one value,
+        // consistent whatever panicked (B19: `closed` said True while `close` did nothing).
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).is_none()
     }
 
     /// Every ELF note of the dump, in file order.
@@ -243,7 +305,7 @@ impl Dump {
     /// dump has none, with what to do about it.
     #[getter]
     fn vmcoreinfo(&self, py: Python<'_>) -> PyResult<Py<VmcoreInfo>> {
-        let d = self.get()?;
+        let d = self.scanned(py)?;
         if let Some(v) = self.info.get() {
             return Ok(v.clone_ref(py));
         }
@@ -361,45 +423,45 @@ impl Dump {
     /// The guest-physical address of kernel virtual address ``vaddr``, from the kernel's own page
     /// tables (found through VMCOREINFO). ``UnmappedError`` when the kernel does not map it.
     fn translate(&self, py: Python<'_>, vaddr: u64) -> PyResult<u64> {
-        super::kview::translate(py, &*self.get()?, vaddr)
+        super::kview::translate(py, &*self.scanned(py)?, vaddr)
     }
 
     /// Read ``size`` bytes of kernel virtual memory at ``vaddr``: ``UnmappedError`` for an address
     /// the kernel does not map, ``AbsentMemoryError`` for memory the dump lacks.
     fn read_virt<'py>(&self, py: Python<'py>, vaddr: u64, size: usize) -> PyResult<Bound<'py, PyBytes>> {
-        super::kview::read_virt(py, &*self.get()?, vaddr, size)
+        super::kview::read_virt(py, &*self.scanned(py)?, vaddr, size)
     }
 
     /// Fill a writable buffer from kernel virtual memory at ``vaddr``, as ``read_phys_into`` does
     /// (a strided buffer of bytes is accepted too).
     fn read_virt_into(&self, py: Python<'_>, vaddr: u64, buffer: &Bound<'_, PyAny>) -> PyResult<()> {
-        super::kview::read_virt_into(py, &*self.get()?, vaddr, buffer)
+        super::kview::read_virt_into(py, &*self.scanned(py)?, vaddr, buffer)
     }
 
     /// The kernel log, oldest record first (lockless ring of 5.10+, or log_buf of 3.5–5.9).
     fn kernel_log(&self, py: Python<'_>) -> PyResult<Vec<super::kview_log::LogRecord>> {
-        super::kview_log::kernel_log(py, &*self.get()?)
+        super::kview_log::kernel_log(py, &*self.scanned(py)?)
     }
 
     /// The kernel log as ``makedumpfile --dump-dmesg`` writes it; ``caller_id=True`` adds the
     /// ``[  T123]`` column of makedumpfile 1.7.5+.
     #[pyo3(signature = (caller_id = false))]
     fn dmesg(&self, py: Python<'_>, caller_id: bool) -> PyResult<String> {
-        super::kview_log::dmesg(py, &*self.get()?, caller_id)
+        super::kview_log::dmesg(py, &*self.scanned(py)?, caller_id)
     }
 
     /// The kernel's symbols (kallsyms, Linux 6.0+), decoded once and cached.
     #[getter]
     fn symbols(&self, py: Python<'_>) -> PyResult<Py<super::kview_log::KernelSymbols>> {
-        super::kview_log::symbols(py, &*self.get()?, &self.symbols)
+        super::kview_log::symbols(py, &*self.scanned(py)?, &self.symbols)
     }
 
     /// The kernel's address-space layout as the translation sees it: ``arch``, ``levels``,
     /// ``page_size``, ``va_bits``, ``root`` (physical address of the top page table),
     /// ``page_offset`` (start of the direct map: on x86_64 discovered from the page tables),
     /// ``page_offset_error``, ``pae`` (i386).
-    fn kernel_layout<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        super::kview::kernel_layout(py, &*self.get()?)
+    fn kernel_layout(&self, py: Python<'_>) -> PyResult<super::records::KernelLayout> {
+        super::kview::kernel_layout(py, &*self.scanned(py)?)
     }
 
     /// Scan guest-physical memory for VMCOREINFO notes at page starts (4 KiB steps: the kernel's
@@ -407,36 +469,19 @@ impl Dump {
     /// dump's byte order (either for LiME and raw), name ``VMCOREINFO``, text starting
     /// ``OSRELEASE=``, and QEMU's intake rules. Returns every readable candidate in address order
     /// (``note_paddr`` says where). ``progress(done_bytes, total_bytes)`` is called at most every
-    /// 64 MiB and at the end; returning ``False`` stops the scan, which then returns what it
-    /// found so far. The GIL is released while scanning.
+    /// 100 ms and at the end; returning ``False`` cancels the scan (``CancelledError``). The GIL
+    /// is released while scanning; Ctrl-C interrupts it.
     #[pyo3(signature = (progress = None))]
     fn scan_vmcoreinfo(&self, py: Python<'_>, progress: Option<Py<PyAny>>) -> PyResult<Vec<VmcoreInfo>> {
         let d = self.get()?;
-        let mut cb_err: Option<PyErr> = None;
-        let mut last = 0u64;
+        let mut p = super::progress::Progress::new(progress, Some(d.path().clone()));
         let found = py.detach(|| {
-            let report = d.scan_vmcoreinfo(&mut |done, total| {
-                let Some(cb) = &progress else { return true };
-                if done < total && done - last < PROGRESS_EVERY {
-                    return true;
-                }
-                last = done;
-                Python::attach(|py| match cb.call1(py, (done, total)) {
-                    Ok(r) => !r.bind(py).is(&*pyo3::types::PyBool::new(py, false)),
-                    Err(e) => {
-                        cb_err = Some(e);
-                        false
-                    }
-                })
-            })?;
+            let report = d.scan_vmcoreinfo(&mut |done, total| p.tick(done, total))?;
             let found = report.valid().filter_map(|c| d.read_candidate(c).ok()).collect::<Vec<_>>();
             d.check_mapping()?;
             Ok::<_, Error>(found)
         });
-        if let Some(e) = cb_err {
-            return Err(e);
-        }
-        let blobs = found.map_err(|e| e.in_file(d.path()))?;
+        let blobs = p.finish(found, d.path())?;
         Ok(blobs.into_iter().map(|b| VmcoreInfo::new(b, Some(d.path().clone()))).collect())
     }
 
@@ -456,103 +501,16 @@ impl Dump {
         Ok(VmcoreInfo::new(blob, Some(d.path().clone())))
     }
 
-    /// Format-specific facts as a dict (header fields, compression, phys_base sources, ...).
-    /// With ``pages=True``, kdump page counts and codecs too (scans every page descriptor once).
+    /// Format-specific facts (header fields, compression, phys_base sources, ...) as a frozen
+    /// :class:`Details`: fields that do not apply to the format are None. It also reads like the
+    /// dict it used to be (``det["block_size"]``, ``"compression" in det``, ``det.as_dict()``),
+    /// without the keys that do not apply. With ``pages=True``, kdump page counts and codecs too
+    /// (scans every page descriptor once). Gathered with the GIL released (a memory image's
+    /// scan may run here; Ctrl-C interrupts it).
     #[pyo3(signature = (*, pages = false))]
-    fn details<'py>(&self, py: Python<'py>, pages: bool) -> PyResult<Bound<'py, PyDict>> {
-        let d = self.get()?;
-        let err = |e: Error| -> PyErr { e.in_file(d.path()).into() };
-        // Memory images: run (or reuse) the scan that gives machine and text, without the GIL.
-        py.detach(|| d.machine());
-        let out = PyDict::new(py);
-        out.set_item("format", d.format().name())?;
-        out.set_item("machine", d.machine())?;
-        out.set_item("identity_source", d.identity().map_err(err)?.source)?;
-        out.set_item("e_machine", d.e_machine())?;
-        out.set_item("address_bits", crate::bitness::address_bits(d.e_machine(), d.class64()))?;
-        if let Some(e) = d.elf() {
-            out.set_item("phnum", e.phnum)?;
-            out.set_item("pt_load", e.loads.len())?;
-            out.set_item("pt_note", e.notes.len())?;
-            out.set_item("conflicting_overlap_bytes", e.conflicting_overlap_bytes)?;
-            out.set_item("tail_bytes", e.tail_bytes())?;
-            if let Some(why) = crate::bitness::class_diagnostic(e.e_machine, e.class64, e.max_phys_end()) {
-                out.set_item("class_note", why)?;
-            }
-        }
-        let stored = py.detach(|| d.stored_memory()).map_err(err)?;
-        out.set_item("memory_declared_bytes", stored.map(|s| s.0))?;
-        out.set_item("memory_stored_bytes", stored.map(|s| s.1))?;
-        if let Some(l) = d.lime() {
-            out.set_item("lime_ranges", l.lime_ranges().len())?;
-        }
-        if let Some(s) = d.image_scan_if_done() {
-            let sc = PyDict::new(py);
-            sc.set_item("bytes", s.report.total)?;
-            sc.set_item("candidates", s.report.candidates.iter().map(|c| c.paddr).collect::<Vec<_>>())?;
-            sc.set_item("valid", s.report.valid().map(|c| c.paddr).collect::<Vec<_>>())?;
-            sc.set_item("unreadable_pages", s.report.unreadable_pages)?;
-            sc.set_item("distinct_texts", s.distinct_texts)?;
-            sc.set_item("byteorder", if s.big_endian { "big" } else { "little" })?;
-            out.set_item("scan", sc)?;
-        }
-        if let Some(f) = d.flattened() {
-            out.set_item("flattened_records", f.records)?;
-            out.set_item("flattened_logical_size", f.logical_len)?;
-            out.set_item("flattened_end_marker", f.has_end_marker)?;
-        }
-        if let Some(k) = d.kdump() {
-            out.set_item("header_version", k.header_version())?;
-            out.set_item("block_size", k.block_size())?;
-            out.set_item("header_layout", if k.is_32bit_layout() { "32-bit" } else { "64-bit" })?;
-            out.set_item("compression", crate::kdump::codec_names(k.compression_flags()).collect::<Vec<_>>())?;
-            out.set_item("incomplete", k.is_incomplete())?;
-            out.set_item("dump_level", k.dump_level())?;
-            out.set_item("max_mapnr", k.max_mapnr())?;
-            out.set_item("nr_cpus", k.nr_cpus())?;
-            let uts = PyDict::new(py);
-            for (key, v) in [
-                ("sysname", k.sysname()),
-                ("nodename", k.nodename()),
-                ("release", k.release()),
-                ("version", k.version()),
-                ("machine", k.machine()),
-                ("domainname", k.domainname()),
-            ] {
-                uts.set_item(key, v)?;
-            }
-            out.set_item("utsname", uts)?;
-            out.set_item("anomalies", k.anomalies().iter().map(|a| a.to_string()).collect::<Vec<_>>())?;
-            if pages {
-                let (c, s) = py.detach(|| Ok::<_, Error>((k.page_counts()?, k.compression_summary()?))).map_err(err)?;
-                let pc = PyDict::new(py);
-                pc.set_item("valid", c.valid)?;
-                pc.set_item("dumped", c.dumped)?;
-                pc.set_item("excluded", c.excluded)?;
-                pc.set_item("zero", c.zero)?;
-                out.set_item("pages", pc)?;
-                let cs = PyDict::new(py);
-                for (key, v) in [
-                    ("zlib", s.zlib),
-                    ("lzo", s.lzo),
-                    ("snappy", s.snappy),
-                    ("zstd", s.zstd),
-                    ("raw", s.raw),
-                    ("invalid", s.invalid),
-                ] {
-                    cs.set_item(key, v)?;
-                }
-                out.set_item("page_codecs", cs)?;
-            }
-        }
-        let pb = d.phys_base_sources().map_err(err)?;
-        let pbd = PyDict::new(py);
-        pbd.set_item("key", pb.text_key)?;
-        pbd.set_item("vmcoreinfo", pb.text)?;
-        pbd.set_item("header", pb.header)?;
-        pbd.set_item("agree", pb.agree())?;
-        out.set_item("phys_base", pbd)?;
-        Ok(out)
+    fn details(&self, py: Python<'_>, pages: bool) -> PyResult<crate::details::DumpDetails> {
+        let d = self.scanned(py)?;
+        py.detach(|| crate::details::DumpDetails::of(&d, pages)).map_err(|e| e.in_file(d.path()).into())
     }
 
     /// Write the dump as a standard ELF core at ``path``: program headers right after the ELF
@@ -563,17 +521,19 @@ impl Dump {
     /// (reported in ``diagnostics``). The file is written under a temporary name and renamed
     /// when complete: an error, or an exception from ``progress(done, total)`` (KeyboardInterrupt
     /// included), leaves no file. The GIL is released; ``progress`` is called at most 4 times a
-    /// second. Returns a report dict (``vmcoreinfo``: ``"note"``, ``"scan"`` or ``"absent"``,
-    /// ``diagnostics``, ``segments``, ``pages``, ``zero_pages``, ``file_bytes``, ...).
+    /// second. Returns a :class:`WriteReport` (``vmcoreinfo``: ``"note"``, ``"scan"`` or
+    /// ``"absent"``, ``diagnostics``, ``segments``, ``pages``, ``zero_pages``, ``file_bytes``,
+    /// ...; it also reads like the dict it used to be). ``path`` is a ``str``, ``bytes`` or
+    /// ``os.PathLike``; returning ``False`` from ``progress`` cancels (``CancelledError``).
     #[pyo3(signature = (path, *, exclude_zero = false, progress = None))]
-    fn write_elf<'py>(
+    fn write_elf(
         &self,
-        py: Python<'py>,
-        path: std::path::PathBuf,
+        py: Python<'_>,
+        path: super::paths::PyPath,
         exclude_zero: bool,
         progress: Option<Py<PyAny>>,
-    ) -> PyResult<Bound<'py, PyDict>> {
-        super::convert::elf(py, self.get()?, path, exclude_zero, progress)
+    ) -> PyResult<super::records::WriteReport> {
+        super::convert::elf(py, self.get()?, path.path, exclude_zero, progress)
     }
 
     /// Write the dump as a kdump-compressed file (header version 6) at ``path``, pages compressed
@@ -586,22 +546,20 @@ impl Dump {
     /// ``/dev/stdout``; ``makedumpfile -R`` reassembles it): a stream cannot be taken back, so
     /// after an error it ends without its end marker. Otherwise as :meth:`write_elf`.
     #[pyo3(signature = (path, compression = "zlib", *, flattened = false, progress = None))]
-    fn write_kdump<'py>(
+    fn write_kdump(
         &self,
-        py: Python<'py>,
-        path: std::path::PathBuf,
+        py: Python<'_>,
+        path: super::paths::PyPath,
         compression: &str,
         flattened: bool,
         progress: Option<Py<PyAny>>,
-    ) -> PyResult<Bound<'py, PyDict>> {
-        super::convert::kdump(py, self.get()?, path, compression, flattened, progress)
+    ) -> PyResult<super::records::WriteReport> {
+        super::convert::kdump(py, self.get()?, path.path, compression, flattened, progress)
     }
 
     /// Close the dump; further use raises ``ClosedError``. Idempotent.
     fn close(&self) {
-        if let Ok(mut g) = self.inner.write() {
-            *g = None;
-        }
+        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -614,15 +572,16 @@ impl Dump {
         false
     }
 
-    fn __repr__(&self) -> String {
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let path = self.path.bind(py).to_string_lossy().into_owned();
         match self.get() {
             Ok(d) => format!(
                 "<vmcoreinfo.Dump {:?} format={} machine={}>",
-                self.path,
+                path,
                 d.format().name(),
                 d.machine_if_known().unwrap_or("(not scanned yet)")
             ),
-            Err(_) => format!("<vmcoreinfo.Dump {:?} closed>", self.path),
+            Err(_) => format!("<vmcoreinfo.Dump {:?} closed>", path),
         }
     }
 }

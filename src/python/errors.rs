@@ -1,8 +1,14 @@
 //! The one mapping from core errors to Python exceptions (defined in `vmcoreinfo._errors`).
+//!
+//! Exceptions are built by keyword (`Error(message, path=..., offset=..., rule=..., address=...,
+//! location=..., hint=...)`), never from a positional tuple both sides must agree on. OS errors
+//! become the built-in `OSError` subclass for their errno, with `offset` and `path` attributes
+//! added (B12: the offset of a failed read is kept).
 
 use pyo3::exceptions::PyOSError;
-use pyo3::import_exception;
-use pyo3::PyErr;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use pyo3::{import_exception, PyErr, PyTypeInfo};
 
 use crate::error::{Error, ErrorKind};
 
@@ -17,30 +23,59 @@ import_exception!(vmcoreinfo._errors, NoVmcoreinfoError);
 import_exception!(vmcoreinfo._errors, AbsentMemoryError);
 import_exception!(vmcoreinfo._errors, ClosedError);
 import_exception!(vmcoreinfo._errors, UnmappedError);
+import_exception!(vmcoreinfo._errors, CancelledError);
+import_exception!(vmcoreinfo._errors, InternalError);
+
+/// The exception class of a kind (`None`: an OS error).
+fn class_of(py: Python<'_>, kind: ErrorKind) -> Option<Bound<'_, pyo3::types::PyType>> {
+    Some(match kind {
+        ErrorKind::Format => FormatError::type_object(py),
+        ErrorKind::Truncated => TruncatedError::type_object(py),
+        ErrorKind::Bitness(_) => BitnessError::type_object(py),
+        ErrorKind::NoteRule(_) => NoteRuleError::type_object(py),
+        ErrorKind::Decompress => DecompressError::type_object(py),
+        ErrorKind::Unsupported => UnsupportedFormatError::type_object(py),
+        ErrorKind::Limit => LimitError::type_object(py),
+        ErrorKind::NoVmcoreinfo => NoVmcoreinfoError::type_object(py),
+        ErrorKind::Absent => AbsentMemoryError::type_object(py),
+        ErrorKind::Closed => ClosedError::type_object(py),
+        ErrorKind::Unmapped => UnmappedError::type_object(py),
+        ErrorKind::Cancelled => CancelledError::type_object(py),
+        ErrorKind::Internal => InternalError::type_object(py),
+        ErrorKind::Io { .. } => return None,
+    })
+}
+
+fn build<'py>(py: Python<'py>, e: &Error) -> PyResult<Bound<'py, PyAny>> {
+    let msg = e.to_string();
+    let path = e.path.as_deref();
+    let Some(cls) = class_of(py, e.kind) else {
+        // OSError(errno, strerror, filename) becomes the matching built-in subclass
+        // (FileNotFoundError, PermissionError, ...); without an errno, a plain OSError.
+        let exc = match e.kind {
+            ErrorKind::Io { errno: Some(errno) } => PyOSError::type_object(py).call1((errno, e.message.as_str(), path))?,
+            _ => PyOSError::type_object(py).call1((msg,))?,
+        };
+        exc.setattr("offset", e.offset())?;
+        exc.setattr("path", path)?;
+        return Ok(exc);
+    };
+    let kw = PyDict::new(py);
+    kw.set_item("path", path)?;
+    kw.set_item("offset", e.offset())?;
+    kw.set_item("rule", e.rule().map(|r| r.name()))?;
+    kw.set_item("address", e.address())?;
+    kw.set_item("location", e.location.map(|l| l.kind_name()))?;
+    kw.set_item("hint", e.hint.map(|h| h.name()))?;
+    cls.call((msg,), Some(&kw))
+}
 
 impl From<Error> for PyErr {
     fn from(e: Error) -> PyErr {
-        let msg = e.to_string();
-        let path = e.path.as_deref().map(str::to_owned);
-        let rule = e.rule().map(|r| r.name());
-        let location = e.location.map(|l| l.kind_name());
-        let args = (msg.clone(), path.clone(), e.offset(), rule, e.address(), location);
-        match e.kind {
-            ErrorKind::Format => FormatError::new_err(args),
-            ErrorKind::Truncated => TruncatedError::new_err(args),
-            ErrorKind::Bitness(_) => BitnessError::new_err(args),
-            ErrorKind::NoteRule(_) => NoteRuleError::new_err(args),
-            ErrorKind::Decompress => DecompressError::new_err(args),
-            ErrorKind::Unsupported => UnsupportedFormatError::new_err(args),
-            ErrorKind::Limit => LimitError::new_err(args),
-            ErrorKind::NoVmcoreinfo => NoVmcoreinfoError::new_err(args),
-            ErrorKind::Absent => AbsentMemoryError::new_err(args),
-            ErrorKind::Closed => ClosedError::new_err(args),
-            ErrorKind::Unmapped => UnmappedError::new_err(args),
-            // OSError(errno, strerror, filename) becomes the matching built-in subclass
-            // (FileNotFoundError, PermissionError, ...).
-            ErrorKind::Io { errno: Some(errno) } => PyOSError::new_err((errno, e.message, path)),
-            ErrorKind::Io { errno: None } => PyOSError::new_err(msg),
-        }
+        Python::attach(|py| match build(py, &e) {
+            Ok(exc) => PyErr::from_value(exc),
+            // Building the exception failed (the package's module cannot be imported): say so.
+            Err(err) => err,
+        })
     }
 }

@@ -5,18 +5,20 @@ use std::sync::{Arc, OnceLock};
 
 use pyo3::exceptions::{PyKeyError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::IntoPyObjectExt;
 
 use crate::dump::TextBlob;
 use crate::error::{Error, Result};
 use crate::text::{Index, KeySet, View};
 
 /// Something odd about the text that did not stop it from being read.
-#[pyclass(frozen, module = "vmcoreinfo._native")]
+#[pyclass(frozen, eq, module = "vmcoreinfo._native")]
+#[derive(PartialEq, Eq)]
 pub struct Diagnostic {
     /// Stable kind name, e.g. ``"duplicate-key"``.
     #[pyo3(get)]
-    kind: &'static str,
+    kind: Cow<'static, str>,
     /// Byte offset (in the file when the text came from a file, else in the text).
     #[pyo3(get)]
     offset: u64,
@@ -29,6 +31,18 @@ pub struct Diagnostic {
 
 #[pymethods]
 impl Diagnostic {
+    /// A diagnostic from its fields (what unpickling calls).
+    #[new]
+    fn py_new(kind: String, offset: u64, line: u32, message: String) -> Self {
+        Diagnostic { kind: Cow::Owned(kind), offset, line, message }
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        let d = slf.get();
+        let args = (&*d.kind, d.offset, d.line, d.message.as_str()).into_pyobject(slf.py())?;
+        Ok((slf.get_type().into_any(), args))
+    }
+
     fn __repr__(&self) -> String {
         format!("Diagnostic(kind={:?}, offset={}, line={}, message={:?})", self.kind, self.offset, self.line, self.message)
     }
@@ -50,7 +64,7 @@ pub struct VmcoreInfo {
     identity: OnceLock<Index>,
     path: Option<Arc<str>>,
     /// Diagnostics about where the text came from (e.g. several scan candidates).
-    extra: Vec<(&'static str, u64, String)>,
+    extra: Vec<(Cow<'static, str>, u64, String)>,
 }
 
 impl VmcoreInfo {
@@ -61,7 +75,7 @@ impl VmcoreInfo {
     /// Add a diagnostic about the text's origin (`offset` absolute, line 0), listed after the
     /// text's own.
     pub fn with_diagnostic(mut self, kind: &'static str, offset: u64, message: String) -> Self {
-        self.extra.push((kind, offset, message));
+        self.extra.push((Cow::Borrowed(kind), offset, message));
         self
     }
 
@@ -217,13 +231,13 @@ impl VmcoreInfo {
             .diagnostics()
             .iter()
             .map(|d| Diagnostic {
-                kind: d.kind.name(),
+                kind: Cow::Borrowed(d.kind.name()),
                 offset: base + u64::from(d.offset),
                 line: d.line,
                 message: d.message.clone(),
             })
             .chain(self.extra.iter().map(|(kind, offset, message)| Diagnostic {
-                kind,
+                kind: kind.clone(),
                 offset: *offset,
                 line: 0,
                 message: message.clone(),
@@ -312,8 +326,49 @@ impl VmcoreInfo {
         Ok(default)
     }
 
-    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
-        other.cast::<VmcoreInfo>().is_ok_and(|o| o.get().blob.bytes() == self.blob.bytes())
+    /// Equal to another ``VmcoreInfo`` with the same text bytes, and, as for any ``Mapping``, to a
+    /// mapping with the same items (``vi == dict(vi)``); ``NotImplemented`` for anything else.
+    fn __eq__<'py>(slf: &Bound<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        if let Ok(o) = other.cast::<VmcoreInfo>() {
+            return PyBool::new(py, o.get().blob.bytes() == slf.get().blob.bytes()).into_bound_py_any(py);
+        }
+        let mapping = py.import("collections.abc")?.getattr("Mapping")?;
+        if !other.is_instance(&mapping)? {
+            return Ok(py.NotImplemented().into_bound(py));
+        }
+        let mine = PyDict::from_sequence(&slf.get()._item_list(py)?.into_any())?;
+        let theirs = PyDict::from_sequence(
+            &other.call_method0("items")?.try_iter()?.collect::<PyResult<Vec<_>>>()?.into_pyobject(py)?.into_any(),
+        )?;
+        PyBool::new(py, mine.eq(theirs)?).into_bound_py_any(py)
+    }
+
+    /// Pickles as the text and where it came from (file, offsets, addresses, diagnostics).
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        let py = slf.py();
+        let v = slf.get();
+        let extra: Vec<(&str, u64, &str)> = v.extra.iter().map(|(k, o, m)| (&**k, *o, m.as_str())).collect();
+        let args =
+            (PyBytes::new(py, v.blob.bytes()), v.blob.file_offset, v.blob.phys_addr, v.blob.text_paddr, v.path.as_deref(), extra)
+                .into_pyobject(py)?;
+        Ok((slf.get_type().getattr("_unpickle")?, args))
+    }
+
+    #[staticmethod]
+    fn _unpickle(
+        raw: &[u8],
+        file_offset: Option<u64>,
+        phys_addr: Option<u64>,
+        text_paddr: Option<u64>,
+        path: Option<&str>,
+        extra: Vec<(String, u64, String)>,
+    ) -> VmcoreInfo {
+        let end = raw.len();
+        let blob = TextBlob { data: Arc::from(raw), start: 0, end, file_offset, phys_addr, text_paddr };
+        let mut v = VmcoreInfo::new(blob, path.map(Arc::from));
+        v.extra = extra.into_iter().map(|(k, o, m)| (Cow::Owned(k), o, m)).collect();
+        v
     }
 
     fn __hash__(&self) -> u64 {

@@ -4,7 +4,7 @@
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyMemoryView, PySlice};
+use pyo3::types::{PyBytes, PyMemoryView, PySlice};
 
 use crate::dump::Dump as CoreDump;
 use crate::error::Result;
@@ -74,16 +74,7 @@ pub fn read_virt_into(py: Python<'_>, d: &CoreDump, vaddr: u64, buffer: &Bound<'
     Ok(())
 }
 
-pub fn kernel_layout<'py>(py: Python<'py>, d: &CoreDump) -> PyResult<Bound<'py, PyDict>> {
+pub fn kernel_layout(py: Python<'_>, d: &CoreDump) -> PyResult<super::records::KernelLayout> {
     let l = py.detach(|| d.kernel_view().map(|v| v.layout())).map_err(err(d))?;
-    let out = PyDict::new(py);
-    out.set_item("arch", l.arch)?;
-    out.set_item("levels", l.levels)?;
-    out.set_item("page_size", l.page_size)?;
-    out.set_item("va_bits", l.va_bits)?;
-    out.set_item("root", l.root)?;
-    out.set_item("page_offset", l.page_offset)?;
-    out.set_item("page_offset_error", l.page_offset_error)?;
-    out.set_item("pae", l.pae)?;
-    Ok(out)
+    Ok(l.into())
 }

@@ -15,7 +15,8 @@ fn err(d: &CoreDump) -> impl Fn(crate::Error) -> PyErr + '_ {
 }
 
 /// One record of the kernel log.
-#[pyclass(frozen, module = "vmcoreinfo._native")]
+#[pyclass(frozen, eq, module = "vmcoreinfo._native")]
+#[derive(PartialEq, Eq)]
 pub struct LogRecord {
     /// The kernel's sequence number (the legacy buffer of 3.5–5.9 does not store it: there, the
     /// position from the oldest record kept).
@@ -40,6 +41,25 @@ pub struct LogRecord {
 
 #[pymethods]
 impl LogRecord {
+    /// A record from its fields (what unpickling calls).
+    #[new]
+    fn py_new(
+        seq: u64,
+        timestamp_ns: u64,
+        level: Option<u8>,
+        facility: Option<u8>,
+        caller_id: Option<u32>,
+        text: String,
+    ) -> Self {
+        LogRecord { seq, timestamp_ns, level, facility, caller_id, text }
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, pyo3::types::PyTuple>)> {
+        let r = slf.get();
+        let args = (r.seq, r.timestamp_ns, r.level, r.facility, r.caller_id, r.text.as_str()).into_pyobject(slf.py())?;
+        Ok((slf.get_type().into_any(), args))
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "LogRecord(seq={}, timestamp_ns={}, level={}, facility={}, caller_id={}, text={:?})",

@@ -10,6 +10,9 @@ mod info;
 mod kview;
 mod kview_log;
 mod mapview;
+mod paths;
+mod progress;
+mod records;
 
 use pyo3::prelude::*;
 
@@ -22,8 +25,23 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // (CLI choices, identify_many/dask validation, `_types.FormatName`) is checked against.
     let formats: Vec<(&str, bool)> = crate::format::Format::ALL.iter().map(|f| (f.name(), f.is_memory_image())).collect();
     m.add("FORMATS", pyo3::types::PyTuple::new(m.py(), formats)?)?;
+    // Every error hint: its name (`exc.hint`) and the advice as the message words it.
+    let hints = pyo3::types::PyDict::new(m.py());
+    for h in crate::error::Hint::ALL {
+        hints.set_item(h.name(), h.advice())?;
+    }
+    m.add("HINTS", hints)?;
     m.add_class::<dump::Dump>()?;
     m.add_class::<dump::Note>()?;
+    m.add_class::<crate::details::DumpDetails>()?;
+    m.add_class::<crate::details::PhysBaseDetails>()?;
+    m.add_class::<crate::details::ScanDetails>()?;
+    m.add_class::<crate::details::UtsnameDetails>()?;
+    m.add_class::<crate::details::PageCountDetails>()?;
+    m.add_class::<crate::details::PageCodecDetails>()?;
+    m.add_class::<records::KernelLayout>()?;
+    m.add_class::<records::WriteReport>()?;
+    m.add_class::<records::WriteDiagnostic>()?;
     m.add_class::<info::VmcoreInfo>()?;
     m.add_class::<info::Diagnostic>()?;
     m.add_class::<fwcfg::FwCfgEntry>()?;

@@ -37,14 +37,14 @@ pub type Progress<'a> = &'a mut dyn FnMut(u64, u64) -> bool;
 /// Bytes of guest memory read (and written) per step.
 pub const CHUNK_BYTES: u64 = 8 << 20;
 
-/// The error a cancelled write returns (kind `Io`, no errno).
+/// The error a cancelled write returns (kind [`ErrorKind::Cancelled`]).
 pub fn cancelled() -> Error {
-    Error::new(ErrorKind::Io { errno: None }, None, "the conversion was cancelled")
+    Error::cancelled("the conversion was cancelled")
 }
 
 /// Whether `e` is the error of a cancelled write.
 pub fn is_cancelled(e: &Error) -> bool {
-    e.kind == (ErrorKind::Io { errno: None }) && e.message == "the conversion was cancelled"
+    e.kind == ErrorKind::Cancelled
 }
 
 /// Where the output's VMCOREINFO came from.

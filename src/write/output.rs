@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::{tick, Progress};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -201,7 +201,7 @@ impl Writer {
     }
     pub fn send(&self, job: Job) -> Result<()> {
         let tx = self.tx.as_ref().expect("writer open");
-        tx.send(job).map_err(|_| Error::new(ErrorKind::Io { errno: None }, None, "the output writer stopped"))
+        tx.send(job).map_err(|_| Error::internal("the output writer stopped"))
     }
 }
 
@@ -226,8 +226,7 @@ pub(crate) fn with_writer<R>(out: &Output<'_>, produce: impl FnOnce(&Writer) -> 
         let r = produce(&w);
         w.tx = None;
         drop(w);
-        let written =
-            handle.join().unwrap_or_else(|_| Err(Error::new(ErrorKind::Io { errno: None }, None, "the output writer panicked")));
+        let written = handle.join().unwrap_or_else(|_| Err(Error::internal("the output writer panicked")));
         match (r, written) {
             (_, Err(e)) => Err(e),
             (r, Ok(())) => r,
@@ -238,6 +237,7 @@ pub(crate) fn with_writer<R>(out: &Output<'_>, produce: impl FnOnce(&Writer) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     #[test]
     fn output_is_absent_until_commit_and_removed_when_dropped() {
