@@ -21,9 +21,11 @@ use crate::format::{DumpFormat, Format, Identity};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::lime::{u32_at, u64_at};
 use crate::phys::{PhysMemory, PhysRange};
 use crate::source::ReadAt;
 
+/// `magic` of an AVML block header (little-endian u32; the bytes "AVML").
 pub const AVML_MAGIC: u32 = 0x4C4D_5641;
 const HEADER: u64 = 32;
 /// Largest uncompressed chunk of the Snappy framing format.
@@ -54,13 +56,6 @@ impl std::fmt::Debug for AvmlImage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AvmlImage").field("chunks", &self.chunks.len()).field("ranges", &self.ranges.len()).finish()
     }
-}
-
-fn u32_at(b: &[u8], i: usize) -> u32 {
-    u32::from_le_bytes(b[i..i + 4].try_into().unwrap())
-}
-fn u64_at(b: &[u8], i: usize) -> u64 {
-    u64::from_le_bytes(b[i..i + 8].try_into().unwrap())
 }
 
 fn read_at(src: &dyn ReadAt, off: u64, n: usize, what: &str) -> Result<Vec<u8>> {
