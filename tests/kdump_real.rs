@@ -111,7 +111,7 @@ fn real_x86_64_makedumpfile_pages_equal_elf() {
             .find_map(|l| l.strip_prefix("NUMBER(phys_base)="))
             .and_then(|v| v.parse().ok())
             .unwrap();
-        assert_eq!(kd.phys_base_header(), Some(phys_base as u64));
+        assert_eq!(kd.phys_base_header(), phys_base as u64);
         let (n, diff) = compare_with_elf(&kd, &d.join("qemu-elf.core"), 7);
         eprintln!("{name}: {n} pages compared with qemu-elf.core, {diff} differ; {:?}", kd.page_counts().unwrap());
         assert!(n > 500);

@@ -413,7 +413,7 @@ impl KdumpMeta {
 
 /// phys_base: the text's value; QEMU's header misreads x86_64's decimal as hex.
 fn resolve_phys_base(dump: &Dump, text: Option<&[u8]>, diagnostics: &mut Vec<WriteDiagnostic>) -> u64 {
-    let header_pb = dump.kdump().and_then(|k| k.phys_base_header());
+    let header_pb = dump.kdump().map(|k| k.phys_base_header());
     let text_pb = match (text, dump.e_machine()) {
         (Some(t), bitness::EM_X86_64) => {
             let idx = text::Index::build(t);

@@ -45,8 +45,8 @@ impl<'a> Output<'a> {
             Target::File(p) => Self::create(p),
             Target::Flattened { stream, name } => {
                 let out = Output { kind: OutKind::Stream(std::sync::Mutex::new(stream)), name: Arc::from(name) };
-                // The flattened header, as the reader's module builds it (no records, no end marker).
-                out.stream_write(&crate::flattened::flatten(&[], false))?;
+                // The flattened header, as the reader's module builds it.
+                out.stream_write(&crate::flattened::file_header())?;
                 Ok(out)
             }
         }
