@@ -59,10 +59,10 @@ impl std::fmt::Debug for AvmlImage {
 }
 
 fn read_at(src: &dyn ReadAt, off: u64, n: usize, what: &str) -> Result<Vec<u8>> {
-    if off.checked_add(n as u64).is_none_or(|e| e > src.len()) {
+    if off.checked_add(n as u64).is_none_or(|e| e > src.size()) {
         return Err(Error::truncated(
             off,
-            format!("AVML {what}: {n} bytes at {off:#x} run past the end of the file ({} bytes)", src.len()),
+            format!("AVML {what}: {n} bytes at {off:#x} run past the end of the file ({} bytes)", src.size()),
         ));
     }
     let mut b = vec![0u8; n];
@@ -72,7 +72,7 @@ fn read_at(src: &dyn ReadAt, off: u64, n: usize, what: &str) -> Result<Vec<u8>> 
 
 impl AvmlImage {
     pub fn open(src: Arc<dyn ReadAt>) -> Result<AvmlImage> {
-        let len = src.len();
+        let len = src.size();
         let mut chunks: Vec<Chunk> = Vec::new();
         let mut ranges: Vec<PhysRange> = Vec::new();
         let mut off = 0u64;
@@ -126,7 +126,7 @@ impl AvmlImage {
 
     /// Index one v2 block's framed stream at `body`; returns the offset after its length trailer.
     fn index_stream(src: &dyn ReadAt, body: u64, start: u64, size: u64, chunks: &mut Vec<Chunk>) -> Result<u64> {
-        let len = src.len();
+        let len = src.size();
         let mut pos = body;
         let mut produced = 0u64;
         while produced < size {

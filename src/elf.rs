@@ -116,7 +116,7 @@ impl ElfDump {
     /// Bytes of physical memory the PT_LOADs declare the file stores (`p_filesz`, counted once
     /// where PT_LOADs overlap), and how many of them lie inside the file as opened.
     pub fn stored_memory(&self) -> (u64, u64) {
-        self.map.stored_within(self.src.len())
+        self.map.stored_within(self.src.size())
     }
 
     /// File offset of physical `[addr, addr + len)` when one run of PT_LOAD file bytes holds
@@ -206,10 +206,10 @@ where
     }
     let ph_bytes = u64::from(phnum) * want;
     // Headers inside the head are inside the file (no need for its length).
-    if phoff.checked_add(ph_bytes).is_none_or(|end| end > head.len() as u64 && end > src.len()) {
+    if phoff.checked_add(ph_bytes).is_none_or(|end| end > head.len() as u64 && end > src.size()) {
         return Err(Error::truncated(
             phoff,
-            format!("{phnum} program headers at {phoff:#x} run past the end of the file ({} bytes)", src.len()),
+            format!("{phnum} program headers at {phoff:#x} run past the end of the file ({} bytes)", src.size()),
         ));
     }
     let phdrs_raw = table(&*src, head, phoff, ph_bytes, "program header table")?;

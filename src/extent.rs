@@ -235,8 +235,8 @@ impl ExtentMap {
             let from_file = e.stored.saturating_sub(rel).min(n as u64) as usize;
             if from_file > 0 {
                 let at = e.file_offset + rel;
-                if at + from_file as u64 > src.len() {
-                    return Err(self.cut_short(src.len(), a, at));
+                if at + from_file as u64 > src.size() {
+                    return Err(self.cut_short(src.size(), a, at));
                 }
                 src.read_exact_at(&mut chunk[..from_file], at).map_err(|err| self.missing(err, a))?;
             }

@@ -117,7 +117,7 @@ impl Window<'_> {
     /// The 16 bytes at `off`, or fewer if the file ends first. After a long record (`after_long`)
     /// a refill reads [`SMALL_READ`] bytes, else a whole window.
     fn header_at(&mut self, off: u64, after_long: bool) -> Result<&[u8]> {
-        let len = self.src.len();
+        let len = self.src.size();
         let in_window = off >= self.base && off + RECORD_HEADER_SIZE <= self.base + self.buf.len() as u64;
         if !in_window {
             let cap = if after_long { SMALL_READ } else { WINDOW as u64 };
@@ -180,7 +180,7 @@ impl Flattened {
 
     /// Index every record of a flattened file (one pass; see the module docs for the rules).
     pub fn open(inner: Arc<dyn ReadAt>) -> Result<Flattened> {
-        let len = inner.len();
+        let len = inner.size();
         let head = inner.read_prefix(0, 32)?;
         if head.len() < 32 {
             return Err(Error::truncated(0, "flattened header: file shorter than 32 bytes"));
@@ -283,7 +283,7 @@ impl Flattened {
 }
 
 impl ReadAt for Flattened {
-    fn len(&self) -> u64 {
+    fn size(&self) -> u64 {
         self.logical_len
     }
 
@@ -359,7 +359,7 @@ mod tests {
     }
 
     fn check_all_reads(f: &Flattened, expect: &[u8]) {
-        assert_eq!(f.len(), expect.len() as u64);
+        assert_eq!(f.size(), expect.len() as u64);
         for start in 0..expect.len() {
             for len in [1usize, 2, 3, 7, 64] {
                 if start + len > expect.len() {

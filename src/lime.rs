@@ -167,7 +167,7 @@ fn check_no_overlap(ranges: &[LimeRange]) -> Result<()> {
 impl ExtentImage<LimeIndex> {
     /// Index the range headers of a LiME file.
     pub fn open(src: Arc<dyn ReadAt>) -> Result<LimeImage> {
-        let file_len = src.len();
+        let file_len = src.size();
         if file_len == 0 {
             return Err(Error::truncated(0, "empty file: a LiME image starts with a 32-byte range header"));
         }

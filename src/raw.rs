@@ -26,14 +26,14 @@ pub struct RawInfo;
 
 impl ExtentImage<RawInfo> {
     pub fn new(src: Arc<dyn ReadAt>) -> RawImage {
-        let len = src.len();
+        let len = src.size();
         let (map, _) = ExtentMap::build(Extent::new(0, len, 0, len).into_iter().collect(), Beyond::Absent, LABELS);
         ExtentImage::from_map(src, map, RawInfo)
     }
 
     /// Bytes of physical memory held (the file length at open).
     pub fn len(&self) -> u64 {
-        self.source().len()
+        self.source().size()
     }
 
     pub fn is_empty(&self) -> bool {

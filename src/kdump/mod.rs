@@ -169,7 +169,7 @@ impl KdumpFile {
     /// [`open`](Self::open), given the file's first bytes as already read (the headers inside
     /// them are not read again).
     pub fn open_with_head(src: Arc<dyn ReadAt>, head: &[u8]) -> Result<KdumpFile> {
-        let file_len = src.len();
+        let file_len = src.size();
         let Headers { endian, is32, header_version, uts, hdr, sub_layout, sub, mut anomalies } =
             header::read_headers(&WithHead { src: &*src, head }, file_len)?;
         let bs = u64::from(hdr.block_size);

@@ -76,12 +76,12 @@ impl KdumpFile {
             return Err(Error::format(desc_off, what));
         }
         let off = d.offset as u64;
-        if off.checked_add(u64::from(d.size)).is_none_or(|e| e > self.src.len()) {
+        if off.checked_add(u64::from(d.size)).is_none_or(|e| e > self.src.size()) {
             let what = format!(
                 "{}the page descriptor at {desc_off:#x} declares page data at {off:#x}+{}, past the end of the file ({} bytes)",
                 pfn_prefix(pfn),
                 d.size,
-                self.src.len()
+                self.src.size()
             );
             return Err(Error::truncated(desc_off, what));
         }
