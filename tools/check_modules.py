@@ -246,10 +246,7 @@ def main(argv: list[str]) -> int:
             print("import cycle: " + " -> ".join(c))
         print(f"{len(found)} import cycle(s) among {len(edges)} modules ({n_edges} edges)")
         return 1
-    print(
-        f"module graph: {len(edges)} modules, {n_edges} edges, no cycle "
-        f"(left out: {REGISTRY} -> {', '.join(sorted(formats))})"
-    )
+    print(f"module graph: {len(edges)} modules, {n_edges} edges, no cycle (left out: {REGISTRY} -> {', '.join(sorted(formats))})")
     return 0
 
 
