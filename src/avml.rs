@@ -25,8 +25,7 @@ use crate::lime::{u32_at, u64_at};
 use crate::phys::{PhysMemory, PhysRange};
 use crate::source::ReadAt;
 
-/// `magic` of an AVML block header (little-endian u32; the bytes "AVML").
-pub const AVML_MAGIC: u32 = 0x4C4D_5641;
+pub use crate::lime::AVML_MAGIC;
 const HEADER: u64 = 32;
 /// Largest uncompressed chunk of the Snappy framing format.
 const MAX_CHUNK: u64 = 65536;

@@ -26,13 +26,16 @@
 use crate::format::{DumpFormat, Format, Identity};
 use std::sync::Arc;
 
-use crate::avml::AVML_MAGIC;
 use crate::error::{Error, Result};
 use crate::extent::{Beyond, Extent, ExtentImage, ExtentMap, Labels};
 use crate::source::ReadAt;
 
 /// `magic` of a LiME range header (little-endian u32; the bytes "EMiL").
 pub const LIME_MAGIC: u32 = 0x4C69_4D45;
+/// `magic` of an AVML block header, which has the layout of a LiME range header (little-endian
+/// u32; the bytes "AVML"). Defined here, with the layout, so that [`crate::avml`] depends on
+/// this module and not the other way round.
+pub const AVML_MAGIC: u32 = 0x4C4D_5641;
 /// Size of a range header.
 pub const HEADER_SIZE: u64 = 32;
 /// Most ranges we index (real images hold one per "System RAM" region, a few dozen at most).
