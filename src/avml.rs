@@ -21,10 +21,11 @@ use crate::format::{DumpFormat, Format, Identity};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::lime::{u32_at, u64_at};
 use crate::phys::{PhysMemory, PhysRange};
 use crate::source::ReadAt;
 
-pub const AVML_MAGIC: u32 = 0x4C4D_5641;
+pub use crate::lime::AVML_MAGIC;
 const HEADER: u64 = 32;
 /// Largest uncompressed chunk of the Snappy framing format.
 const MAX_CHUNK: u64 = 65536;
@@ -56,18 +57,11 @@ impl std::fmt::Debug for AvmlImage {
     }
 }
 
-fn u32_at(b: &[u8], i: usize) -> u32 {
-    u32::from_le_bytes(b[i..i + 4].try_into().unwrap())
-}
-fn u64_at(b: &[u8], i: usize) -> u64 {
-    u64::from_le_bytes(b[i..i + 8].try_into().unwrap())
-}
-
 fn read_at(src: &dyn ReadAt, off: u64, n: usize, what: &str) -> Result<Vec<u8>> {
-    if off.checked_add(n as u64).is_none_or(|e| e > src.len()) {
+    if off.checked_add(n as u64).is_none_or(|e| e > src.size()) {
         return Err(Error::truncated(
             off,
-            format!("AVML {what}: {n} bytes at {off:#x} run past the end of the file ({} bytes)", src.len()),
+            format!("AVML {what}: {n} bytes at {off:#x} run past the end of the file ({} bytes)", src.size()),
         ));
     }
     let mut b = vec![0u8; n];
@@ -77,7 +71,7 @@ fn read_at(src: &dyn ReadAt, off: u64, n: usize, what: &str) -> Result<Vec<u8>> 
 
 impl AvmlImage {
     pub fn open(src: Arc<dyn ReadAt>) -> Result<AvmlImage> {
-        let len = src.len();
+        let len = src.size();
         let mut chunks: Vec<Chunk> = Vec::new();
         let mut ranges: Vec<PhysRange> = Vec::new();
         let mut off = 0u64;
@@ -131,7 +125,7 @@ impl AvmlImage {
 
     /// Index one v2 block's framed stream at `body`; returns the offset after its length trailer.
     fn index_stream(src: &dyn ReadAt, body: u64, start: u64, size: u64, chunks: &mut Vec<Chunk>) -> Result<u64> {
-        let len = src.len();
+        let len = src.size();
         let mut pos = body;
         let mut produced = 0u64;
         while produced < size {

@@ -116,7 +116,7 @@ impl ElfDump {
     /// Bytes of physical memory the PT_LOADs declare the file stores (`p_filesz`, counted once
     /// where PT_LOADs overlap), and how many of them lie inside the file as opened.
     pub fn stored_memory(&self) -> (u64, u64) {
-        self.map.stored_within(self.src.len())
+        self.map.stored_within(self.src.size())
     }
 
     /// File offset of physical `[addr, addr + len)` when one run of PT_LOAD file bytes holds
@@ -173,6 +173,37 @@ where
     }
     let e_machine = hdr.e_machine(endian).0;
     let phoff: u64 = hdr.e_phoff(endian).into();
+    let (phnum, phdrs_raw) = read_phdr_table::<Elf>(&*src, head, hdr, endian)?;
+    let phdrs: &[Elf::ProgramHeader] =
+        object::pod::slice_from_all_bytes(&phdrs_raw).map_err(|_| Error::format(phoff, "program header table is misaligned"))?;
+    let (notes, loads) = collect_segments::<Elf>(&*src, head, phdrs, phoff, endian)?;
+    let (map, conflicting_overlap_bytes) = build_map(&loads);
+    Ok(ElfDump {
+        class64,
+        big_endian: endian == Endianness::Big,
+        e_machine,
+        phnum,
+        notes,
+        loads,
+        conflicting_overlap_bytes,
+        map,
+        src,
+    })
+}
+
+/// The program header table of `hdr`: its count (e_phnum, or section 0's sh_info when e_phnum
+/// is PN_XNUM) and its bytes, each field checked (errors at the field that is wrong).
+fn read_phdr_table<'h, Elf>(
+    src: &dyn ReadAt,
+    head: &'h [u8],
+    hdr: &Elf,
+    endian: Endianness,
+) -> Result<(u32, std::borrow::Cow<'h, [u8]>)>
+where
+    Elf: FileHeader<Endian = Endianness>,
+{
+    let class64 = Elf::is_type_64_sized();
+    let phoff: u64 = hdr.e_phoff(endian).into();
     let phentsize = u64::from(hdr.e_phentsize(endian));
     let want = std::mem::size_of::<Elf::ProgramHeader>() as u64;
     // Each error names the field that is wrong (offsets in the ELF header, and of sh_info in a
@@ -189,7 +220,7 @@ where
             return Err(Error::format(shoff_field, "e_phnum is PN_XNUM but e_shoff is 0: there are no section headers"));
         }
         let shsize = std::mem::size_of::<Elf::SectionHeader>() as u64;
-        let sh = table(&*src, head, shoff, shsize, "section header 0")?;
+        let sh = table(src, head, shoff, shsize, "section header 0")?;
         let s0: &Elf::SectionHeader = pod(&sh, 0, "section header 0").map_err(|e| e.shifted(shoff))?;
         phnum = s0.sh_info(endian);
         phnum_at = shoff + sh_info_at;
@@ -206,16 +237,28 @@ where
     }
     let ph_bytes = u64::from(phnum) * want;
     // Headers inside the head are inside the file (no need for its length).
-    if phoff.checked_add(ph_bytes).is_none_or(|end| end > head.len() as u64 && end > src.len()) {
+    if phoff.checked_add(ph_bytes).is_none_or(|end| end > head.len() as u64 && end > src.size()) {
         return Err(Error::truncated(
             phoff,
-            format!("{phnum} program headers at {phoff:#x} run past the end of the file ({} bytes)", src.len()),
+            format!("{phnum} program headers at {phoff:#x} run past the end of the file ({} bytes)", src.size()),
         ));
     }
-    let phdrs_raw = table(&*src, head, phoff, ph_bytes, "program header table")?;
-    let phdrs: &[Elf::ProgramHeader] =
-        object::pod::slice_from_all_bytes(&phdrs_raw).map_err(|_| Error::format(phoff, "program header table is misaligned"))?;
+    let phdrs_raw = table(src, head, phoff, ph_bytes, "program header table")?;
+    Ok((phnum, phdrs_raw))
+}
 
+/// The PT_NOTE segments (read) and the PT_LOADs (checked) of the program headers at `phoff`.
+fn collect_segments<Elf>(
+    src: &dyn ReadAt,
+    head: &[u8],
+    phdrs: &[Elf::ProgramHeader],
+    phoff: u64,
+    endian: Endianness,
+) -> Result<(Vec<NoteSegment>, Vec<Load>)>
+where
+    Elf: FileHeader<Endian = Endianness>,
+{
+    let want = std::mem::size_of::<Elf::ProgramHeader>() as u64;
     // Sized once (dumps have one PT_NOTE and a PT_LOAD per RAM range): no regrowth per header.
     // `phdrs` is already in memory, and a `Load` is smaller than the header it comes from.
     let mut notes = Vec::with_capacity(1);
@@ -234,7 +277,7 @@ where
                 if note_total > MAX_TABLE_BYTES {
                     return Err(Error::limit(ph_off, format!("PT_NOTE segments total more than {MAX_TABLE_BYTES} bytes")));
                 }
-                let data = table(&*src, head, p_offset, filesz, "PT_NOTE segment")
+                let data = table(src, head, p_offset, filesz, "PT_NOTE segment")
                     .map_err(|e| Error { message: format!("program header {i}: {}", e.message), ..e })?;
                 notes.push(NoteSegment { file_offset: p_offset, align: ph.p_align(endian).into(), data: Arc::from(&*data) });
             }
@@ -254,18 +297,7 @@ where
             _ => {}
         }
     }
-    let (map, conflicting_overlap_bytes) = build_map(&loads);
-    Ok(ElfDump {
-        class64,
-        big_endian: endian == Endianness::Big,
-        e_machine,
-        phnum,
-        notes,
-        loads,
-        conflicting_overlap_bytes,
-        map,
-        src,
-    })
+    Ok((notes, loads))
 }
 
 /// The physical map of the PT_LOADs: `p_memsz` (or `p_filesz`, if larger) bytes from `p_paddr`,

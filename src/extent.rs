@@ -16,9 +16,14 @@
 //! are sorted by `(start, file_offset)` and the first wins; a later extent loses the part an
 //! earlier one already covers. Extents that continue one another in both address and file are
 //! joined, so that [`ExtentMap::file_offset`] answers for a whole stored run.
+//!
+//! [`ExtentImage`] is a dump that is nothing but one map over one file (LiME, raw): the one
+//! [`PhysMemory`] implementation of such formats.
+
+use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::phys::{normalize, PhysRange};
+use crate::phys::{normalize, PhysMemory, PhysRange};
 use crate::source::ReadAt;
 
 /// How the part of an extent past its stored bytes reads.
@@ -230,8 +235,8 @@ impl ExtentMap {
             let from_file = e.stored.saturating_sub(rel).min(n as u64) as usize;
             if from_file > 0 {
                 let at = e.file_offset + rel;
-                if at + from_file as u64 > src.len() {
-                    return Err(self.cut_short(src.len(), a, at));
+                if at + from_file as u64 > src.size() {
+                    return Err(self.cut_short(src.size(), a, at));
                 }
                 src.read_exact_at(&mut chunk[..from_file], at).map_err(|err| self.missing(err, a))?;
             }
@@ -277,6 +282,61 @@ impl ExtentMap {
         } else {
             err
         }
+    }
+}
+
+/// A memory image whose memory is one [`ExtentMap`] over one byte source, with `info`, what the
+/// format itself keeps (LiME's range index; nothing for raw). The memory-image formats are
+/// instances of it ([`RawImage`](crate::raw::RawImage), [`LimeImage`](crate::lime::LimeImage)):
+/// reads, ranges, coverage and file offsets are the map's, written once here.
+pub struct ExtentImage<I> {
+    src: Arc<dyn ReadAt>,
+    map: ExtentMap,
+    info: I,
+}
+
+impl<I> ExtentImage<I> {
+    pub fn from_map(src: Arc<dyn ReadAt>, map: ExtentMap, info: I) -> ExtentImage<I> {
+        ExtentImage { src, map, info }
+    }
+
+    /// What the format keeps besides the map.
+    pub fn info(&self) -> &I {
+        &self.info
+    }
+
+    pub fn map(&self) -> &ExtentMap {
+        &self.map
+    }
+
+    /// The bytes the map reads.
+    pub fn source(&self) -> &Arc<dyn ReadAt> {
+        &self.src
+    }
+
+    /// File offset of `[addr, addr + len)` when the file stores all of it in one run.
+    pub fn file_offset(&self, addr: u64, len: u64) -> Option<u64> {
+        self.map.file_offset(addr, len)
+    }
+}
+
+impl<I: std::fmt::Debug> std::fmt::Debug for ExtentImage<I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExtentImage").field("info", &self.info).field("extents", &self.map.extents().len()).finish()
+    }
+}
+
+impl<I: Send + Sync> PhysMemory for ExtentImage<I> {
+    fn read_phys(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
+        self.map.read(&*self.src, addr, buf)
+    }
+
+    fn ranges(&self) -> Result<Vec<PhysRange>> {
+        Ok(self.map.ranges())
+    }
+
+    fn check_covered(&self, addr: u64, len: u64) -> Result<()> {
+        self.map.check_covered(addr, len)
     }
 }
 

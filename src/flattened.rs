@@ -117,7 +117,7 @@ impl Window<'_> {
     /// The 16 bytes at `off`, or fewer if the file ends first. After a long record (`after_long`)
     /// a refill reads [`SMALL_READ`] bytes, else a whole window.
     fn header_at(&mut self, off: u64, after_long: bool) -> Result<&[u8]> {
-        let len = self.src.len();
+        let len = self.src.size();
         let in_window = off >= self.base && off + RECORD_HEADER_SIZE <= self.base + self.buf.len() as u64;
         if !in_window {
             let cap = if after_long { SMALL_READ } else { WINDOW as u64 };
@@ -180,7 +180,7 @@ impl Flattened {
 
     /// Index every record of a flattened file (one pass; see the module docs for the rules).
     pub fn open(inner: Arc<dyn ReadAt>) -> Result<Flattened> {
-        let len = inner.len();
+        let len = inner.size();
         let head = inner.read_prefix(0, 32)?;
         if head.len() < 32 {
             return Err(Error::truncated(0, "flattened header: file shorter than 32 bytes"));
@@ -275,14 +275,15 @@ impl Flattened {
     pub fn offset_as_written(&self, offset: u64, len: u64) -> Option<u64> {
         self.map.file_offset(offset, len)
     }
-    /// Number of non-overlapping pieces in the index.
+    /// Number of non-overlapping pieces in the index: a diagnostic for callers (the library does
+    /// not use it itself; the fuzz target exercises it).
     pub fn segment_count(&self) -> usize {
         self.map.extents().len()
     }
 }
 
 impl ReadAt for Flattened {
-    fn len(&self) -> u64 {
+    fn size(&self) -> u64 {
         self.logical_len
     }
 
@@ -307,26 +308,39 @@ impl ReadAt for Flattened {
     }
 }
 
-/// Build a flattened file from `(offset, data)` records (tests, fixtures).
-pub fn flatten(records: &[(u64, &[u8])], end_marker: bool) -> Vec<u8> {
+/// The 4096-byte header of a flattened file: the signature, type 1, version 1 (what a writer
+/// puts before its records).
+pub(crate) fn file_header() -> Vec<u8> {
     let mut v = vec![0u8; HEADER_SIZE as usize];
     v[..SIGNATURE.len()].copy_from_slice(SIGNATURE);
     v[16..24].copy_from_slice(&1i64.to_be_bytes());
     v[24..32].copy_from_slice(&1i64.to_be_bytes());
-    for (off, data) in records {
-        v.extend_from_slice(&off.to_be_bytes());
-        v.extend_from_slice(&(data.len() as u64).to_be_bytes());
-        v.extend_from_slice(data);
-    }
-    if end_marker {
-        v.extend_from_slice(&(-1i64).to_be_bytes());
-        v.extend_from_slice(&(-1i64).to_be_bytes());
-    }
     v
+}
+
+/// Builders for tests and fixtures (this crate's, its integration tests', the fuzz seeds'); not
+/// part of the library's API.
+#[doc(hidden)]
+pub mod testing {
+    /// A flattened file of `(offset, data)` records, with the `-1/-1` end marker if asked.
+    pub fn flatten(records: &[(u64, &[u8])], end_marker: bool) -> Vec<u8> {
+        let mut v = super::file_header();
+        for (off, data) in records {
+            v.extend_from_slice(&off.to_be_bytes());
+            v.extend_from_slice(&(data.len() as u64).to_be_bytes());
+            v.extend_from_slice(data);
+        }
+        if end_marker {
+            v.extend_from_slice(&(-1i64).to_be_bytes());
+            v.extend_from_slice(&(-1i64).to_be_bytes());
+        }
+        v
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::testing::flatten;
     use super::*;
     use crate::error::ErrorKind;
 
@@ -345,7 +359,7 @@ mod tests {
     }
 
     fn check_all_reads(f: &Flattened, expect: &[u8]) {
-        assert_eq!(f.len(), expect.len() as u64);
+        assert_eq!(f.size(), expect.len() as u64);
         for start in 0..expect.len() {
             for len in [1usize, 2, 3, 7, 64] {
                 if start + len > expect.len() {

@@ -15,7 +15,7 @@
 //! At open we read every header (one 32-byte `pread` per range, at most [`MAX_RANGES`]), never
 //! the data. Rules, each violation an error whose offset is the file offset of the offending
 //! header (the message names the field):
-//! bad magic → `Format` (AVML's compressed variant, magic `AVML`, → `Unsupported`); version other
+//! bad magic → `Format` (an AVML block header, magic `AVML`, → `Unsupported`); version other
 //! than 1 → `Unsupported`; `e_addr < s_addr` → `Format`; `e_addr = 2^64 - 1` (the exclusive end
 //! wraps) → `Format`; data running past the end of the file → `Truncated`; a header cut short →
 //! `Truncated`; more than [`MAX_RANGES`] ranges → `Limit`. Ranges may come in any order (LiME
@@ -27,25 +27,38 @@ use crate::format::{DumpFormat, Format, Identity};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::extent::{Beyond, Extent, ExtentMap, Labels};
-use crate::phys::{PhysMemory, PhysRange};
+use crate::extent::{Beyond, Extent, ExtentImage, ExtentMap, Labels};
 use crate::source::ReadAt;
 
 /// `magic` of a LiME range header (little-endian u32; the bytes "EMiL").
 pub const LIME_MAGIC: u32 = 0x4C69_4D45;
-/// `magic` of AVML's compressed variant (version 2, snappy-compressed ranges).
+/// `magic` of an AVML block header, which has the layout of a LiME range header (little-endian
+/// u32; the bytes "AVML"). Defined here, with the layout, so that [`crate::avml`] depends on
+/// this module and not the other way round.
 pub const AVML_MAGIC: u32 = 0x4C4D_5641;
 /// Size of a range header.
 pub const HEADER_SIZE: u64 = 32;
 /// Most ranges we index (real images hold one per "System RAM" region, a few dozen at most).
 pub const MAX_RANGES: usize = 1 << 16;
 
-/// True when `head` starts with a LiME (or AVML) range header magic.
+/// True when `head` starts with a LiME range header magic. (AVML's blocks share the header
+/// layout but not the magic: [`crate::avml::is_avml`] tests for theirs.)
 pub fn is_lime(head: &[u8]) -> bool {
-    head.get(..4).is_some_and(|m| {
-        let m = u32::from_le_bytes([m[0], m[1], m[2], m[3]]);
-        m == LIME_MAGIC || m == AVML_MAGIC
-    })
+    head.get(..4).is_some_and(|m| u32_at(m, 0) == LIME_MAGIC)
+}
+
+/// The little-endian u32 at `b[at..at + 4]` (LiME's and AVML's headers).
+pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(w)
+}
+
+/// The little-endian u64 at `b[at..at + 8]`.
+pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(w)
 }
 
 /// One indexed range: physical `[start, end)` whose bytes start at `data_offset` in the file.
@@ -65,34 +78,99 @@ const LABELS: Labels = Labels {
     data: "LiME range data for physical",
 };
 
-/// An opened LiME image: the index of its ranges, sorted by address, and the extent map reads
-/// go through.
-pub struct LimeImage {
-    src: Arc<dyn ReadAt>,
+/// An opened LiME image: the extent map reads go through, and the index of its ranges.
+pub type LimeImage = ExtentImage<LimeIndex>;
+
+/// The ranges of a LiME image, sorted by address.
+pub struct LimeIndex {
     ranges: Vec<LimeRange>,
-    map: ExtentMap,
 }
 
-impl std::fmt::Debug for LimeImage {
+impl std::fmt::Debug for LimeIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LimeImage").field("ranges", &self.ranges.len()).finish()
+        f.debug_struct("LimeIndex").field("ranges", &self.ranges.len()).finish()
     }
 }
 
-fn u32_at(b: &[u8; HEADER_SIZE as usize], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+/// Read and check the range header at `off` (`off < file_len`): the range it declares, whose
+/// data ends inside the file.
+fn parse_range_header(src: &dyn ReadAt, off: u64, file_len: u64) -> Result<LimeRange> {
+    if file_len - off < HEADER_SIZE {
+        return Err(Error::truncated(
+            off,
+            format!(
+                "LiME range header at {off:#x} is cut short: {} of {HEADER_SIZE} bytes before the end of the file",
+                file_len - off
+            ),
+        ));
+    }
+    let mut h = [0u8; HEADER_SIZE as usize];
+    src.read_exact_at(&mut h, off)?;
+    let (magic, version, s_addr, e_addr) = (u32_at(&h, 0), u32_at(&h, 4), u64_at(&h, 8), u64_at(&h, 16));
+    if magic == AVML_MAGIC {
+        // A file that starts so is detected as AVML; this is an AVML block inside a LiME file,
+        // or a LiME reading asked for on an AVML file.
+        return Err(Error::unsupported(
+            Some(off),
+            format!(
+                "LiME range header at {off:#x}: magic \"AVML\" is an AVML block header, which a LiME image \
+                 does not hold (open an AVML file with format=\"avml\")"
+            ),
+        ));
+    }
+    if magic != LIME_MAGIC {
+        return Err(Error::format(
+            off,
+            format!("LiME range header at {off:#x}: bad magic {magic:#010x} (expected {LIME_MAGIC:#010x})"),
+        ));
+    }
+    if version != 1 {
+        return Err(Error::unsupported(
+            Some(off),
+            format!("LiME range header at {off:#x}: version {version} (only 1 is defined)"),
+        ));
+    }
+    if e_addr < s_addr {
+        return Err(Error::format(off, format!("LiME range header at {off:#x}: end {e_addr:#x} is below start {s_addr:#x}")));
+    }
+    let Some(end) = e_addr.checked_add(1) else {
+        return Err(Error::format(off, format!("LiME range header at {off:#x}: inclusive end {e_addr:#x} wraps past 2^64")));
+    };
+    let size = end - s_addr;
+    let data_offset = off + HEADER_SIZE;
+    if data_offset.checked_add(size).is_none_or(|e| e > file_len) {
+        return Err(Error::truncated(
+            off,
+            format!(
+                "LiME range header at {off:#x}: {size} bytes of data for {s_addr:#x}..={e_addr:#x} run past the end of the file ({file_len} bytes)"
+            ),
+        ));
+    }
+    Ok(LimeRange { start: s_addr, end, data_offset, header_offset: off })
 }
 
-fn u64_at(b: &[u8; HEADER_SIZE as usize], at: usize) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(w)
+/// `ranges` sorted by address; an overlap is an error at the later header in file order.
+fn check_no_overlap(ranges: &[LimeRange]) -> Result<()> {
+    for w in ranges.windows(2) {
+        if w[1].start < w[0].end {
+            let later = if w[0].header_offset > w[1].header_offset { w[0] } else { w[1] };
+            let earlier = if later == w[0] { w[1] } else { w[0] };
+            return Err(Error::format(
+                later.header_offset,
+                format!(
+                    "LiME range {:#x}..{:#x} (header at {:#x}) overlaps range {:#x}..{:#x} (header at {:#x})",
+                    later.start, later.end, later.header_offset, earlier.start, earlier.end, earlier.header_offset
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
-impl LimeImage {
+impl ExtentImage<LimeIndex> {
     /// Index the range headers of a LiME file.
     pub fn open(src: Arc<dyn ReadAt>) -> Result<LimeImage> {
-        let file_len = src.len();
+        let file_len = src.size();
         if file_len == 0 {
             return Err(Error::truncated(0, "empty file: a LiME image starts with a 32-byte range header"));
         }
@@ -102,103 +180,22 @@ impl LimeImage {
             if ranges.len() >= MAX_RANGES {
                 return Err(Error::limit(off, format!("LiME image has more than {MAX_RANGES} ranges")));
             }
-            if file_len - off < HEADER_SIZE {
-                return Err(Error::truncated(
-                    off,
-                    format!(
-                        "LiME range header at {off:#x} is cut short: {} of {HEADER_SIZE} bytes before the end of the file",
-                        file_len - off
-                    ),
-                ));
-            }
-            let mut h = [0u8; HEADER_SIZE as usize];
-            src.read_exact_at(&mut h, off)?;
-            let (magic, version, s_addr, e_addr) = (u32_at(&h, 0), u32_at(&h, 4), u64_at(&h, 8), u64_at(&h, 16));
-            if magic == AVML_MAGIC {
-                return Err(Error::unsupported(
-                    Some(off),
-                    "AVML compressed range (magic \"AVML\"): only uncompressed LiME is supported",
-                ));
-            }
-            if magic != LIME_MAGIC {
-                return Err(Error::format(
-                    off,
-                    format!("LiME range header at {off:#x}: bad magic {magic:#010x} (expected {LIME_MAGIC:#010x})"),
-                ));
-            }
-            if version != 1 {
-                return Err(Error::unsupported(
-                    Some(off),
-                    format!("LiME range header at {off:#x}: version {version} (only 1 is defined)"),
-                ));
-            }
-            if e_addr < s_addr {
-                return Err(Error::format(
-                    off,
-                    format!("LiME range header at {off:#x}: end {e_addr:#x} is below start {s_addr:#x}"),
-                ));
-            }
-            let Some(end) = e_addr.checked_add(1) else {
-                return Err(Error::format(
-                    off,
-                    format!("LiME range header at {off:#x}: inclusive end {e_addr:#x} wraps past 2^64"),
-                ));
-            };
-            let size = end - s_addr;
-            let data_offset = off + HEADER_SIZE;
-            let data_end = data_offset.checked_add(size).filter(|&e| e <= file_len).ok_or_else(|| {
-                Error::truncated(
-                    off,
-                    format!(
-                        "LiME range header at {off:#x}: {size} bytes of data for {s_addr:#x}..={e_addr:#x} run past the end of the file ({file_len} bytes)"
-                    ),
-                )
-            })?;
-            ranges.push(LimeRange { start: s_addr, end, data_offset, header_offset: off });
-            off = data_end;
+            let r = parse_range_header(&*src, off, file_len)?;
+            ranges.push(r);
+            off = r.data_offset + (r.end - r.start);
         }
         ranges.sort_unstable_by_key(|r| r.start);
-        for w in ranges.windows(2) {
-            if w[1].start < w[0].end {
-                let later = if w[0].header_offset > w[1].header_offset { w[0] } else { w[1] };
-                let earlier = if later == w[0] { w[1] } else { w[0] };
-                return Err(Error::format(
-                    later.header_offset,
-                    format!(
-                        "LiME range {:#x}..{:#x} (header at {:#x}) overlaps range {:#x}..{:#x} (header at {:#x})",
-                        later.start, later.end, later.header_offset, earlier.start, earlier.end, earlier.header_offset
-                    ),
-                ));
-            }
-        }
-        // Checked above: end <= u64::MAX and data_offset + size <= file_len.
+        check_no_overlap(&ranges)?;
+        // Checked by parse_range_header: end <= u64::MAX and data_offset + size <= file_len.
         let extents =
             ranges.iter().filter_map(|r| Extent::new(r.start, r.end - r.start, r.data_offset, r.end - r.start)).collect();
         let (map, _) = ExtentMap::build(extents, Beyond::Absent, LABELS);
-        Ok(LimeImage { src, ranges, map })
+        Ok(ExtentImage::from_map(src, map, LimeIndex { ranges }))
     }
 
     /// The indexed ranges, sorted by physical address.
     pub fn lime_ranges(&self) -> &[LimeRange] {
-        &self.ranges
-    }
-
-    /// File offset of physical `[addr, addr + len)` when one range holds all of it.
-    pub fn file_offset(&self, addr: u64, len: u64) -> Option<u64> {
-        self.map.file_offset(addr, len)
-    }
-}
-
-impl PhysMemory for LimeImage {
-    fn read_phys(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
-        self.map.read(&*self.src, addr, buf)
-    }
-
-    fn ranges(&self) -> Result<Vec<PhysRange>> {
-        Ok(self.map.ranges())
-    }
-    fn check_covered(&self, addr: u64, len: u64) -> Result<()> {
-        self.map.check_covered(addr, len)
+        &self.info().ranges
     }
 }
 
@@ -210,10 +207,10 @@ impl DumpFormat for LimeImage {
         None
     }
     fn file_offset(&self, addr: u64, len: u64) -> Option<u64> {
-        LimeImage::file_offset(self, addr, len)
+        ExtentImage::file_offset(self, addr, len)
     }
     fn source(&self) -> &Arc<dyn ReadAt> {
-        &self.src
+        ExtentImage::source(self)
     }
 }
 
@@ -221,6 +218,7 @@ impl DumpFormat for LimeImage {
 pub(crate) mod tests {
     use super::*;
     use crate::error::ErrorKind;
+    use crate::phys::{PhysMemory, PhysRange};
 
     /// A LiME header for `[s, e]` (inclusive).
     pub fn header(magic: u32, version: u32, s: u64, e: u64) -> Vec<u8> {
@@ -324,9 +322,24 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn an_avml_file_asked_for_as_lime_is_a_clear_error() {
+        use crate::format::OpenOptions;
+        let avml = crate::avml::tests::build(&[(0x1000, &[7u8; 64])]);
+        // Through the dump: the signature check names what the file is.
+        let o = OpenOptions { format: Some(Format::Lime), ..OpenOptions::default() };
+        let e = crate::dump::Dump::from_source(Arc::new(avml.clone()), Arc::from("x.avml"), o).err().unwrap();
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Format, Some(0)));
+        assert!(e.message.contains("format \"lime\" was asked for") && e.message.contains("avml"), "{}", e.message);
+        // The reader itself, on the same bytes: the header is named as AVML's.
+        let e = open(avml).unwrap_err();
+        assert_eq!((e.kind, e.offset()), (ErrorKind::Unsupported, Some(0)));
+        assert!(e.message.contains("AVML block header") && e.message.contains("format=\"avml\""), "{}", e.message);
+    }
+
+    #[test]
     fn detects_magic() {
         assert!(is_lime(b"EMiL\x01\0\0\0"));
-        assert!(is_lime(b"AVML"));
+        assert!(!is_lime(b"AVML"), "the AVML magic is AVML's, not LiME's");
         assert!(!is_lime(b"\x7fELF"));
         assert!(!is_lime(b"EMi"));
     }

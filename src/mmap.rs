@@ -416,7 +416,7 @@ impl MmapSource {
 }
 
 impl ReadAt for MmapSource {
-    fn len(&self) -> u64 {
+    fn size(&self) -> u64 {
         self.map.len() as u64
     }
 

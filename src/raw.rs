@@ -8,9 +8,7 @@
 use crate::format::{DumpFormat, Format, Identity};
 use std::sync::Arc;
 
-use crate::error::Result;
-use crate::extent::{Beyond, Extent, ExtentMap, Labels};
-use crate::phys::{PhysMemory, PhysRange};
+use crate::extent::{Beyond, Extent, ExtentImage, ExtentMap, Labels};
 use crate::source::ReadAt;
 
 const LABELS: Labels = Labels {
@@ -20,49 +18,26 @@ const LABELS: Labels = Labels {
 };
 
 /// A raw physical image over a byte source: one extent, physical `[0, len)` at file offset 0.
-pub struct RawImage {
-    src: Arc<dyn ReadAt>,
-    map: ExtentMap,
-}
+pub type RawImage = ExtentImage<RawInfo>;
 
-impl std::fmt::Debug for RawImage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RawImage").field("len", &self.src.len()).finish()
-    }
-}
+/// What a raw image keeps besides its map: nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct RawInfo;
 
-impl RawImage {
+impl ExtentImage<RawInfo> {
     pub fn new(src: Arc<dyn ReadAt>) -> RawImage {
-        let len = src.len();
+        let len = src.size();
         let (map, _) = ExtentMap::build(Extent::new(0, len, 0, len).into_iter().collect(), Beyond::Absent, LABELS);
-        RawImage { src, map }
+        ExtentImage::from_map(src, map, RawInfo)
     }
 
     /// Bytes of physical memory held (the file length at open).
     pub fn len(&self) -> u64 {
-        self.src.len()
+        self.source().size()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.src.len() == 0
-    }
-
-    /// File offset of physical address `addr` when `[addr, addr + len)` is held.
-    pub fn file_offset(&self, addr: u64, len: u64) -> Option<u64> {
-        self.map.file_offset(addr, len)
-    }
-}
-
-impl PhysMemory for RawImage {
-    fn read_phys(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
-        self.map.read(&*self.src, addr, buf)
-    }
-
-    fn ranges(&self) -> Result<Vec<PhysRange>> {
-        Ok(self.map.ranges())
-    }
-    fn check_covered(&self, addr: u64, len: u64) -> Result<()> {
-        self.map.check_covered(addr, len)
+        self.len() == 0
     }
 }
 
@@ -74,10 +49,10 @@ impl DumpFormat for RawImage {
         None
     }
     fn file_offset(&self, addr: u64, len: u64) -> Option<u64> {
-        RawImage::file_offset(self, addr, len)
+        ExtentImage::file_offset(self, addr, len)
     }
     fn source(&self) -> &Arc<dyn ReadAt> {
-        &self.src
+        ExtentImage::source(self)
     }
 }
 
@@ -85,6 +60,7 @@ impl DumpFormat for RawImage {
 mod tests {
     use super::*;
     use crate::error::ErrorKind;
+    use crate::phys::{PhysMemory, PhysRange};
 
     fn img(n: usize) -> RawImage {
         RawImage::new(Arc::new((0..n).map(|i| i as u8).collect::<Vec<u8>>()))

@@ -18,22 +18,23 @@ use crate::error::{Error, Result};
 /// Random-access, thread-safe reads of a byte source of known length.
 pub trait ReadAt: Send + Sync {
     /// Length of the source in bytes, as seen when it was opened (a file: when first needed, see
-    /// [`FileSource`]); later reads past it are `Truncated` errors.
-    fn len(&self) -> u64;
+    /// [`FileSource`]); later reads past it are `Truncated` errors. (Named `size`, not `len`, so
+    /// that on a byte slice or vector it never shadows, nor is shadowed by, the slice's `len`.)
+    fn size(&self) -> u64;
 
     /// Fill `buf` from `offset`; fewer bytes than asked is a `Truncated` error at the offset
     /// where the data ran out.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()>;
 
     fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.size() == 0
     }
 
     /// Bytes the source really stores, at most `len`. A view with holes (the flattened format
     /// reads what no record wrote as zeros) stores fewer; readers that allocate in proportion
     /// to a declared size check it against this, so that holes cannot become memory.
     fn stored_len(&self) -> u64 {
-        self.len()
+        self.size()
     }
 
     /// Read `len` bytes at `offset` into a new buffer, after checking `len` against the source
@@ -42,10 +43,10 @@ pub trait ReadAt: Send + Sync {
         let end = offset
             .checked_add(len)
             .ok_or_else(|| Error::format(offset, format!("{what}: offset {offset:#x} + size {len:#x} overflows")))?;
-        if end > self.len() {
+        if end > self.size() {
             return Err(Error::truncated(
                 offset,
-                format!("{what}: {len} bytes at {offset:#x} run past the end of the file ({} bytes)", self.len()),
+                format!("{what}: {len} bytes at {offset:#x} run past the end of the file ({} bytes)", self.size()),
             ));
         }
         let mut v = vec![0u8; len as usize];
@@ -56,14 +57,14 @@ pub trait ReadAt: Send + Sync {
     /// Fill `buf` from `offset` as far as the source goes; returns how many bytes were read
     /// (fewer than `buf.len()` only at the end of the source).
     fn read_upto(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
-        let n = self.len().saturating_sub(offset).min(buf.len() as u64) as usize;
+        let n = self.size().saturating_sub(offset).min(buf.len() as u64) as usize;
         self.read_exact_at(&mut buf[..n], offset)?;
         Ok(n)
     }
 
     /// Read up to `len` bytes at `offset` (fewer at end of file), without failing on EOF.
     fn read_prefix(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
-        let avail = self.len().saturating_sub(offset).min(len as u64) as usize;
+        let avail = self.size().saturating_sub(offset).min(len as u64) as usize;
         let mut v = vec![0u8; avail];
         self.read_exact_at(&mut v, offset)?;
         Ok(v)
@@ -78,8 +79,8 @@ pub struct WithHead<'a> {
 }
 
 impl ReadAt for WithHead<'_> {
-    fn len(&self) -> u64 {
-        self.src.len()
+    fn size(&self) -> u64 {
+        self.src.size()
     }
     fn stored_len(&self) -> u64 {
         self.src.stored_len()
@@ -134,7 +135,7 @@ impl FileSource {
 }
 
 impl ReadAt for FileSource {
-    fn len(&self) -> u64 {
+    fn size(&self) -> u64 {
         // An fstat of an open file fails only on a broken filesystem; the reads then fail too,
         // with their own error, rather than being refused as past a made-up end.
         *self.len.get_or_init(|| self.file.metadata().map_or(u64::MAX, |m| m.len()))
@@ -156,7 +157,7 @@ impl ReadAt for FileSource {
 
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         within_off_t(offset, buf.len())?;
-        let len = self.len();
+        let len = self.size();
         if offset + buf.len() as u64 > len {
             // Data declared past the end the file had when it was opened: it was short already.
             return Err(Error::truncated(
@@ -271,8 +272,8 @@ impl FileSource {
 
 /// An in-memory source (tests, `parse` of bytes, fuzzing).
 impl ReadAt for [u8] {
-    fn len(&self) -> u64 {
-        <[u8]>::len(self) as u64
+    fn size(&self) -> u64 {
+        self.len() as u64
     }
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         let start = usize::try_from(offset).ok().filter(|&s| s <= <[u8]>::len(self));
@@ -289,8 +290,8 @@ impl ReadAt for [u8] {
 }
 
 impl ReadAt for Vec<u8> {
-    fn len(&self) -> u64 {
-        self.as_slice().len() as u64
+    fn size(&self) -> u64 {
+        self.len() as u64
     }
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         self.as_slice().read_exact_at(buf, offset)
@@ -298,8 +299,8 @@ impl ReadAt for Vec<u8> {
 }
 
 impl<T: ReadAt + ?Sized> ReadAt for Arc<T> {
-    fn len(&self) -> u64 {
-        (**self).len()
+    fn size(&self) -> u64 {
+        (**self).size()
     }
     fn stored_len(&self) -> u64 {
         (**self).stored_len()
@@ -366,7 +367,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vmci-src-{}", std::process::id()));
         std::fs::write(&dir, vec![1u8; 8192]).unwrap();
         let src = FileSource::open(&dir).unwrap();
-        assert_eq!(src.len(), 8192); // the length is taken when first needed
+        assert_eq!(src.size(), 8192); // the length is taken when first needed
         std::fs::OpenOptions::new().write(true).open(&dir).unwrap().set_len(100).unwrap();
         let mut b = vec![0u8; 4096];
         let e = src.read_exact_at(&mut b, 0).unwrap_err();
@@ -386,7 +387,7 @@ mod tests {
         assert!(b[..100].iter().all(|&c| c == 7));
         // The length is now 100 whatever happens to the file: a shrink is seen as one.
         std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(10).unwrap();
-        assert_eq!(src.len(), 100);
+        assert_eq!(src.size(), 100);
         let e = src.read_exact_at(&mut b[..50], 0).unwrap_err();
         assert_eq!((e.kind, e.offset()), (ErrorKind::Truncated, Some(10)), "{e}");
         assert!(e.message.contains("it was 100 bytes when opened: it shrank"), "{e}");

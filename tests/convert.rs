@@ -383,3 +383,38 @@ fn flattened_stream_reassembles_to_the_same_dump() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A byte source whose reads past its first 8 KiB (the head a dump reads at open) fail with EIO:
+/// a failing disk under a raw image.
+struct FailsPastHead(usize);
+
+impl vmcoreinfo::source::ReadAt for FailsPastHead {
+    fn size(&self) -> u64 {
+        self.0 as u64
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> vmcoreinfo::Result<()> {
+        if offset + buf.len() as u64 > 8192 {
+            return Err(vmcoreinfo::Error::io(&std::io::Error::from_raw_os_error(5), Some(offset), "read failed"));
+        }
+        buf.fill(0);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_failed_scan_stops_the_writers_instead_of_an_unknown_machine() {
+    // A memory image names no machine: its identity is the scan's. When the scan fails, the
+    // writers return its error (they never encode the unknown-machine default of the accessors).
+    let dir = tmpdir("scanfail");
+    let o = OpenOptions { format: Some(Format::Raw), mmap: false, ..OpenOptions::default() };
+    let src = std::sync::Arc::new(FailsPastHead(1 << 20));
+    let input = Dump::from_source(src, std::sync::Arc::from("broken.raw"), o).unwrap();
+    assert!(matches!(input.identity().unwrap_err().kind, ErrorKind::Io { errno: Some(5) }));
+    assert_eq!(input.machine(), "unknown", "the display accessor keeps its default");
+    let e = write_elf(&input, &dir.join("o.core"), ElfOptions::default(), None).unwrap_err();
+    assert!(matches!(e.kind, ErrorKind::Io { errno: Some(5) }), "{e}");
+    let e = write_kdump(&input, &dir.join("o.kdump"), KdumpOptions::default(), None).unwrap_err();
+    assert!(matches!(e.kind, ErrorKind::Io { errno: Some(5) }), "{e}");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing left behind");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

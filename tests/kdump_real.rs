@@ -111,7 +111,7 @@ fn real_x86_64_makedumpfile_pages_equal_elf() {
             .find_map(|l| l.strip_prefix("NUMBER(phys_base)="))
             .and_then(|v| v.parse().ok())
             .unwrap();
-        assert_eq!(kd.phys_base_header(), Some(phys_base as u64));
+        assert_eq!(kd.phys_base_header(), phys_base as u64);
         let (n, diff) = compare_with_elf(&kd, &d.join("qemu-elf.core"), 7);
         eprintln!("{name}: {n} pages compared with qemu-elf.core, {diff} differ; {:?}", kd.page_counts().unwrap());
         assert!(n > 500);
@@ -155,12 +155,12 @@ fn real_flattened_reads_like_reassembled() {
         let f = Flattened::open(src(&root.join(flat))).unwrap();
         let p = src(&root.join(plain));
         assert!(f.has_end_marker());
-        assert_eq!(f.logical_len(), p.len(), "{flat}");
+        assert_eq!(f.logical_len(), p.size(), "{flat}");
         let mut a = vec![0u8; 1 << 20];
         let mut b = vec![0u8; 1 << 20];
         let mut off = 0;
-        while off < p.len() {
-            let n = (p.len() - off).min(a.len() as u64) as usize;
+        while off < p.size() {
+            let n = (p.size() - off).min(a.len() as u64) as usize;
             f.read_exact_at(&mut a[..n], off).unwrap();
             p.read_exact_at(&mut b[..n], off).unwrap();
             assert!(a[..n] == b[..n], "{flat}: differs in {off:#x}..+{n:#x}");

@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = (f.record_count(), f.has_end_marker(), f.hole_bytes(), f.segment_count(), format!("{f:?}"));
     assert!(f.hole_bytes() <= f.logical_len());
     if let Some(expect) = naive(data) {
-        assert_eq!(f.len(), expect.len() as u64);
+        assert_eq!(f.size(), expect.len() as u64);
         let mut all = vec![0u8; expect.len()];
         f.read_exact_at(&mut all, 0).unwrap();
         assert!(all == expect, "reassembled view differs from a naive reassembly");

@@ -22,7 +22,7 @@ pub struct PhysBaseSources {
 impl PhysBaseSources {
     /// phys_base from the VMCOREINFO text and from the kdump header, side by side.
     pub fn of(dump: &Dump) -> Result<PhysBaseSources> {
-        let header = dump.kdump().and_then(crate::kdump::KdumpFile::phys_base_header);
+        let header = dump.kdump().map(crate::kdump::KdumpFile::phys_base_header);
         // (key as reported, NUMBER name to read)
         let source = match dump.e_machine() {
             bitness::EM_AARCH64 => Some(("NUMBER(PHYS_OFFSET)", "PHYS_OFFSET")),

@@ -162,7 +162,8 @@ impl Dump {
         Ok(Identity { e_machine: s.e_machine, class64: s.class64, big_endian: s.big_endian, source })
     }
     /// [`Dump::identity`], with an unknown little-endian 64-bit machine when a memory image's
-    /// scan fails (use `identity()` to see why).
+    /// scan fails (use `identity()` to see why). For display only: what must not guess (the
+    /// writers, which encode class, byte order and machine) calls `identity()?` instead.
     fn identity_or_unknown(&self) -> Identity {
         self.identity().unwrap_or(Identity { e_machine: 0, class64: true, big_endian: false, source: "unknown" })
     }

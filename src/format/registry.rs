@@ -77,8 +77,8 @@ pub static FORMATS: [FormatSpec; 6] = [
         memory_image: false,
         also_accepts: &[Format::FlattenedKdump],
     },
-    // AVML before LiME: the LiME test accepts the AVML magic too (lime.rs reads a file mixing
-    // both), so a file AVML's test accepts must be taken as AVML before LiME's test sees it.
+    // AVML and LiME share the header layout, not the magic: their tests accept disjoint files,
+    // so their order does not matter.
     FormatSpec {
         format: Format::Avml,
         name: "avml",
@@ -203,9 +203,10 @@ mod tests {
     #[test]
     fn detection_order_is_the_table_order() {
         assert_eq!(Format::ALL, [Format::Elf, Format::FlattenedKdump, Format::Kdump, Format::Avml, Format::Lime, Format::Raw]);
-        // An AVML file passes the LiME test too: detection must say AVML.
+        // AVML and LiME share a header layout, not a magic: each test accepts its own only.
         let avml_head = avml::AVML_MAGIC.to_le_bytes();
-        assert!(lime::is_lime(&avml_head) && avml::is_avml(&avml_head));
+        assert!(!lime::is_lime(&avml_head) && avml::is_avml(&avml_head));
+        assert!(!avml::is_avml(&lime::LIME_MAGIC.to_le_bytes()));
         assert_eq!(detect(&avml_head), Some(Format::Avml));
         assert_eq!(detect(&lime::LIME_MAGIC.to_le_bytes()), Some(Format::Lime));
     }

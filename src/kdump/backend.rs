@@ -91,7 +91,7 @@ impl DumpFormat for KdumpDump {
             )));
         }
         for seg in &self.notes {
-            let seg_end = seg.file_offset + seg.data.len();
+            let seg_end = seg.file_offset + seg.data.len() as u64;
             if off >= seg.file_offset && off + size <= seg_end {
                 let start = (off - seg.file_offset) as usize;
                 let blob = TextBlob {

@@ -324,25 +324,42 @@ pub(crate) fn read_headers(hsrc: &WithHead<'_>, file_len: u64) -> Result<Headers
             format!("kdump header needs {HEADER_READ} bytes; the file has {file_len}"),
         ));
     }
-    // Byte order from header_version.
+    let (endian, header_version) = byte_order(&head)?;
+    let (is32, hdr) = choose_header_layout(hsrc, &head, endian, header_version, file_len)?;
+    let bs = u64::from(hdr.block_size);
+    let uts_at = offset_of!(DiskDumpHeader64<Endianness>, utsname);
+    let uts: [String; 6] = std::array::from_fn(|i| uts_string(&head[uts_at + i * UTS_LEN..uts_at + (i + 1) * UTS_LEN]));
+    let (sub_layout, mut sub) = choose_sub_layout(hsrc, endian, is32, header_version, bs, file_len)?;
+    let anomalies = drop_outside_locations(&mut sub, sub_layout, bs, file_len);
+    Ok(Headers { endian, is32, header_version, uts, hdr, sub_layout, sub, anomalies })
+}
+
+/// Byte order from header_version: the order in which it is plausible (little-endian first).
+fn byte_order(head: &[u8]) -> Result<(Endianness, i32)> {
     let version_at = offset_of!(DiskDumpHeader64<Endianness>, header_version);
     let raw_version: [u8; 4] = head[version_at..version_at + 4].try_into().expect("4 bytes");
     let (v_le, v_be) = (i32::from_le_bytes(raw_version), i32::from_be_bytes(raw_version));
     let plausible = |v: i32| (1..=255).contains(&v);
-    let (endian, header_version) = match (plausible(v_le), plausible(v_be)) {
-        (true, _) => (Endianness::Little, v_le),
-        (false, true) => (Endianness::Big, v_be),
+    match (plausible(v_le), plausible(v_be)) {
+        (true, _) => Ok((Endianness::Little, v_le)),
+        (false, true) => Ok((Endianness::Big, v_be)),
         (false, false) => {
-            return Err(Error::format(
-                version_at as u64,
-                format!("kdump header_version {v_le:#x} is implausible in either byte order"),
-            ))
+            Err(Error::format(version_at as u64, format!("kdump header_version {v_le:#x} is implausible in either byte order")))
         }
-    };
+    }
+}
 
-    // 32- or 64-bit header layout, from the consistency of the fields.
-    let h64 = HdrFields::read(&head, endian, false);
-    let h32 = HdrFields::read(&head, endian, true);
+/// 32- or 64-bit header layout, from the consistency of the fields: whether it is the 32-bit
+/// one, and its fields.
+fn choose_header_layout(
+    hsrc: &WithHead<'_>,
+    head: &[u8],
+    endian: Endianness,
+    header_version: i32,
+    file_len: u64,
+) -> Result<(bool, HdrFields)> {
+    let h64 = HdrFields::read(head, endian, false);
+    let h32 = HdrFields::read(head, endian, true);
     let is32 = match (h64.validate(file_len), h32.validate(file_len)) {
         (Ok(()), Err(_)) => false,
         (Err(_), Ok(())) => true,
@@ -363,12 +380,19 @@ pub(crate) fn read_headers(hsrc: &WithHead<'_>, file_len: u64) -> Result<Headers
             return Err(e);
         }
     };
-    let hdr = if is32 { h32 } else { h64 };
-    let bs = u64::from(hdr.block_size);
-    let uts_at = offset_of!(DiskDumpHeader64<Endianness>, utsname);
-    let uts: [String; 6] = std::array::from_fn(|i| uts_string(&head[uts_at + i * UTS_LEN..uts_at + (i + 1) * UTS_LEN]));
+    Ok((is32, if is32 { h32 } else { h64 }))
+}
 
-    // Sub-header: the first layout whose locations are in the file, else the first that fits.
+/// The sub-header at block `bs`: the first layout whose locations are in the file, else the
+/// first that fits.
+fn choose_sub_layout(
+    hsrc: &WithHead<'_>,
+    endian: Endianness,
+    is32: bool,
+    header_version: i32,
+    bs: u64,
+    file_len: u64,
+) -> Result<(SubLayout, SubHeader)> {
     let sub_bytes = hsrc.read_prefix(bs, SUB_READ)?;
     let mut chosen: Option<(SubLayout, SubHeader)> = None;
     for &l in sub_candidates(is32) {
@@ -384,11 +408,12 @@ pub(crate) fn read_headers(hsrc: &WithHead<'_>, file_len: u64) -> Result<Headers
             break;
         }
     }
-    let Some((sub_layout, mut sub)) = chosen else {
-        return Err(Error::truncated(bs, "kdump sub-header runs past the end of the file"));
-    };
+    chosen.ok_or_else(|| Error::truncated(bs, "kdump sub-header runs past the end of the file"))
+}
 
-    // Locations that point outside the file are dropped and reported.
+/// Locations that point outside the file are dropped from `sub`; returned as the anomalies
+/// to report.
+fn drop_outside_locations(sub: &mut SubHeader, sub_layout: SubLayout, bs: u64, file_len: u64) -> Vec<Error> {
     let mut anomalies = Vec::new();
     for (what, off, size, field) in sub.locations() {
         let (Some(o), Some(s)) = (off, size) else { continue };
@@ -410,5 +435,5 @@ pub(crate) fn read_headers(hsrc: &WithHead<'_>, file_len: u64) -> Result<Headers
             _ => (sub.offset_eraseinfo, sub.size_eraseinfo) = (None, None),
         }
     }
-    Ok(Headers { endian, is32, header_version, uts, hdr, sub_layout, sub, anomalies })
+    anomalies
 }

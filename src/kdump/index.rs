@@ -114,7 +114,7 @@ impl KdumpFile {
     pub(super) fn load_index(&self) -> Result<PageIndex> {
         let bm = self.bitmaps;
         let bs = u64::from(self.hdr.block_size);
-        let file_len = self.src.len();
+        let file_len = self.src.size();
         let read = |off: u64| self.src.read_vec(off, bm.len, "kdump bitmaps").map(|raw| words_from_bytes(&raw));
         let bitmap2 = read(bm.dumped)?;
         // One bitmap only: every page it holds is taken to exist.
@@ -229,7 +229,7 @@ impl KdumpFile {
     pub fn stored_pages(&self) -> Result<(u64, u64)> {
         let ix = self.index_even_if_cut()?;
         let declared = ix.ndesc;
-        let len = self.src.len();
+        let len = self.src.size();
         let in_table = (len.saturating_sub(self.desc_base) / DESC_SIZE).min(declared);
         if in_table == 0 {
             return Ok((declared, 0));
@@ -282,7 +282,7 @@ impl KdumpFile {
     /// Visit every descriptor in order, reading the table in large chunks.
     pub(super) fn for_each_desc(&self, mut f: impl FnMut(u64, PageDesc)) -> Result<()> {
         const CHUNK: u64 = 1 << 16; // descriptors per read (1.5 MiB)
-        let avail = (self.src.len().saturating_sub(self.desc_base) / DESC_SIZE).min(self.index_even_if_cut()?.ndesc);
+        let avail = (self.src.size().saturating_sub(self.desc_base) / DESC_SIZE).min(self.index_even_if_cut()?.ndesc);
         let mut i = 0u64;
         let mut buf = Vec::new();
         while i < avail {

@@ -169,7 +169,7 @@ impl KdumpFile {
     /// [`open`](Self::open), given the file's first bytes as already read (the headers inside
     /// them are not read again).
     pub fn open_with_head(src: Arc<dyn ReadAt>, head: &[u8]) -> Result<KdumpFile> {
-        let file_len = src.len();
+        let file_len = src.size();
         let Headers { endian, is32, header_version, uts, hdr, sub_layout, sub, mut anomalies } =
             header::read_headers(&WithHead { src: &*src, head }, file_len)?;
         let bs = u64::from(hdr.block_size);
@@ -266,10 +266,6 @@ impl KdumpFile {
     pub fn max_mapnr(&self) -> u64 {
         self.max_mapnr
     }
-    /// The header's 32-bit max_mapnr (obsolete from version 6).
-    pub fn max_mapnr_32(&self) -> u32 {
-        self.hdr.max_mapnr
-    }
     pub fn total_ram_blocks(&self) -> u32 {
         self.hdr.total_ram_blocks
     }
@@ -294,8 +290,8 @@ impl KdumpFile {
     /// The sub-header's phys_base, as the producer wrote it. QEMU computes it wrongly for x86_64
     /// guests with KASLR (it parses the kernel's decimal `NUMBER(phys_base)` as hex): prefer the
     /// VMCOREINFO text.
-    pub fn phys_base_header(&self) -> Option<u64> {
-        Some(self.sub.phys_base)
+    pub fn phys_base_header(&self) -> u64 {
+        self.sub.phys_base
     }
     pub fn dump_level(&self) -> i32 {
         self.sub.dump_level

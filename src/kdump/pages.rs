@@ -76,12 +76,12 @@ impl KdumpFile {
             return Err(Error::format(desc_off, what));
         }
         let off = d.offset as u64;
-        if off.checked_add(u64::from(d.size)).is_none_or(|e| e > self.src.len()) {
+        if off.checked_add(u64::from(d.size)).is_none_or(|e| e > self.src.size()) {
             let what = format!(
                 "{}the page descriptor at {desc_off:#x} declares page data at {off:#x}+{}, past the end of the file ({} bytes)",
                 pfn_prefix(pfn),
                 d.size,
-                self.src.len()
+                self.src.size()
             );
             return Err(Error::truncated(desc_off, what));
         }
@@ -174,61 +174,8 @@ impl PhysMemory for KdumpFile {
             }
             return Ok(());
         }
-        // Many pages: their descriptors are consecutive (every pfn is present), so read them in
-        // one go, then the pages' data in a few large reads, then decompress in parallel.
-        let idx0 = ix.rank_of(first) - ix.rank_base;
-        let mut table = vec![0u8; pieces.len() * DESC_SIZE as usize];
-        let table_off = self.desc_base + idx0 * DESC_SIZE;
-        if self.src.read_exact_at(&mut table, table_off).is_err() {
-            // A cut table (incomplete dump): the per-page path names each missing page.
-            return pieces
-                .into_par_iter()
-                .map_init(Vec::new, |scratch, (pfn, in_page, out)| self.read_piece(pfn, in_page, out, scratch))
-                .collect();
-        }
-        let descs: Vec<(u64, PageDesc)> =
-            PageDesc::table(&table, self.endian).enumerate().map(|(i, d)| (table_off + i as u64 * DESC_SIZE, d)).collect();
-        let runs = self.read_runs(&descs, pieces.iter().map(|p| p.0))?;
-        // Pages that share their stored data (QEMU and makedumpfile point every zero page at one
-        // block) are decompressed once per call, then copied.
-        let mut uses: std::collections::HashMap<(i64, u32, u32), u32> = std::collections::HashMap::new();
-        for (_, d) in &descs {
-            *uses.entry((d.offset, d.size, d.flags)).or_default() += 1;
-        }
-        let shared: std::collections::HashMap<(i64, u32, u32), Vec<u8>> = descs
-            .iter()
-            .zip(pieces.iter().map(|p| p.0))
-            .filter(|((_, d), _)| uses[&(d.offset, d.size, d.flags)] > 1)
-            .map(|((desc_off, d), pfn)| ((d.offset, d.size, d.flags), (*desc_off, *d, pfn)))
-            .collect::<std::collections::HashMap<_, _>>()
-            .into_iter()
-            .filter_map(|(key, (desc_off, d, pfn))| {
-                let (off, size) = self.check_desc(&d, desc_off, pfn).ok()?;
-                let mut page = vec![0u8; bs as usize];
-                self.decompress(&d, desc_off, pfn, runs.slice(off, size), &mut page).ok()?;
-                Some((key, page))
-            })
-            .collect();
-        let results: Vec<Result<()>> = pieces
-            .into_par_iter()
-            .zip(descs.par_iter())
-            .map_init(Vec::new, |scratch: &mut Vec<u8>, ((pfn, in_page, out), (desc_off, d))| {
-                if let Some(page) = shared.get(&(d.offset, d.size, d.flags)) {
-                    out.copy_from_slice(&page[in_page..in_page + out.len()]);
-                    return Ok(());
-                }
-                let (off, size) = self.check_desc(d, *desc_off, pfn)?;
-                let data = runs.slice(off, size);
-                if in_page == 0 && out.len() == bs as usize {
-                    return self.decompress(d, *desc_off, pfn, data, out);
-                }
-                scratch.resize(bs as usize, 0);
-                self.decompress(d, *desc_off, pfn, data, scratch)?;
-                out.copy_from_slice(&scratch[in_page..in_page + out.len()]);
-                Ok(())
-            })
-            .collect();
-        results.into_iter().collect()
+        // Many pages: their descriptors are consecutive (every pfn is present).
+        self.read_many_pages(ix.rank_of(first) - ix.rank_base, pieces)
     }
 
     /// A test of the present bitmap, page by page over the range (not a walk of the whole map).
@@ -308,6 +255,66 @@ pub(super) const RUN_GAP: u64 = 64 * 1024;
 pub(super) const MAX_RUN: u64 = 8 << 20;
 
 impl KdumpFile {
+    /// The bulk path of [`PhysMemory::read_phys`]: `pieces` (pfn, offset in the page, output)
+    /// are consecutive present pages whose first descriptor is number `idx0` of the table. Read
+    /// their descriptors in one go, then the pages' data in a few large reads, then decompress
+    /// in parallel.
+    fn read_many_pages(&self, idx0: u64, pieces: Vec<(u64, usize, &mut [u8])>) -> Result<()> {
+        let bs = u64::from(self.hdr.block_size);
+        let mut table = vec![0u8; pieces.len() * DESC_SIZE as usize];
+        let table_off = self.desc_base + idx0 * DESC_SIZE;
+        if self.src.read_exact_at(&mut table, table_off).is_err() {
+            // A cut table (incomplete dump): the per-page path names each missing page.
+            return pieces
+                .into_par_iter()
+                .map_init(Vec::new, |scratch, (pfn, in_page, out)| self.read_piece(pfn, in_page, out, scratch))
+                .collect();
+        }
+        let descs: Vec<(u64, PageDesc)> =
+            PageDesc::table(&table, self.endian).enumerate().map(|(i, d)| (table_off + i as u64 * DESC_SIZE, d)).collect();
+        let runs = self.read_runs(&descs, pieces.iter().map(|p| p.0))?;
+        // Pages that share their stored data (QEMU and makedumpfile point every zero page at one
+        // block) are decompressed once per call, then copied.
+        let mut uses: std::collections::HashMap<(i64, u32, u32), u32> = std::collections::HashMap::new();
+        for (_, d) in &descs {
+            *uses.entry((d.offset, d.size, d.flags)).or_default() += 1;
+        }
+        let shared: std::collections::HashMap<(i64, u32, u32), Vec<u8>> = descs
+            .iter()
+            .zip(pieces.iter().map(|p| p.0))
+            .filter(|((_, d), _)| uses[&(d.offset, d.size, d.flags)] > 1)
+            .map(|((desc_off, d), pfn)| ((d.offset, d.size, d.flags), (*desc_off, *d, pfn)))
+            .collect::<std::collections::HashMap<_, _>>()
+            .into_iter()
+            .filter_map(|(key, (desc_off, d, pfn))| {
+                let (off, size) = self.check_desc(&d, desc_off, pfn).ok()?;
+                let mut page = vec![0u8; bs as usize];
+                self.decompress(&d, desc_off, pfn, runs.slice(off, size), &mut page).ok()?;
+                Some((key, page))
+            })
+            .collect();
+        let results: Vec<Result<()>> = pieces
+            .into_par_iter()
+            .zip(descs.par_iter())
+            .map_init(Vec::new, |scratch: &mut Vec<u8>, ((pfn, in_page, out), (desc_off, d))| {
+                if let Some(page) = shared.get(&(d.offset, d.size, d.flags)) {
+                    out.copy_from_slice(&page[in_page..in_page + out.len()]);
+                    return Ok(());
+                }
+                let (off, size) = self.check_desc(d, *desc_off, pfn)?;
+                let data = runs.slice(off, size);
+                if in_page == 0 && out.len() == bs as usize {
+                    return self.decompress(d, *desc_off, pfn, data, out);
+                }
+                scratch.resize(bs as usize, 0);
+                self.decompress(d, *desc_off, pfn, data, scratch)?;
+                out.copy_from_slice(&scratch[in_page..in_page + out.len()]);
+                Ok(())
+            })
+            .collect();
+        results.into_iter().collect()
+    }
+
     /// Read the data of every page whose descriptor checks out, merged into large reads.
     /// Pages whose descriptor is bad are skipped here; their error comes when they are decoded.
     pub(super) fn read_runs(&self, descs: &[(u64, PageDesc)], pfns: impl Iterator<Item = u64>) -> Result<Runs> {

@@ -114,13 +114,13 @@ fn bitmaps_in_flattened_holes_are_refused_not_allocated() {
     // at 1 TiB: the reassembled view is long enough, but the bitmaps are holes.
     let mut head = synth(64, &[0])[..1024].to_vec();
     head[436..440].copy_from_slice(&((1u32 << 30) / 512).to_le_bytes());
-    let flat = crate::flattened::flatten(&[(0, &head), (1 << 40, &[])], true);
+    let flat = crate::flattened::testing::flatten(&[(0, &head), (1 << 40, &[])], true);
     let f = crate::flattened::Flattened::open(Arc::new(flat)).unwrap();
     let e = KdumpFile::open(Arc::new(f)).unwrap_err();
     assert_eq!((e.kind, e.offset()), (ErrorKind::Limit, Some(436)), "{e}");
     // The same bitmaps really stored open fine.
     let v = synth(64, &[0]);
-    let flat = crate::flattened::flatten(&[(0, &v)], true);
+    let flat = crate::flattened::testing::flatten(&[(0, &v)], true);
     let f = crate::flattened::Flattened::open(Arc::new(flat)).unwrap();
     assert!(KdumpFile::open(Arc::new(f)).is_ok());
 }

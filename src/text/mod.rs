@@ -311,6 +311,60 @@ impl Builder<'_> {
         }
     }
 
+    /// The hash table of the first occurrence of each key of `entries` (keys in `body`); later
+    /// duplicates are dropped from `entries`, each with a diagnostic. Also says whether there
+    /// were any.
+    fn keep_first_occurrences(&mut self, body: &[u8], entries: &mut Vec<Entry>) -> (Vec<u64>, bool) {
+        let cap = (entries.len() * 2).next_power_of_two().max(8);
+        let mask = cap - 1;
+        let mut slots = vec![EMPTY_SLOT; cap];
+        let mut kept = 0usize;
+        let mut had_duplicates = false;
+        for i in 0..entries.len() {
+            let e = entries[i];
+            let key = &body[e.key_range()];
+            let h = hash_key(key);
+            let tag = h & !0xffff_ffff;
+            let mut s = h as usize & mask;
+            let dup_of = loop {
+                let slot = slots[s];
+                if slot == EMPTY_SLOT {
+                    break None;
+                }
+                if slot & !0xffff_ffff == tag {
+                    let other = entries[(slot & 0xffff_ffff) as usize];
+                    if &body[other.key_range()] == key {
+                        break Some(other);
+                    }
+                }
+                s = (s + 1) & mask;
+            };
+            match dup_of {
+                None => {
+                    slots[s] = slot_of(kept, h);
+                    entries[kept] = e;
+                    kept += 1;
+                }
+                Some(first) => {
+                    had_duplicates = true;
+                    self.diag(
+                        e.key_start as usize,
+                        e.line,
+                        DiagKind::DuplicateKey,
+                        format!(
+                            "key {} on line {} repeats line {}; the first value is used",
+                            self.excerpt(e.key_range()),
+                            e.line,
+                            first.line
+                        ),
+                    );
+                }
+            }
+        }
+        entries.truncate(kept);
+        (slots, had_duplicates)
+    }
+
     fn excerpt(&self, range: std::ops::Range<usize>) -> String {
         excerpt(self.text.get(range).unwrap_or(&[]))
     }
@@ -377,54 +431,7 @@ impl Index {
             b.line(&mut entries, line_start, end, false, eq, line_no, all_ascii);
         }
 
-        // Hash table of first occurrences; later duplicates are dropped from `entries`.
-        let cap = (entries.len() * 2).next_power_of_two().max(8);
-        let mask = cap - 1;
-        let mut slots = vec![EMPTY_SLOT; cap];
-        let mut kept = 0usize;
-        let mut had_duplicates = false;
-        for i in 0..entries.len() {
-            let e = entries[i];
-            let key = &body[e.key_range()];
-            let h = hash_key(key);
-            let tag = h & !0xffff_ffff;
-            let mut s = h as usize & mask;
-            let dup_of = loop {
-                let slot = slots[s];
-                if slot == EMPTY_SLOT {
-                    break None;
-                }
-                if slot & !0xffff_ffff == tag {
-                    let other = entries[(slot & 0xffff_ffff) as usize];
-                    if &body[other.key_range()] == key {
-                        break Some(other);
-                    }
-                }
-                s = (s + 1) & mask;
-            };
-            match dup_of {
-                None => {
-                    slots[s] = slot_of(kept, h);
-                    entries[kept] = e;
-                    kept += 1;
-                }
-                Some(first) => {
-                    had_duplicates = true;
-                    b.diag(
-                        e.key_start as usize,
-                        e.line,
-                        DiagKind::DuplicateKey,
-                        format!(
-                            "key {} on line {} repeats line {}; the first value is used",
-                            b.excerpt(e.key_range()),
-                            e.line,
-                            first.line
-                        ),
-                    );
-                }
-            }
-        }
-        entries.truncate(kept);
+        let (slots, had_duplicates) = b.keep_first_occurrences(body, &mut entries);
 
         let mut diagnostics = b.diagnostics;
         if had_duplicates {

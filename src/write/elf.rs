@@ -267,7 +267,9 @@ pub fn write_elf(dump: &Dump, out: &Path, options: ElfOptions, progress: Option<
         ranges.iter().map(|r| Seg { paddr: r.start, filesz: r.end - r.start, memsz: r.end - r.start }).collect()
     };
     let max_addr = ranges.last().map_or(0, |r| r.end);
-    let (class64, big, machine) = (dump.class64(), dump.big_endian(), dump.e_machine());
+    // The identity itself, not the accessors' unknown-machine default: a failed scan is an error.
+    let id = dump.identity()?;
+    let (class64, big, machine) = (id.class64, id.big_endian, id.e_machine);
     let plan = ElfPlan::new(segs, max_addr, notes.bytes.len() as u64, class64, big, machine, page);
 
     let mut head = encode_headers(&plan);

@@ -247,7 +247,10 @@ pub fn write_kdump_to(
     let input_bs = dump.kdump().map(|k| u64::from(k.block_size()));
     let bs = text_page_size(resolved.text.as_ref()).or(input_bs).unwrap_or(4096);
     let ranges = dump.memory_ranges()?;
-    let plan = KdumpPlan::new(&ranges, bs, dump.class64(), dump.big_endian(), notes.bytes.len() as u64)?;
+    // The identity itself, not the accessors' unknown-machine default: a failed scan is an error
+    // (and once it has succeeded, the accessors `KdumpMeta::resolve` uses give the same answer).
+    let id = dump.identity()?;
+    let plan = KdumpPlan::new(&ranges, bs, id.class64, id.big_endian, notes.bytes.len() as u64)?;
     let (meta, meta_diagnostics) = KdumpMeta::resolve(dump, text);
     let mut diagnostics = resolved.diagnostics;
     diagnostics.extend(meta_diagnostics);
@@ -413,7 +416,7 @@ impl KdumpMeta {
 
 /// phys_base: the text's value; QEMU's header misreads x86_64's decimal as hex.
 fn resolve_phys_base(dump: &Dump, text: Option<&[u8]>, diagnostics: &mut Vec<WriteDiagnostic>) -> u64 {
-    let header_pb = dump.kdump().and_then(|k| k.phys_base_header());
+    let header_pb = dump.kdump().map(|k| k.phys_base_header());
     let text_pb = match (text, dump.e_machine()) {
         (Some(t), bitness::EM_X86_64) => {
             let idx = text::Index::build(t);

@@ -45,8 +45,8 @@ impl<'a> Output<'a> {
             Target::File(p) => Self::create(p),
             Target::Flattened { stream, name } => {
                 let out = Output { kind: OutKind::Stream(std::sync::Mutex::new(stream)), name: Arc::from(name) };
-                // The flattened header, as the reader's module builds it (no records, no end marker).
-                out.stream_write(&crate::flattened::flatten(&[], false))?;
+                // The flattened header, as the reader's module builds it.
+                out.stream_write(&crate::flattened::file_header())?;
                 Ok(out)
             }
         }
@@ -114,8 +114,14 @@ impl<'a> Output<'a> {
     }
 
     /// File: sync the data, rename the temporary over the destination, sync the directory.
-    /// Stream: the end marker, then flush.
-    pub fn commit(mut self) -> Result<()> {
+    /// Stream: the end marker, then flush. A directory that cannot be synced is an error (the
+    /// file is in place then, but the rename may not survive a crash).
+    pub fn commit(self) -> Result<()> {
+        self.commit_with(sync_dir)
+    }
+
+    /// [`Output::commit`], syncing the directory with `sync_dir` (tests inject a failure).
+    fn commit_with(mut self, sync_dir: fn(&Path) -> std::io::Result<()>) -> Result<()> {
         let name = self.name.clone();
         let io = |e: std::io::Error, what: &str| Error::io(&e, None, what).in_file(&name);
         match &mut self.kind {
@@ -123,12 +129,13 @@ impl<'a> Output<'a> {
                 file.sync_all().map_err(|e| io(e, "cannot sync the output file"))?;
                 std::fs::rename(&*tmp, &*dest).map_err(|e| io(e, "cannot rename the output file into place"))?;
                 *committed = true;
-                if let Some(dir) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    if let Ok(d) = File::open(dir) {
-                        let _ = d.sync_all();
-                    }
-                }
-                Ok(())
+                let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                sync_dir(dir).map_err(|e| {
+                    io(
+                        e,
+                        "the output file is in place, but its directory could not be synced (the rename may not survive a crash)",
+                    )
+                })
             }
             OutKind::Stream(s) => {
                 let s = s.get_mut().unwrap_or_else(|p| p.into_inner());
@@ -138,6 +145,11 @@ impl<'a> Output<'a> {
             }
         }
     }
+}
+
+/// Sync directory `dir`, so that a rename into it is durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 /// A writer's headers: the bytes of the file up to its first streamed data, laid out from a
@@ -260,6 +272,26 @@ mod tests {
         let e = Output::create(&dir.join("no/such/dir/x")).err().unwrap();
         assert!(matches!(e.kind, ErrorKind::Io { errno: Some(2) }), "{e:?}");
         assert!(e.path.as_deref().unwrap().ends_with("no/such/dir/x"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_directory_that_cannot_be_synced_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("vmci-out-sync-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dest = dir.join("a.core");
+        let o = Output::create(&dest).unwrap();
+        o.write_at(0, b"abc").unwrap();
+        let e = o.commit_with(|_| Err(std::io::Error::from_raw_os_error(libc::EIO))).unwrap_err();
+        assert!(matches!(e.kind, ErrorKind::Io { errno: Some(libc::EIO) }), "{e:?}");
+        assert!(e.message.contains("directory could not be synced"), "{}", e.message);
+        assert!(e.path.as_deref().unwrap().ends_with("a.core"));
+        // The data is in place (renamed before the sync), and the temporary is gone.
+        assert_eq!(std::fs::read(&dest).unwrap(), b"abc");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        // The real sync of an existing directory succeeds.
+        sync_dir(&dir).unwrap();
+        assert!(sync_dir(&dir.join("missing")).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
