@@ -369,9 +369,11 @@ def test_summary_is_a_frozen_dataclass_with_the_json_of_before() -> None:
 def test_one_identity_schema() -> None:
     (r,) = vmcoreinfo.identify_many([ELF])
     assert _schema.IDENTITY_FIELDS == vmcoreinfo.Identity.FIELDS == tuple(r.as_dict())
-    native = (pathlib.Path(__file__).parent.parent / "src" / "python" / "batch.rs").read_text()
-    block = native[native.index("const FIELDS") : native.index("];", native.index("const FIELDS"))]
-    assert tuple(re.findall(r'"(\w+)"', block)) == _schema.IDENTITY_FIELDS
+    batch_rs = pathlib.Path(__file__).parent.parent / "src" / "python" / "batch.rs"
+    if batch_rs.exists():  # (the installed-wheel run has no src/)
+        native = batch_rs.read_text()
+        block = native[native.index("const FIELDS") : native.index("];", native.index("const FIELDS"))]
+        assert tuple(re.findall(r'"(\w+)"', block)) == _schema.IDENTITY_FIELDS
     # Integers where the native values are integers, strings where they are strings.
     for c in _schema.IDENTITY_COLUMNS:
         v = getattr(r, c.name)
