@@ -43,7 +43,7 @@ pub struct Identity {
     pub vmcoreinfo_offset: Option<u64>,
     /// Length of the text in bytes (the note's desc, NUL padding included as written).
     pub vmcoreinfo_size: Option<u64>,
-    /// Physical address of the note header when the text came from a scan of memory (LiME, raw).
+    /// Physical address of the note header when the text came from a scan of memory (LiME, AVML, raw).
     pub note_paddr: Option<u64>,
     /// The first failure, with the file attached.
     pub error: Option<Error>,

@@ -232,8 +232,17 @@ def test_close_during_a_long_read_lets_it_finish(tmp_path: pathlib.Path) -> None
     t.start()
     d.close()
     t.join()
-    # Either the read had started (and completes on its own reference) or it saw the close.
-    assert result == [8192 * 4096] or isinstance(result[0], vmcoreinfo.ClosedError)
+    # Either the read had started (and completes on its own reference, whole) or it saw the close
+    # (a ClosedError naming the file); nothing else, and exactly one outcome.
+    assert len(result) == 1, result
+    if not isinstance(result[0], vmcoreinfo.ClosedError):
+        assert result == [8192 * 4096]
+    else:
+        assert result[0].path == str(p)
+    # After the close every read is a ClosedError naming the file, deterministically.
+    with pytest.raises(vmcoreinfo.ClosedError) as e:
+        d.read_phys(0, 4096)
+    assert e.value.path == str(p)
 
 
 def test_fwcfg_device_shared_by_threads() -> None:

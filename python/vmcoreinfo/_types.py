@@ -23,7 +23,7 @@ class PhysBaseDetails(TypedDict):
 
 
 class ScanDetails(TypedDict):
-    """The scan that stands in for notes in a LiME or raw image."""
+    """The scan that stands in for notes in a LiME, AVML or raw image."""
 
     bytes: int
     candidates: list[int]
@@ -79,7 +79,7 @@ class DetailsDict(TypedDict, total=False):
     tail_bytes: int
     # LiME
     lime_ranges: int
-    # LiME and raw (once scanned)
+    # LiME, AVML and raw (once scanned)
     scan: ScanDetails
     # flattened
     flattened_records: int

@@ -65,7 +65,7 @@ pub struct Identity {
     /// Length of the text in bytes.
     #[pyo3(get)]
     vmcoreinfo_size: Option<u64>,
-    /// Physical address of the note when a scan of memory found it (LiME, raw).
+    /// Physical address of the note when a scan of memory found it (LiME, AVML, raw).
     #[pyo3(get)]
     note_paddr: Option<u64>,
     /// The exception class ``vmcoreinfo.open`` would raise (``"NoVmcoreinfoError"``,

@@ -163,10 +163,10 @@ impl Dump {
 /// they did not save (makedumpfile ``-E`` for the pages it excluded; QEMU and /proc/vmcore never
 /// write them); ``"zeros"`` reads them as zeros, as the ELF format defines (and crash and gdb
 /// read them). ``format`` is detected from the file's signature
-/// when None (ELF, kdump, flattened kdump, LiME); every value ``Dump.format`` reports is accepted
+/// when None (ELF, kdump, flattened kdump, LiME, AVML); every value ``Dump.format`` reports is accepted
 /// (``"kdump"`` and ``"flattened-kdump"`` each accept both kdump forms); ``"raw"`` (physical memory from address 0, no
 /// header) is never detected and must be asked for; asking for a format whose signature is
-/// missing raises :class:`FormatError`. LiME and raw images carry no notes: their
+/// missing raises :class:`FormatError`. LiME, AVML and raw images carry no notes: their
 /// ``vmcoreinfo`` comes from a scan of their memory (run once, on first use). The returned
 /// :class:`Dump` is a context manager.
 ///
@@ -235,7 +235,7 @@ impl Dump {
         self.path.clone_ref(py)
     }
 
-    /// ``"elf"``, ``"kdump"``, ``"flattened-kdump"``, ``"lime"`` or ``"raw"``.
+    /// The container format: one of the names in ``vmcoreinfo.FORMATS`` (``"elf"``, ``"avml"``, ...).
     #[getter]
     fn format(&self) -> PyResult<&'static str> {
         Ok(self.get()?.format().name())
@@ -262,7 +262,7 @@ impl Dump {
         Ok(Some(if self.identity(py)?.class64 { 64 } else { 32 }))
     }
 
-    /// ``"little"`` or ``"big"``. For LiME and raw images, the byte order of the note the scan found.
+    /// ``"little"`` or ``"big"``. For LiME, AVML and raw images, the byte order of the note the scan found.
     #[getter]
     fn byteorder(&self, py: Python<'_>) -> PyResult<&'static str> {
         Ok(if self.identity(py)?.big_endian { "big" } else { "little" })
@@ -466,7 +466,7 @@ impl Dump {
 
     /// Scan guest-physical memory for VMCOREINFO notes at page starts (4 KiB steps: the kernel's
     /// note buffer is page-aligned): a note header with namesz 11, descsz 1..1 MiB, type 0 in the
-    /// dump's byte order (either for LiME and raw), name ``VMCOREINFO``, text starting
+    /// dump's byte order (either for LiME, AVML and raw), name ``VMCOREINFO``, text starting
     /// ``OSRELEASE=``, and QEMU's intake rules. Returns every readable candidate in address order
     /// (``note_paddr`` says where). ``progress(done_bytes, total_bytes)`` is called at most every
     /// 100 ms and at the end; returning ``False`` cancels the scan (``CancelledError``). The GIL

@@ -16,7 +16,7 @@
 //!
 //! The ELF class is the input's, except that memory or a file reaching past 4 GiB needs ELF64
 //! (as QEMU writes i386 guests with more than 4 GiB). The byte order and `e_machine` are the
-//! input's (for LiME and raw images, those the scanned VMCOREINFO implies).
+//! input's (for LiME, AVML and raw images, those the scanned VMCOREINFO implies).
 
 use std::mem::size_of;
 use std::path::Path;

@@ -12,7 +12,7 @@
 //! the temporary file.
 //!
 //! Repair: a dump without a VMCOREINFO note (a QEMU dump of a guest without the fw_cfg driver, a
-//! LiME or raw image) gets the note the page scan finds, flagged in the report.
+//! LiME, AVML or raw image) gets the note the page scan finds, flagged in the report.
 
 pub mod elf;
 pub mod kdump;
@@ -52,7 +52,7 @@ pub fn is_cancelled(e: &Error) -> bool {
 pub enum VmcoreinfoSource {
     /// The input's own note (ELF note, kdump sub-header).
     Note,
-    /// The page scan of guest memory: the input had no note (LiME, raw, or a dump taken without
+    /// The page scan of guest memory: the input had no note (LiME, AVML, raw, or a dump taken without
     /// the guest's fw_cfg driver). `paddr` is the note's physical address.
     Scan { paddr: u64 },
     /// None at all: the output has no VMCOREINFO note.
