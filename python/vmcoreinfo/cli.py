@@ -14,7 +14,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import IO, Any
 
 import vmcoreinfo
@@ -136,7 +136,7 @@ class ErrorSummary:
         return cls(type(e).__name__, describe(e, path), getattr(e, "offset", None), getattr(e, "address", None))
 
     def as_json(self) -> dict[str, Any]:
-        return {"type": self.type, "message": self.message, "offset": self.offset, "address": self.address}
+        return asdict(self)  # the fields in their order: the JSON keys
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ class NoteSummary:
         return cls(n.name, n.type, n.offset, n.size)
 
     def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type, "offset": self.offset, "size": self.size}
+        return asdict(self)  # the fields in their order: the JSON keys
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,7 @@ class DiagnosticSummary:
     message: str
 
     def as_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "offset": self.offset, "line": self.line, "message": self.message}
+        return asdict(self)  # the fields in their order: the JSON keys
 
 
 @dataclass(frozen=True)
