@@ -50,27 +50,8 @@ pub struct UtsnameDetails {
     pub domainname: String,
 }
 
-/// kdump page counts (`details(pages=True)`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "python", pyo3::pyclass(frozen, eq, get_all, from_py_object, module = "vmcoreinfo._native"))]
-pub struct PageCountDetails {
-    pub valid: u64,
-    pub dumped: u64,
-    pub excluded: u64,
-    pub zero: u64,
-}
-
-/// kdump pages per codec (`details(pages=True)`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "python", pyo3::pyclass(frozen, eq, get_all, from_py_object, module = "vmcoreinfo._native"))]
-pub struct PageCodecDetails {
-    pub zlib: u64,
-    pub lzo: u64,
-    pub snappy: u64,
-    pub zstd: u64,
-    pub raw: u64,
-    pub invalid: u64,
-}
+/// kdump page counts and pages per codec (`details(pages=True)`): the kdump reader's own.
+pub use crate::kdump::{CompressionSummary as PageCodecDetails, PageCounts as PageCountDetails};
 
 /// Everything `Dump.details()` reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,17 +189,8 @@ impl DumpDetails {
             });
             out.anomalies = Some(k.anomalies().iter().map(|a| a.to_string()).collect());
             if pages {
-                let c = k.page_counts()?;
-                let s = k.compression_summary()?;
-                out.pages = Some(PageCountDetails { valid: c.valid, dumped: c.dumped, excluded: c.excluded, zero: c.zero });
-                out.page_codecs = Some(PageCodecDetails {
-                    zlib: s.zlib,
-                    lzo: s.lzo,
-                    snappy: s.snappy,
-                    zstd: s.zstd,
-                    raw: s.raw,
-                    invalid: s.invalid,
-                });
+                out.pages = Some(k.page_counts()?);
+                out.page_codecs = Some(k.compression_summary()?);
             }
         }
         Ok(out)

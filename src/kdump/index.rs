@@ -3,8 +3,13 @@
 use super::header::SubField;
 use super::*;
 
-/// Page counts from the bitmaps (and, for `zero`, the descriptors).
+/// Page counts from the bitmaps (and, for `zero`, the descriptors). In Python, the
+/// `PageCountDetails` of `Dump.details(pages=True)`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "python",
+    pyo3::pyclass(name = "PageCountDetails", frozen, eq, get_all, from_py_object, module = "vmcoreinfo._native")
+)]
 pub struct PageCounts {
     /// Pages set in bitmap 1 (pages that exist in the guest, as the producer saw it).
     pub valid: u64,
@@ -17,8 +22,13 @@ pub struct PageCounts {
     pub zero: u64,
 }
 
-/// How many page descriptors use each codec.
+/// How many page descriptors use each codec. In Python, the `PageCodecDetails` of
+/// `Dump.details(pages=True)`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "python",
+    pyo3::pyclass(name = "PageCodecDetails", frozen, eq, get_all, from_py_object, module = "vmcoreinfo._native")
+)]
 pub struct CompressionSummary {
     pub zlib: u64,
     pub lzo: u64,
