@@ -80,6 +80,15 @@ pub enum ErrorKind {
     /// A failure of the library itself, not of the input: a helper thread that stopped or
     /// panicked. Worth a bug report.
     Internal,
+    /// The kernel's types (its BTF) have no type, member or enumerator of the name asked for;
+    /// the message names it and the kernel release.
+    MissingType,
+    /// The kernel carries no type information to read objects with (built without
+    /// `CONFIG_DEBUG_INFO_BTF`, or its BTF could not be found in memory).
+    NoBtf,
+    /// A kernel symbol or root object (`init_task`, `modules`, ...) that neither kallsyms nor a
+    /// search of the kernel's memory could find; the message names it and what was tried.
+    MissingSymbol,
 }
 
 /// Advice an error carries in a machine-readable form (the message still says it in words).
@@ -231,6 +240,22 @@ impl Error {
     /// A failure of the library itself (a helper thread that stopped or panicked).
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, None, message)
+    }
+
+    /// A type, member or enumerator the kernel's BTF does not have (the message names it).
+    pub fn missing_type(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::MissingType, None, message)
+    }
+
+    /// The kernel has no BTF to read objects with (the message says why and names
+    /// `CONFIG_DEBUG_INFO_BTF`).
+    pub fn no_btf(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NoBtf, None, message)
+    }
+
+    /// A kernel symbol or root object that could not be found (the message says what was tried).
+    pub fn missing_symbol(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::MissingSymbol, None, message)
     }
 
     /// An error whose message is `fact` followed by `hint`'s advice, with the hint attached.

@@ -24,6 +24,7 @@ pub mod flattened;
 pub mod format;
 pub mod fwcfg;
 pub mod kdump;
+pub mod kobj;
 pub mod kview;
 pub mod lime;
 pub mod machine;

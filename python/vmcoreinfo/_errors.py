@@ -33,6 +33,9 @@ __all__ = [
     "UnmappedError",
     "CancelledError",
     "InternalError",
+    "MissingTypeError",
+    "NoBtfError",
+    "MissingSymbolError",
 ]
 
 
@@ -136,3 +139,18 @@ class CancelledError(Error):
 class InternalError(Error, RuntimeError):
     """A failure of the library itself, not of the input (a helper thread stopped or
     panicked); worth a bug report."""
+
+
+class MissingTypeError(Error, LookupError):
+    """The kernel's types (its BTF) have no type, member or enumerator of that name; the message
+    names it and the kernel release."""
+
+
+class NoBtfError(MissingTypeError):
+    """The kernel carries no type information to read objects with: it was built without
+    ``CONFIG_DEBUG_INFO_BTF`` (Debian's 686 kernels), or its BTF could not be found in memory."""
+
+
+class MissingSymbolError(Error, LookupError):
+    """A kernel symbol or root object (``init_task``, ``modules``, ...) that neither kallsyms nor a
+    search of the kernel's memory could find; the message says what was tried."""

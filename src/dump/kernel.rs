@@ -2,6 +2,8 @@
 //! and the kernel log and symbols read through it. `kview` does the reading from a memory and
 //! a text; this is where the dump hands it both.
 
+use std::sync::Arc;
+
 use super::Dump;
 use crate::error::Result;
 use crate::kview::kallsyms::{self, KernelSymbols, SymLimits};
@@ -45,5 +47,15 @@ impl Dump {
     pub fn kernel_symbols(&self, limits: &SymLimits) -> Result<KernelSymbols> {
         let view = self.kernel_view()?;
         self.with_vmcoreinfo(|vi| kallsyms::read_symbols(&view, vi, limits))
+    }
+
+    /// The kernel's symbols with the default limits, decoded once and shared (a failed decode is
+    /// retried on the next call). The object walkers and the Python layer use this one copy.
+    pub fn symbols(&self) -> Result<Arc<KernelSymbols>> {
+        if let Some(s) = self.symbols.get() {
+            return Ok(s.clone());
+        }
+        let s = Arc::new(self.kernel_symbols(&SymLimits::default())?);
+        Ok(self.symbols.get_or_init(|| s).clone())
     }
 }

@@ -42,6 +42,8 @@ pub struct Dump {
     image: OnceLock<Arc<ImageScan>>,
     /// Kernel virtual address translation, built from VMCOREINFO on first use (`kview`).
     kview: OnceLock<crate::kview::Translator>,
+    /// The kernel's symbols (kallsyms) with the default limits, decoded on first use.
+    symbols: OnceLock<std::sync::Arc<crate::kview::kallsyms::KernelSymbols>>,
     /// How the file is mapped, for views (and reads with `mapped_reads`); see [`crate::mmap`].
     plan: MapPlan,
     /// The mapping once made (at open with `mapped_reads`, else by the first view).
@@ -87,6 +89,7 @@ impl Dump {
             backend,
             image: OnceLock::new(),
             kview: OnceLock::new(),
+            symbols: OnceLock::new(),
             plan: MapPlan::Never,
             mapped: OnceLock::new(),
         })

@@ -25,6 +25,9 @@ import_exception!(vmcoreinfo._errors, ClosedError);
 import_exception!(vmcoreinfo._errors, UnmappedError);
 import_exception!(vmcoreinfo._errors, CancelledError);
 import_exception!(vmcoreinfo._errors, InternalError);
+import_exception!(vmcoreinfo._errors, MissingTypeError);
+import_exception!(vmcoreinfo._errors, NoBtfError);
+import_exception!(vmcoreinfo._errors, MissingSymbolError);
 
 /// The exception class of a kind (`None`: an OS error).
 fn class_of(py: Python<'_>, kind: ErrorKind) -> Option<Bound<'_, pyo3::types::PyType>> {
@@ -42,6 +45,9 @@ fn class_of(py: Python<'_>, kind: ErrorKind) -> Option<Bound<'_, pyo3::types::Py
         ErrorKind::Unmapped => UnmappedError::type_object(py),
         ErrorKind::Cancelled => CancelledError::type_object(py),
         ErrorKind::Internal => InternalError::type_object(py),
+        ErrorKind::MissingType => MissingTypeError::type_object(py),
+        ErrorKind::NoBtf => NoBtfError::type_object(py),
+        ErrorKind::MissingSymbol => MissingSymbolError::type_object(py),
         ErrorKind::Io { .. } => return None,
     })
 }

@@ -175,7 +175,7 @@ pub fn symbols(py: Python<'_>, d: &CoreDump, cache: &OnceLock<Py<KernelSymbols>>
     if let Some(s) = cache.get() {
         return Ok(s.clone_ref(py));
     }
-    let k = py.detach(|| d.kernel_symbols(&kallsyms::SymLimits::default())).map_err(err(d))?;
-    let s = Py::new(py, KernelSymbols { inner: Arc::new(k) })?;
+    let k = py.detach(|| d.symbols()).map_err(err(d))?;
+    let s = Py::new(py, KernelSymbols { inner: k })?;
     Ok(cache.get_or_init(|| s).clone_ref(py))
 }
