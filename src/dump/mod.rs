@@ -25,6 +25,7 @@ mod details;
 mod image;
 mod kernel;
 mod view;
+mod types;
 
 pub use crate::flattened::FlattenedInfo;
 pub use crate::format::{DumpFormat, Format, Identity, OpenOptions};
