@@ -20,8 +20,8 @@ import sys
 import time
 
 import drgn
-from drgn.helpers.linux.pid import for_each_task
 from drgn.helpers.linux.cpumask import for_each_online_cpu
+from drgn.helpers.linux.pid import for_each_task
 from drgn.helpers.linux.sched import cpu_curr, idle_task, task_cpu, task_state_to_char
 
 PF_KTHREAD = 0x00200000

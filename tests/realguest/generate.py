@@ -142,7 +142,15 @@ GUESTS = {
         "mem": "192M",
         "vmcoreinfo": ["NUMBER(pgtable_l5_enabled)=0"],
     },
-    "arm64-panic": {"arch": "arm64", "driver": True, "paging": True, "makedumpfile": True, "smp": 2, "panic": True, "mem": "192M"},
+    "arm64-panic": {
+        "arch": "arm64",
+        "driver": True,
+        "paging": True,
+        "makedumpfile": True,
+        "smp": 2,
+        "panic": True,
+        "mem": "192M",
+    },
     # Debian 13 (trixie) 6.12 and Debian 11 (bullseye) 5.10 cloud kernels, from their own
     # suites; bullseye's image is named (its metapackage could resolve to another suite's)
     "x86_64-k612": {
@@ -565,7 +573,7 @@ def setup_arch(arch: str, cache: Path, kernel_meta: str | None = None, suite: st
 
 def image_package(apt: ForeignApt, name: str) -> str:
     """An image package as named, or the one a metapackage depends on."""
-    if re.fullmatch(r"linux-image-\d.*", name):
+    if re.fullmatch(r"linux-image-\d+\.\d+.*", name):  # not linux-image-686: a metapackage
         return name
     return apt.kernel_package(name)
 
@@ -632,9 +640,7 @@ def drgn_oracle(guest: str, gd: Path, vmlinux: Path, manifest: dict, dbg_cache: 
     """drgn.json: drgn's reading of qemu-elf.core with the kernel's vmlinux."""
     py = drgn_python(dbg_cache)
     with phase(guest, "drgn oracle") as ph:
-        cp = run(
-            [str(py), str(HERE / "drgn_oracle.py"), str(gd / "qemu-elf.core"), str(vmlinux)], timeout=900, check=False
-        )
+        cp = run([str(py), str(HERE / "drgn_oracle.py"), str(gd / "qemu-elf.core"), str(vmlinux)], timeout=900, check=False)
         if cp.returncode != 0 or not cp.stdout.strip():
             ph["status"] = "failed"
             manifest["failed"].append({"file": "drgn.json", "error": (cp.stderr or "")[-2000:]})
@@ -1135,7 +1141,9 @@ def run_guest(name: str, spec: dict, out: Path, cache: Path, mem: str, boot_time
     if dbg and spec["arch"] in DBG_ARCHES:
         vmlinux = fetch_dbg(name, prof)
         ensure_drgn()
-    if vmlinux.exists() and drgn_python().exists() and "qemu-elf.core" in manifest["files"]:
+    if not spec["driver"]:
+        manifest["drgn"] = None  # drgn finds the kernel through the VMCOREINFO note: none here
+    elif vmlinux.exists() and drgn_python().exists() and "qemu-elf.core" in manifest["files"]:
         drgn_oracle(name, gd, vmlinux, manifest)
     else:
         manifest["drgn"] = None
