@@ -30,7 +30,7 @@ pub(crate) fn bad_at(base_addr: u64, off: u64, msg: impl Into<String>) -> Error 
     Error::at(ErrorKind::Format, Some(Location::Virt(base_addr.wrapping_add(off))), msg)
 }
 
-pub(crate) fn rd_u32(b: &[u8], off: usize, big_endian: bool) -> u32 {
+pub fn rd_u32(b: &[u8], off: usize, big_endian: bool) -> u32 {
     let a = [b[off], b[off + 1], b[off + 2], b[off + 3]];
     if big_endian {
         u32::from_be_bytes(a)

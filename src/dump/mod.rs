@@ -45,6 +45,8 @@ pub struct Dump {
     kview: OnceLock<crate::kview::Translator>,
     /// The kernel's symbols (kallsyms) with the default limits, decoded on first use.
     symbols: OnceLock<std::sync::Arc<crate::kview::kallsyms::KernelSymbols>>,
+    /// The kernel's BTF and how it was found, on first use.
+    btf: OnceLock<(std::sync::Arc<crate::btf::Btf>, crate::kobj::RootSource)>,
     /// How the file is mapped, for views (and reads with `mapped_reads`); see [`crate::mmap`].
     plan: MapPlan,
     /// The mapping once made (at open with `mapped_reads`, else by the first view).
@@ -91,6 +93,7 @@ impl Dump {
             image: OnceLock::new(),
             kview: OnceLock::new(),
             symbols: OnceLock::new(),
+            btf: OnceLock::new(),
             plan: MapPlan::Never,
             mapped: OnceLock::new(),
         })

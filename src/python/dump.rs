@@ -456,6 +456,14 @@ impl Dump {
         super::kview_log::symbols(py, &*self.scanned(py)?, &self.symbols)
     }
 
+    /// The kernel's own types, from the BTF it keeps in memory (found through kallsyms'
+    /// ``__start_BTF``, or by a scan of the kernel image when kallsyms has no data symbols).
+    /// ``NoBtfError`` when the kernel has none (built without ``CONFIG_DEBUG_INFO_BTF``).
+    #[getter]
+    fn types(&self, py: Python<'_>) -> PyResult<super::types::Types> {
+        super::types::types(py, &*self.scanned(py)?)
+    }
+
     /// The kernel's address-space layout as the translation sees it: ``arch``, ``levels``,
     /// ``page_size``, ``va_bits``, ``root`` (physical address of the top page table),
     /// ``page_offset`` (start of the direct map: on x86_64 discovered from the page tables),

@@ -13,6 +13,7 @@ mod mapview;
 mod paths;
 mod progress;
 mod records;
+mod types;
 
 use pyo3::prelude::*;
 
@@ -54,6 +55,9 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<kview_log::KernelSymbols>()?;
     m.add_class::<kview_log::SymbolIter>()?;
     m.add_class::<mapview::PyPhysView>()?;
+    m.add_class::<types::Types>()?;
+    m.add_class::<types::Type>()?;
+    m.add_class::<types::Member>()?;
     m.add_function(wrap_pyfunction!(dump::open_dump, m)?)?;
     m.add_function(wrap_pyfunction!(info::parse, m)?)?;
     m.add_function(wrap_pyfunction!(fwcfg::check_guest_note, m)?)?;
