@@ -43,7 +43,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -259,11 +261,15 @@ class Timings:
             path.write_text("guest\tphase\tseconds\tstatus\n")
 
     def add(self, guest: str, phase: str, seconds: float, status: str) -> None:
-        with self.path.open("a") as f:
+        with TIMINGS_LOCK, self.path.open("a") as f:
             f.write(f"{guest}\t{phase}\t{seconds:.3f}\t{status}\n")
 
 
 TIMINGS: Timings | None = None
+TIMINGS_LOCK = threading.Lock()
+#: Guests run in parallel (--jobs) share the cache: fetching packages, building an initramfs and
+#: fetching a -dbg vmlinux happen one guest at a time.
+CACHE_LOCK = threading.Lock()
 
 
 def log(msg: str) -> None:
@@ -982,10 +988,11 @@ def run_guest(name: str, spec: dict, out: Path, cache: Path, mem: str, boot_time
         "products": PRODUCTS[name],
     }
 
-    with phase(name, "setup (kernel, busybox)"):
-        prof = setup_arch(spec["arch"], cache, spec.get("kernel"), spec.get("suite"))
-    with phase(name, "initramfs"):
-        initrd = build_initramfs(prof, cache)
+    with CACHE_LOCK:
+        with phase(name, "setup (kernel, busybox)"):
+            prof = setup_arch(spec["arch"], cache, spec.get("kernel"), spec.get("suite"))
+        with phase(name, "initramfs"):
+            initrd = build_initramfs(prof, cache)
     manifest.update(
         kernel=str(prof["kernel"]),
         kernel_release_pkg=prof["kver"],
@@ -1139,8 +1146,9 @@ def run_guest(name: str, spec: dict, out: Path, cache: Path, mem: str, boot_time
     # drgn's reading with the kernel's vmlinux: where it is cached (--dbg fetches it)
     vmlinux = dbg_vmlinux(prof["kver"])
     if dbg and spec["arch"] in DBG_ARCHES:
-        vmlinux = fetch_dbg(name, prof)
-        ensure_drgn()
+        with CACHE_LOCK:
+            vmlinux = fetch_dbg(name, prof)
+            ensure_drgn()
     if not spec["driver"]:
         manifest["drgn"] = None  # drgn finds the kernel through the VMCOREINFO note: none here
     elif vmlinux.exists() and drgn_python().exists() and "qemu-elf.core" in manifest["files"]:
@@ -1329,6 +1337,12 @@ def main(argv: list[str] | None = None) -> int:
         help="fetch the kernels' -dbg vmlinux (~300 MB each) into VMCOREINFO_DBG_CACHE and drgn into a venv "
         "there; without it drgn.json is written only where both are cached already",
     )
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=int(os.environ.get("VMCOREINFO_REALGUEST_JOBS", "1")),
+        help="guests run at once (default 1; each TCG guest keeps a CPU busy)",
+    )
     a = ap.parse_args(argv)
     out = Path(a.outdir).resolve()
     cache = Path(a.cache).resolve()
@@ -1359,13 +1373,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"generate.py: FAILED: {e}", file=sys.stderr)
         return 1
     summary = {"host_packages": host_versions, "tools": tool_versions(), "guests": {}}
-    for g in guests:
+    def one(g: str) -> None:
         try:
             m = run_guest(g, GUESTS[g], out, cache, a.mem, a.boot_timeout, a.dbg)
             summary["guests"][g] = {"files": sorted(m["files"]), "refused": m["refused"], "failed": m["failed"]}
         except (GenError, OSError, QMPError, TimeoutError, EOFError) as e:
             failures.append(f"{g}: {e}")
             log(f"{g}: FAILED: {e}")
+
+    with ThreadPoolExecutor(max_workers=max(1, a.jobs)) as pool:
+        list(pool.map(one, guests))
+    failures.sort()
     TIMINGS.add("all", "total", time.monotonic() - t0, "ok" if not failures else "FAILED")
     (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
     if failures:
