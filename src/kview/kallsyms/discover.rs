@@ -124,7 +124,15 @@ fn read_window(mem: &dyn VirtMemory, addr: u64, win: &mut [u8]) -> usize {
 
 /// Read `[lo, hi)`, or failing that the largest of a few page-trimmed ranges around `at`.
 fn read_around(mem: &dyn VirtMemory, lo: u64, at: u64, hi: u64) -> Option<(u64, Vec<u8>)> {
-    let tries = [(lo, hi), (lo.max(at & !0xfff), hi), (lo, hi.min((at | 0xfff) + 1)), (at & !0xfff, (at | 0xfff) + 1)];
+    let page_end = (at | 0xfff) + 1;
+    let tries = [
+        (lo, hi),
+        (lo.max(at & !0xfff), hi),
+        (lo, hi.min(page_end + 0x1000)),
+        (lo, hi.min(page_end)),
+        (lo, hi.min(at.saturating_add(2048))),
+        (at & !0xfff, page_end),
+    ];
     for (a, b) in tries {
         if b <= a {
             continue;
