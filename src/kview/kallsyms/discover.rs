@@ -178,7 +178,7 @@ fn check_hit(mem: &dyn VirtMemory, p: u64, max_symbols: u32, max_names: usize, t
         } else {
             tt - end < align
         };
-        fits.then(|| Found { token_table: tt, token_index: ti, ..f })
+        fits.then_some(Found { token_table: tt, token_index: ti, ..f })
     };
     for (m, markers) in marker_candidates(mem, tt, align) {
         if let Some(f) = found(m, &markers, false) {

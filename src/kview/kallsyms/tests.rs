@@ -248,8 +248,7 @@ fn image(n: usize, num: Option<u32>, cut: Option<usize>) -> (FakeMem, String, Ve
         IMG + 0x40 * 5,
         IMG + 0x40 * 100
     );
-    let want = syms.into_iter().map(|(n, a)| (n, a)).collect();
-    (mem, text, want)
+    (mem, text, syms)
 }
 
 #[test]
