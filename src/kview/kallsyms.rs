@@ -282,7 +282,6 @@ fn tables(vi: &View<'_>) -> Result<Tables> {
     let need = |name: &str| -> Result<u64> { vi.symbol(name)?.ok_or_else(|| missing(&format!("SYMBOL({name})"), WHAT)) };
     let t = Tables {
         num: 0,
-        num_addr: need("kallsyms_num_syms")?,
         names: need("kallsyms_names")?,
         token_table: need("kallsyms_token_table")?,
         token_index: need("kallsyms_token_index")?,
@@ -290,11 +289,13 @@ fn tables(vi: &View<'_>) -> Result<Tables> {
         relative_base: vi.symbol("kallsyms_relative_base")?,
         addresses: vi.symbol("kallsyms_addresses")?,
         stext: need("_stext")?,
+        num_addr: 0,
     };
     if t.offsets.is_none() && t.addresses.is_none() {
         return Err(missing("SYMBOL(kallsyms_offsets) or SYMBOL(kallsyms_addresses)", WHAT));
     }
-    Ok(t)
+    // Checked last, as before the scan existed (the messages name the same first missing key).
+    Ok(Tables { num_addr: need("kallsyms_num_syms")?, ..t })
 }
 
 /// Decode every kernel symbol: from the tables VMCOREINFO names when it names them, else from
