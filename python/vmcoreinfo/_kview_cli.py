@@ -2,7 +2,8 @@
 
 Exit status: 0 ok, 1 unreadable or invalid dump (or no such symbol), 2 usage, 3 no VMCOREINFO.
 ``--json``: one JSON document on stdout (``dmesg``: the list of log records; ``sym``: one object
-per query).
+per query, each with ``source``: how the tables were found, ``"vmcoreinfo"`` or ``"scan"``).
+``sym`` without ``--json`` says the source on stderr (``# kallsyms: N symbols from scan``).
 """
 
 from __future__ import annotations
@@ -85,13 +86,14 @@ def cmd_sym(args: argparse.Namespace) -> int:
     try:
         with _open(args) as dump:
             syms = dump.symbols
-            rows = [_query(syms, q) for q in args.query]
+            rows = [{**_query(syms, q), "source": syms.source} for q in args.query]
     except NoVmcoreinfoError as e:
         print(f"vmcoreinfo: error: {e}", file=sys.stderr)
         return ExitCode.NO_VMCOREINFO
     if args.json:
         print(json.dumps(rows))
     else:
+        print(f"# kallsyms: {len(syms)} symbols from {syms.source} ({syms.encoding})", file=sys.stderr)
         for r in rows:
             if r["address"] is None:
                 print(f"vmcoreinfo: error: {r['error']}", file=sys.stderr)
@@ -117,7 +119,10 @@ def add_parsers(sub: Any) -> None:
     d.add_argument("dump", metavar="DUMP")
     d.add_argument("--caller-id", action="store_true", help="add the [  T123] caller column (makedumpfile >= 1.7.5)")
     d.set_defaults(func=cmd_dmesg)
-    shelp = "kernel symbols (kallsyms, Linux 6.0+): a name's address, or the symbol at 0xADDR"
+    shelp = (
+        "kernel symbols (kallsyms: the tables VMCOREINFO names on Linux 6.0+, else found by a scan of the kernel "
+        "image): a name's address, or the symbol at 0xADDR"
+    )
     s = sub.add_parser("sym", help=shelp, description=shelp, **common)
     s.add_argument("dump", metavar="DUMP")
     s.add_argument("query", nargs="+", metavar="NAME|0xADDR")

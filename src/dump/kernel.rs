@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::Dump;
 use crate::error::Result;
-use crate::kview::kallsyms::{self, KernelSymbols, SymLimits};
+use crate::kview::kallsyms::{self, KernelSymbols, SymLimits, SymbolSource};
 use crate::kview::printk::{self, LogLimits, LogRecord};
 use crate::kview::{build_translator, KernelView};
 use crate::text::View;
@@ -45,8 +45,14 @@ impl Dump {
 
     /// The kernel's symbols, read through the kernel view.
     pub fn kernel_symbols(&self, limits: &SymLimits) -> Result<KernelSymbols> {
+        self.kernel_symbols_from(limits, None)
+    }
+
+    /// The kernel's symbols from one source (`None`: VMCOREINFO's keys when present, else a
+    /// scan of the kernel image), decoded afresh.
+    pub fn kernel_symbols_from(&self, limits: &SymLimits, source: Option<SymbolSource>) -> Result<KernelSymbols> {
         let view = self.kernel_view()?;
-        self.with_vmcoreinfo(|vi| kallsyms::read_symbols(&view, vi, limits))
+        self.with_vmcoreinfo(|vi| kallsyms::read_symbols_from(&view, vi, limits, source))
     }
 
     /// The kernel's symbols with the default limits, decoded once and shared (a failed decode is

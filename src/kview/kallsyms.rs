@@ -10,6 +10,11 @@
 //!
 //! The tables are read in a few large reads (the names in growing chunks, since their end is not
 //! in VMCOREINFO), then decoded in memory. Every size is bounded ([`SymLimits`]).
+//!
+//! Kernels before 6.0 do not name the tables in VMCOREINFO: [`discover`] finds them in the
+//! kernel image by their structure, and the result is accepted only when the VMCOREINFO
+//! symbols (`_stext`, `init_uts_ns`, `swapper_pg_dir`, ...) decode to their VMCOREINFO
+//! addresses ([`KernelSymbols::source`] says which way they were found).
 
 use std::sync::OnceLock;
 
@@ -35,8 +40,37 @@ impl Default for SymLimits {
     }
 }
 
+/// Where the tables' addresses came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SymbolSource {
+    /// `SYMBOL(kallsyms_*)` in VMCOREINFO (Linux 6.0+).
+    Vmcoreinfo,
+    /// A scan of the kernel image for the tables' structure, checked against VMCOREINFO's
+    /// `SYMBOL()`s.
+    Scan,
+}
+
+impl SymbolSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            SymbolSource::Vmcoreinfo => "vmcoreinfo",
+            SymbolSource::Scan => "scan",
+        }
+    }
+    /// The source called `name` (as [`name`](Self::name) spells it).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "vmcoreinfo" => Some(SymbolSource::Vmcoreinfo),
+            "scan" => Some(SymbolSource::Scan),
+            _ => None,
+        }
+    }
+}
+
 /// How `kallsyms_offsets` encodes addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AddressMode {
     /// `kallsyms_relative_base + (u32)offset`.
     BaseRelative,
@@ -68,6 +102,7 @@ pub struct KernelSymbols {
     addrs: Vec<u64>,
     types: Vec<u8>,
     mode: AddressMode,
+    source: SymbolSource,
     /// Indexes sorted by (address, index), built on the first lookup by address.
     by_addr: OnceLock<Vec<u32>>,
     /// Open-addressing table of `index + 1` by name hash (first index of each name), built on
@@ -77,7 +112,7 @@ pub struct KernelSymbols {
 
 impl std::fmt::Debug for KernelSymbols {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "KernelSymbols({} symbols, {})", self.len(), self.mode.name())
+        write!(f, "KernelSymbols({} symbols, {}, from {})", self.len(), self.mode.name(), self.source.name())
     }
 }
 
@@ -91,6 +126,10 @@ impl KernelSymbols {
     /// The address encoding found.
     pub fn mode(&self) -> AddressMode {
         self.mode
+    }
+    /// How the tables were found.
+    pub fn source(&self) -> SymbolSource {
+        self.source
     }
     /// Name (bytes, normally ASCII) of symbol `i`.
     pub fn name(&self, i: usize) -> &[u8] {
@@ -228,6 +267,7 @@ impl<'m> Chunked<'m> {
 
 struct Tables {
     num: u32,
+    num_addr: u64,
     names: u64,
     token_table: u64,
     token_index: u64,
@@ -249,19 +289,45 @@ fn tables(vi: &View<'_>) -> Result<Tables> {
         relative_base: vi.symbol("kallsyms_relative_base")?,
         addresses: vi.symbol("kallsyms_addresses")?,
         stext: need("_stext")?,
+        num_addr: 0,
     };
     if t.offsets.is_none() && t.addresses.is_none() {
         return Err(missing("SYMBOL(kallsyms_offsets) or SYMBOL(kallsyms_addresses)", WHAT));
     }
-    need("kallsyms_num_syms")?;
-    Ok(t)
+    // Checked last, as before the scan existed (the messages name the same first missing key).
+    Ok(Tables { num_addr: need("kallsyms_num_syms")?, ..t })
+}
+
+/// Decode every kernel symbol: from the tables VMCOREINFO names when it names them, else from
+/// the tables a scan of the kernel image finds.
+pub fn read_symbols(mem: &dyn VirtMemory, vi: &View<'_>, limits: &SymLimits) -> Result<KernelSymbols> {
+    read_symbols_from(mem, vi, limits, None)
+}
+
+/// [`read_symbols`] from one source (`None`: VMCOREINFO's keys when present, else a scan).
+pub fn read_symbols_from(
+    mem: &dyn VirtMemory,
+    vi: &View<'_>,
+    limits: &SymLimits,
+    source: Option<SymbolSource>,
+) -> Result<KernelSymbols> {
+    match source {
+        Some(SymbolSource::Vmcoreinfo) => from_vmcoreinfo(mem, vi, limits),
+        Some(SymbolSource::Scan) => by_scan(mem, vi, limits),
+        None if vi.symbol("kallsyms_names")?.is_some() => from_vmcoreinfo(mem, vi, limits),
+        None => by_scan(mem, vi, limits).map_err(|e| {
+            let mut m = missing("SYMBOL(kallsyms_names)", "the kernel symbols (kallsyms, Linux 6.0+)");
+            m.message = format!("{}; a scan of the kernel image found none either: {}", m.message, e.message);
+            m
+        }),
+    }
 }
 
 /// Decode every kernel symbol: the token table, then the names, then the addresses (whose
 /// encoding `_stext` decides).
-pub fn read_symbols(mem: &dyn VirtMemory, vi: &View<'_>, limits: &SymLimits) -> Result<KernelSymbols> {
+fn from_vmcoreinfo(mem: &dyn VirtMemory, vi: &View<'_>, limits: &SymLimits) -> Result<KernelSymbols> {
     let mut t = tables(vi)?;
-    let num_addr = vi.symbol("kallsyms_num_syms")?.unwrap_or(0);
+    let num_addr = t.num_addr;
     t.num = mem.read_u32(num_addr)?;
     if t.num == 0 {
         return Err(bad(num_addr, "kallsyms_num_syms is 0"));
@@ -270,13 +336,151 @@ pub fn read_symbols(mem: &dyn VirtMemory, vi: &View<'_>, limits: &SymLimits) -> 
         return Err(too_big(num_addr, format!("kallsyms_num_syms {} exceeds the limit of {}", t.num, limits.max_symbols)));
     }
     let tokens = read_token_table(mem, &t)?;
-    let Names { mut names, ends, types, stext } = decode_names(mem, &t, &tokens, limits)?;
-    let Some(si) = stext else {
-        return Err(bad(t.names, "kallsyms has no _stext symbol, needed to find the address encoding"));
-    };
+    let names = decode_names(mem, &t, &tokens, limits, Vec::new())?;
+    let si = stext_index(&t, &names)?;
     let (addrs, mode) = decode_addresses(mem, &t, si)?;
+    Ok(assemble(names, addrs, mode, SymbolSource::Vmcoreinfo))
+}
+
+fn stext_index(t: &Tables, names: &Names) -> Result<usize> {
+    names.stext.ok_or_else(|| bad(t.names, "kallsyms has no _stext symbol, needed to find the address encoding"))
+}
+
+fn assemble(names: Names, addrs: Vec<u64>, mode: AddressMode, source: SymbolSource) -> KernelSymbols {
+    let Names { mut names, ends, types, .. } = names;
     names.shrink_to_fit();
-    Ok(KernelSymbols { names, ends, addrs, types, mode, by_addr: OnceLock::new(), by_name: OnceLock::new() })
+    KernelSymbols { names, ends, addrs, types, mode, source, by_addr: OnceLock::new(), by_name: OnceLock::new() }
+}
+
+/// The most bytes of the kernel image the scan reads from `_stext`: x86_64's
+/// `NUMBER(KERNEL_IMAGE_SIZE)` when given, else 1 GiB (the scan stops earlier, at the first
+/// long unmapped stretch past the image's end).
+fn image_span(vi: &View<'_>) -> u64 {
+    let max = 1u64 << 30;
+    match vi.number("KERNEL_IMAGE_SIZE") {
+        Ok(Some(n)) if n > 0 => (n as u64).min(max),
+        _ => max,
+    }
+}
+
+/// How many VMCOREINFO `SYMBOL()`s a scanned table must reproduce (the kernel's own
+/// `SYMBOL(_stext)` among them): a table that decodes to the wrong addresses cannot.
+pub const MIN_AGREEING: usize = 3;
+
+/// Find the tables by their structure ([`discover`]), decode them and check them against
+/// VMCOREINFO's `SYMBOL()`s.
+fn by_scan(mem: &dyn VirtMemory, vi: &View<'_>, limits: &SymLimits) -> Result<KernelSymbols> {
+    let Some(stext) = vi.symbol("_stext")? else {
+        return Err(missing("SYMBOL(_stext)", "the kernel symbols by a scan of the kernel image"));
+    };
+    let f = discover::find(mem, stext, image_span(vi), limits.max_symbols, limits.max_names_bytes)?;
+    let mut t = Tables {
+        num: f.num,
+        num_addr: f.num_addr,
+        names: f.names,
+        token_table: f.token_table,
+        token_index: f.token_index,
+        offsets: None,
+        relative_base: None,
+        addresses: None,
+        stext,
+    };
+    let tokens = read_token_table(mem, &t)?;
+    let names = decode_names(mem, &t, &tokens, limits, f.names_bytes)?;
+    let si = stext_index(&t, &names)?;
+    let (ps, n) = (mem.pointer_size() as u64, u64::from(f.num));
+    // Where the address table lies in each layout scripts/kallsyms.c has written.
+    let old_rb = f.num_addr.wrapping_sub(ps);
+    let new_off = f.token_index.wrapping_add(512);
+    let layouts: [(Option<u64>, Option<u64>, Option<u64>); 4] = [
+        // Before 6.4: kallsyms_offsets, kallsyms_relative_base, kallsyms_num_syms.
+        (Some(old_rb.wrapping_sub((4 * n).next_multiple_of(ps))), Some(old_rb), None),
+        // 6.4+: kallsyms_token_index, kallsyms_offsets, kallsyms_relative_base.
+        (Some(new_off), Some(new_off.wrapping_add(4 * n).next_multiple_of(ps)), None),
+        // 7.0+: no relative base (place-relative offsets).
+        (Some(new_off), None, None),
+        // No CONFIG_KALLSYMS_BASE_RELATIVE: kallsyms_addresses, kallsyms_num_syms.
+        (None, None, Some(f.num_addr.wrapping_sub(n * ps))),
+    ];
+    let want = vmcoreinfo_symbols(vi);
+    let at = first_indexes(&names, &want);
+    let mut why = Vec::new();
+    for (offsets, relative_base, addresses) in layouts {
+        (t.offsets, t.relative_base, t.addresses) = (offsets, relative_base, addresses);
+        match decode_addresses(mem, &t, si).map_err(|e| e.message).and_then(|(addrs, mode)| {
+            agreement(&want, &at, &addrs)?;
+            Ok((addrs, mode))
+        }) {
+            Ok((addrs, mode)) => return Ok(assemble(names, addrs, mode, SymbolSource::Scan)),
+            Err(e) => why.push(e),
+        }
+    }
+    Err(crate::error::Error::missing_symbol(format!(
+        "kallsyms tables found by scan (kallsyms_names at {:#x}, {} symbols, token table at {:#x}) but no address \
+         table next to them reproduces VMCOREINFO's symbols: {}",
+        f.names,
+        f.num,
+        f.token_table,
+        why.join("; ")
+    )))
+}
+
+/// Every `SYMBOL(name)=address` in the VMCOREINFO text.
+fn vmcoreinfo_symbols<'a>(vi: &View<'a>) -> Vec<(&'a [u8], u64)> {
+    vi.iter()
+        .filter_map(|(k, v)| {
+            let name = k.strip_prefix(b"SYMBOL(")?.strip_suffix(b")")?;
+            Some((name, crate::text::parse_hex(v).ok()?))
+        })
+        .collect()
+}
+
+/// The first index in kallsyms of each of `want`'s names (one pass over the names).
+fn first_indexes(names: &Names, want: &[(&[u8], u64)]) -> Vec<Option<usize>> {
+    let mut at = vec![None; want.len()];
+    let mut start = 0usize;
+    for (i, &end) in names.ends.iter().enumerate() {
+        let name = &names.names[start..end as usize];
+        start = end as usize;
+        for (j, w) in want.iter().enumerate() {
+            if at[j].is_none() && w.0 == name {
+                at[j] = Some(i);
+            }
+        }
+    }
+    at
+}
+
+/// Check decoded addresses against every VMCOREINFO `SYMBOL(name)` that kallsyms also has:
+/// `_stext` must agree, and at least [`MIN_AGREEING`] must; or, when kallsyms holds fewer of
+/// them (no `CONFIG_KALLSYMS_ALL`: only text symbols), every one it holds must agree and the
+/// addresses must ascend as the kernel sorts them. (Some keys legitimately differ:
+/// `SYMBOL(mem_section)` is the pointer's value with SPARSEMEM_EXTREME.) Returns how many agree.
+fn agreement(want: &[(&[u8], u64)], at: &[Option<usize>], addrs: &[u64]) -> std::result::Result<usize, String> {
+    let (mut agree, mut differ) = (Vec::new(), Vec::new());
+    for (&(name, addr), i) in want.iter().zip(at) {
+        let Some(i) = *i else { continue };
+        let name = String::from_utf8_lossy(name);
+        if addrs.get(i) == Some(&addr) {
+            agree.push(name);
+        } else {
+            differ.push(name);
+        }
+    }
+    let stext = agree.iter().any(|n| n == "_stext");
+    let enough = agree.len() >= MIN_AGREEING;
+    let all_of_few = agree.len() + differ.len() < MIN_AGREEING && differ.is_empty() && addrs.is_sorted();
+    if !stext || !(enough || all_of_few) {
+        return Err(format!(
+            "{} VMCOREINFO symbols agree ({}), {} differ ({}); needed _stext and {MIN_AGREEING} in all (or all \
+             of fewer, in ascending addresses)",
+            agree.len(),
+            agree.join(", "),
+            differ.len(),
+            differ.join(", ")
+        ));
+    }
+    Ok(agree.len())
 }
 
 /// `kallsyms_token_table`: the 256 tokens a name byte stands for.
@@ -362,9 +566,10 @@ struct Names {
 
 /// `kallsyms_names`: `[len][len token bytes]` per symbol, `len` a 2-byte ULEB when bit 7 is set
 /// (6.1+ big symbols); the first character of each expanded name is its type.
-fn decode_names(mem: &dyn VirtMemory, t: &Tables, tokens: &Tokens, limits: &SymLimits) -> Result<Names> {
+fn decode_names(mem: &dyn VirtMemory, t: &Tables, tokens: &Tokens, limits: &SymLimits, have: Vec<u8>) -> Result<Names> {
     let n = t.num as usize;
     let mut nm = Chunked::new(mem, t.names, limits.max_names_bytes, "kallsyms_names");
+    nm.data = have;
     // The names are followed by kallsyms_markers and the token table in every layout since 6.0:
     // when the token table lies above, the span up to it is one read that holds every name.
     if let Some(span) = t.token_table.checked_sub(t.names).filter(|&s| s > 0 && s <= limits.max_names_bytes as u64) {
@@ -487,6 +692,8 @@ fn decode_offsets(mem: &dyn VirtMemory, t: &Tables, off_addr: u64, stext: usize)
         })?;
     Ok(((0..n).map(|i| calc(mode, i).unwrap_or(0)).collect(), mode))
 }
+
+pub mod discover;
 
 #[cfg(test)]
 mod tests;

@@ -464,6 +464,15 @@ impl Dump {
         super::types::types(py, &*self.scanned(py)?)
     }
 
+    /// The kernel's symbols decoded afresh (not cached) from one source: ``"auto"`` (as
+    /// ``symbols``: VMCOREINFO's ``SYMBOL(kallsyms_*)`` when present, else a scan),
+    /// ``"vmcoreinfo"`` or ``"scan"`` (find the tables in the kernel image by their structure
+    /// even when VMCOREINFO names them).
+    #[pyo3(signature = (source = "auto"))]
+    fn kernel_symbols(&self, py: Python<'_>, source: &str) -> PyResult<super::kview_log::KernelSymbols> {
+        super::kview_log::kernel_symbols(py, &*self.scanned(py)?, source)
+    }
+
     /// The kernel's address-space layout as the translation sees it: ``arch``, ``levels``,
     /// ``page_size``, ``va_bits``, ``root`` (physical address of the top page table),
     /// ``page_offset`` (start of the direct map: on x86_64 discovered from the page tables),

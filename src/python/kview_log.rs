@@ -142,6 +142,14 @@ impl KernelSymbols {
         self.inner.mode().name()
     }
 
+    /// How the tables were found: ``"vmcoreinfo"`` (VMCOREINFO names them, Linux 6.0+) or
+    /// ``"scan"`` (found in the kernel image by their structure, checked against VMCOREINFO's
+    /// symbols).
+    #[getter]
+    fn source(&self) -> &'static str {
+        self.inner.source().name()
+    }
+
     fn __repr__(&self) -> String {
         format!("<KernelSymbols: {} symbols, {}>", self.inner.len(), self.inner.mode().name())
     }
@@ -178,4 +186,17 @@ pub fn symbols(py: Python<'_>, d: &CoreDump, cache: &OnceLock<Py<KernelSymbols>>
     let k = py.detach(|| d.symbols()).map_err(err(d))?;
     let s = Py::new(py, KernelSymbols { inner: k })?;
     Ok(cache.get_or_init(|| s).clone_ref(py))
+}
+
+/// `Dump.kernel_symbols(source=)`: decoded afresh from one source (`"auto"`, `"vmcoreinfo"`,
+/// `"scan"`), not cached.
+pub fn kernel_symbols(py: Python<'_>, d: &CoreDump, source: &str) -> PyResult<KernelSymbols> {
+    let src = match source {
+        "auto" => None,
+        s => Some(kallsyms::SymbolSource::from_name(s).ok_or_else(|| {
+            pyo3::exceptions::PyValueError::new_err(format!("source must be 'auto', 'vmcoreinfo' or 'scan', not {s:?}"))
+        })?),
+    };
+    let k = py.detach(|| d.kernel_symbols_from(&kallsyms::SymLimits::default(), src)).map_err(err(d))?;
+    Ok(KernelSymbols { inner: Arc::new(k) })
 }

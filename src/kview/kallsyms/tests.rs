@@ -200,3 +200,88 @@ fn hostile_tables_are_typed_errors() {
     let e = decode(&m, &format!("{t}SYMBOL(_stext)=81000000\n")).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Format, "{e}");
 }
+
+/// A kernel image at 0x8100_0000 laid out as scripts/kallsyms.c before 6.4 writes it (offsets,
+/// relative_base, num_syms, names, markers, token table, token index), `n` symbols, with a decoy
+/// digit string in the text before it; `num` overrides the stored count. Returns the memory, the
+/// VMCOREINFO text (no kallsyms keys) and the symbols.
+fn image(n: usize, num: Option<u32>, cut: Option<usize>) -> (FakeMem, String, Vec<(String, u64)>) {
+    const IMG: u64 = 0x8100_0000;
+    let mut syms = vec![("T_stext".to_owned(), IMG)];
+    syms.extend((1..n).map(|i| (format!("tsym_{i}"), IMG + 0x40 * i as u64)));
+    let mut img = vec![0u8; 0x1000];
+    img[0x100..0x114].copy_from_slice(b"0\x001\x002\x003\x004\x005\x006\x007\x008\x009\x00");
+    let align = |v: &mut Vec<u8>| v.resize(v.len().next_multiple_of(8), 0);
+    for (_, a) in &syms {
+        img.extend_from_slice(&((a - IMG) as u32).to_le_bytes());
+    }
+    align(&mut img);
+    img.extend_from_slice(&IMG.to_le_bytes());
+    img.extend_from_slice(&num.unwrap_or(n as u32).to_le_bytes());
+    align(&mut img);
+    let names_at = img.len();
+    let mut markers = Vec::new();
+    for (i, (name, _)) in syms.iter().enumerate() {
+        if i % 256 == 0 {
+            markers.push((img.len() - names_at) as u32);
+        }
+        img.extend(encode(name));
+    }
+    align(&mut img);
+    markers.iter().for_each(|m| img.extend_from_slice(&m.to_le_bytes()));
+    align(&mut img);
+    let (table, index) = token_tables(false);
+    img.extend(table);
+    align(&mut img);
+    img.extend(index);
+    if let Some(c) = cut {
+        img.truncate(c);
+    }
+    // Mapped memory before the image (the fake's reads must lie in one region).
+    let mut mem = FakeMem::new(8, false);
+    let mut all = vec![0u8; 0x40000];
+    all.extend(img);
+    all.resize(all.len() + 0x2000, 0);
+    mem.add(IMG - 0x40000, all);
+    let text = format!(
+        "SYMBOL(_stext)={IMG:x}\nSYMBOL(sym_5)={:x}\nSYMBOL(sym_100)={:x}\nSYMBOL(mem_section)=ffff888000001000\n",
+        IMG + 0x40 * 5,
+        IMG + 0x40 * 100
+    );
+    (mem, text, syms)
+}
+
+#[test]
+fn the_scan_finds_tables_vmcoreinfo_does_not_name() {
+    for n in [300, 256, 40] {
+        let (mem, text, want) = image(n, None, None);
+        let k = decode(&mem, &text).unwrap_or_else(|e| panic!("{n}: {e}"));
+        assert_eq!(k.source(), SymbolSource::Scan);
+        assert_eq!(k.mode(), AddressMode::BaseRelative);
+        let got: Vec<(String, u64)> =
+            k.iter().map(|(nm, a, t)| (format!("{}{}", t as char, String::from_utf8_lossy(nm)), a)).collect();
+        assert_eq!(got, want);
+    }
+}
+
+#[test]
+fn the_scan_refuses_what_does_not_fit() {
+    // Too few VMCOREINFO symbols agree: only _stext.
+    let (mem, text, _) = image(300, None, None);
+    let only_stext = text.lines().next().unwrap().to_owned() + "\nSYMBOL(sym_5)=1\nSYMBOL(sym_6)=2\n";
+    let e = decode(&mem, &only_stext).unwrap_err();
+    assert!(e.to_string().contains("SYMBOL(kallsyms_names)") && e.to_string().contains("agree"), "{e}");
+    // A hostile count, a count one off, a truncated image: no tables, a typed error.
+    for (num, cut) in [(Some(u32::MAX), None), (Some(301), None), (Some(299), None), (None, Some(0x1000 + 1200 + 900))] {
+        let (mem, text, _) = image(300, num, cut);
+        let e = decode(&mem, &text).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unsupported, "{num:?} {cut:?}: {e}");
+        assert!(e.to_string().contains("scan"), "{e}");
+    }
+    // The decoy alone is checked and refused.
+    let (mem, text, _) = image(300, None, Some(0x1000));
+    let idx = Index::build(text.as_bytes());
+    let e = read_symbols_from(&mem, &idx.view(text.as_bytes()), &SymLimits::default(), Some(SymbolSource::Scan)).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::MissingSymbol, "{e}");
+    assert!(e.to_string().contains("checked 1 candidate"), "{e}");
+}
