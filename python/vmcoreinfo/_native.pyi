@@ -416,6 +416,10 @@ class Note:
     def desc(self) -> memoryview: ...
     @property
     def size(self) -> int: ...
+    @property
+    def type_name(self) -> str | None:
+        """The note type's name (``"NT_PRSTATUS"``, ``"NT_PRFPREG"``, ``"QEMU_CPUSTATE"``,
+        ``"VMCOREINFO"``, ...), or None for a type the library does not know."""
 
 @final
 class FwCfgEntry:
