@@ -42,7 +42,15 @@ MIX = [
 ]
 # The manifest's columns: the Identity columns (vmcoreinfo._schema, the one schema of CSV, Parquet
 # and dask) that the generator knows in advance, in the same order.
-COLUMNS = [c for c in IDENTITY_FIELDS if c not in ("vmcoreinfo_size", "note_paddr", "error_message", "error_offset")]
+_NOT_IN_MANIFEST = (
+    "vmcoreinfo_size",
+    "note_paddr",
+    "memory_declared_bytes",
+    "memory_stored_bytes",
+    "error_message",
+    "error_offset",
+)
+COLUMNS = [c for c in IDENTITY_FIELDS if c not in _NOT_IN_MANIFEST]
 _INTS = {c.name for c in IDENTITY_COLUMNS if c.kind != "str"}
 
 

@@ -45,6 +45,10 @@ pub struct Identity {
     pub vmcoreinfo_size: Option<u64>,
     /// Physical address of the note header when the text came from a scan of memory (LiME, AVML, raw).
     pub note_paddr: Option<u64>,
+    /// Bytes of memory the headers declare and bytes of it the file holds (ELF, kdump; None for
+    /// memory images or when the count failed): `stored < declared` is a file cut short.
+    pub memory_declared_bytes: Option<u64>,
+    pub memory_stored_bytes: Option<u64>,
     /// The first failure, with the file attached.
     pub error: Option<Error>,
 }
@@ -52,6 +56,11 @@ pub struct Identity {
 impl Identity {
     pub fn is_ok(&self) -> bool {
         self.error.is_none()
+    }
+
+    /// Whether the file holds less memory than its headers declare.
+    pub fn cut_short(&self) -> bool {
+        matches!((self.memory_declared_bytes, self.memory_stored_bytes), (Some(d), Some(s)) if s < d)
     }
 }
 
@@ -71,6 +80,11 @@ pub fn identify(path: &Path, options: OpenOptions) -> Identity {
     if !dump.format().is_memory_image() {
         // Memory images take their machine from the text the scan finds: ask after it ran.
         id.machine = Some(dump.machine());
+    }
+    // ELF: from the program headers; kdump: the page table's last entry (all of it when cut).
+    if let Ok(Some((declared, stored))) = dump.stored_memory() {
+        id.memory_declared_bytes = Some(declared);
+        id.memory_stored_bytes = Some(stored);
     }
     let blob = match dump.vmcoreinfo() {
         Ok(b) => b,
@@ -477,6 +491,7 @@ mod tests {
         assert!(id.osrelease.as_deref().is_some_and(|r| r.starts_with("6.")), "{:?}", id.osrelease);
         assert_eq!(id.page_size, Some(4096));
         assert!(id.vmcoreinfo_offset.is_some() && id.vmcoreinfo_size.unwrap() > 1000);
+        assert!(id.memory_declared_bytes.is_some_and(|d| d > 0) && !id.cut_short());
     }
 
     #[test]

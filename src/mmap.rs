@@ -86,7 +86,7 @@ use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Mutex, Once};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::source::ReadAt;
 
 /// Live mappings the SIGBUS guard can recognise at once.
@@ -479,6 +479,27 @@ pub(crate) enum MapPlan {
     Lazy(std::sync::Arc<crate::source::FileSource>),
 }
 
+/// A pipe, socket or character device cannot be read at offsets: say so, and what to do, instead
+/// of the first read's bare "Illegal seek" (`ESPIPE`, an `OSError` in Python).
+fn refuse_streams(file: &File) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(t) = file.metadata().map(|m| m.file_type()) else { return Ok(()) };
+    let what = if t.is_fifo() {
+        "a pipe"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else {
+        return Ok(());
+    };
+    let msg = format!(
+        "{what}, not a seekable regular file: dumps are read at offsets, so save the stream to a file \
+         first (a flattened kdump stream: `makedumpfile -R FILE < STREAM` reassembles it)"
+    );
+    Err(Error::new(ErrorKind::Io { errno: Some(rustix::io::Errno::SPIPE.raw_os_error()) }, None, msg))
+}
+
 /// A dump file's byte source (pread, or with `mapped_reads` the mapping) and its mapping plan.
 /// One open file serves both (the mapping and the pread source are the same inode).
 /// `mmap: false` never maps it; `mapped_reads` maps it now and reads through the mapping.
@@ -489,6 +510,7 @@ pub(crate) fn open_sources(
 ) -> Result<(std::sync::Arc<dyn ReadAt>, MapPlan)> {
     use std::sync::Arc;
     let file = Arc::new(crate::source::FileSource::open(path)?);
+    refuse_streams(file.file())?;
     if !mmap {
         return Ok((file, MapPlan::Never));
     }

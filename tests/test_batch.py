@@ -34,6 +34,8 @@ def by_open(path: str, format: str | None = None) -> dict[str, object]:
             out["osrelease"], out["build_id"] = vi.osrelease, vi.build_id
             out["vmcoreinfo_offset"], out["vmcoreinfo_size"], out["note_paddr"] = vi.offset_in_file, len(vi.raw), vi.note_paddr
             out["kernel_offset"], out["phys_base"], out["page_size"] = vi.kernel_offset, vi.phys_base, vi.page_size
+            det = d.details()
+            out["memory_declared_bytes"], out["memory_stored_bytes"] = det["memory_declared_bytes"], det["memory_stored_bytes"]
     except (vmcoreinfo.Error, OSError) as e:
         out["error_type"], out["error_message"] = type(e).__name__, str(e)
         out["error_offset"] = getattr(e, "offset", None)

@@ -9,19 +9,22 @@ files runs in constant memory.
 from __future__ import annotations
 
 import argparse
+import collections
 import csv
+import errno
 import glob
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
-from . import _native
-from ._cli_common import ExitCode, ProgressLine, format_name
+from . import _errors, _native
+from ._cli_common import ExitCode, ProgressLine, cli_wording, directory_message, format_name, plural, worst
 from ._native import Identity
-from ._schema import IDENTITY_FIELDS, arrow_schema
+from ._schema import IDENTITY_FIELDS, SHOW_RECORD_KEYS, arrow_schema
 from ._types import FormatName
 
 __all__ = ["identify_many", "Identity", "IdentifyIter", "iter_paths", "run_show_many", "add_show_many_arguments"]
@@ -139,6 +142,12 @@ def _walk(top: str) -> Iterator[str]:
 
 
 def iter_paths(args: Iterable[str], *, recursive: bool) -> Iterator[str]:
+    """The paths of :func:`iter_paths_found` without how each was found."""
+    for path, _walked in iter_paths_found(args, recursive=recursive):
+        yield path
+
+
+def iter_paths_found(args: Iterable[str], *, recursive: bool) -> Iterator[tuple[str, bool]]:
     """Expand paths: the one expansion of the CLI (``show``) and of :mod:`vmcoreinfo.dask`.
 
     - A file (or any path that is neither a directory nor a glob) as it is.
@@ -150,23 +159,24 @@ def iter_paths(args: Iterable[str], *, recursive: bool) -> Iterator[str]:
       matches nothing is passed through, so its result says FileNotFoundError.
 
     Streams: nothing is collected up front but one directory listing or one glob's matches at a
-    time."""
+    time. Each path comes with whether it was found under a directory (True) rather than named
+    or matched (False): ``show`` skips the files found under a directory that are not dumps."""
     for a in args:
         if os.path.isdir(a):
             if not recursive:
                 raise IsADirectoryError(a)
-            yield from _walk(a)
+            yield from ((p, True) for p in _walk(a))
         elif is_glob(a):
             matches = sorted(glob.glob(a, recursive=True))
             if not matches:
-                yield a
+                yield a, False
             for m in matches:
                 if os.path.isdir(m) and recursive:
-                    yield from _walk(m)
+                    yield from ((p, True) for p in _walk(m))
                 else:
-                    yield m  # a directory without -r: its result says IsADirectoryError
+                    yield m, False  # a directory without -r: its result says IsADirectoryError
         else:
-            yield a
+            yield a, False
 
 
 # --- `vmcoreinfo show` over many files --------------------------------------------------------
@@ -195,18 +205,57 @@ def wants_batch(args: argparse.Namespace) -> bool:
     return os.path.isdir(dumps[0]) or is_glob(dumps[0])
 
 
+_OS_ERROR = re.compile(r"\[Errno (\d+)\] (.*?)(?:: '.*')?", re.S)
+
+
+def message(r: Identity) -> str:
+    """A failure's message as ``show`` of one file words it: without the path (printed once) and
+    with the command line's advice (``--format raw``, not ``format="raw"``)."""
+    msg = r.error_message or ""
+    if r.error_type is not None and not hasattr(_errors, r.error_type):  # an OSError: its strerror
+        m = _OS_ERROR.fullmatch(msg)
+        if m:
+            code = int(m.group(1))
+            return m.group(2) if code == errno.ESPIPE else os.strerror(code)
+        return msg
+    return cli_wording(msg, r.path)
+
+
+def _not_a_dump(r: Identity) -> bool:
+    """Whether the file has no dump signature (a log or a text file beside the dumps)."""
+    return r.error_type == "FormatError" and r.error_offset == 0 and _native.HINTS["use-raw-format"] in (r.error_message or "")
+
+
 def _json_record(r: Identity) -> dict[str, Any]:
+    """The ``show --json`` record (``_schema.SHOW_RECORD_KEYS``, as ``show`` of one file)."""
     d: dict[str, Any] = dict(r.as_dict())
-    et, em, eo = d.pop("error_type"), d.pop("error_message"), d.pop("error_offset")
-    d["error"] = None if et is None else {"type": et, "message": em, "offset": eo}
+    et, eo = d.pop("error_type"), d.pop("error_offset")
+    del d["error_message"]
+    d["error"] = None if et is None else {"type": et, "message": message(r), "offset": eo}
+    assert tuple(d) == SHOW_RECORD_KEYS
     return d
 
 
+#: The columns of ``show``'s tab-separated output (its header line).
+HUMAN_COLUMNS = ("path", "format", "machine", "osrelease", "build_id", "kernel_offset", "phys_base", "page_size")
+
+
+def _cell(v: object) -> str:
+    return "" if v is None else str(v)
+
+
 def _human(r: Identity) -> str:
-    ko = "-" if r.kernel_offset is None else hex(r.kernel_offset)
+    """One tab-separated line: :data:`HUMAN_COLUMNS`, empty for a value the file lacks."""
+    ko = None if r.kernel_offset is None else hex(r.kernel_offset)
+    vals = (r.path, r.format, r.machine, r.osrelease, r.build_id, ko, r.phys_base, r.page_size)
+    return "\t".join(map(_cell, vals))
+
+
+def _cut_warning(r: Identity) -> str:
+    d, s = r.memory_declared_bytes or 0, r.memory_stored_bytes or 0
     return (
-        f"{r.path}\t{r.format}\t{r.machine}\t{r.osrelease}\t{r.build_id}"
-        f"\tkernel_offset={ko}\tphys_base={r.phys_base}\tpage_size={r.page_size}"
+        f"vmcoreinfo: {r.path}: warning: the file holds only {s} of the {d} bytes of memory it declares "
+        f"({100 * s / d:.1f}%): it was cut short"
     )
 
 
@@ -247,16 +296,18 @@ def _rate_text(bar: ProgressLine, done: int, total: int | None, failed: int) -> 
 def run_show_many(args: argparse.Namespace) -> int:
     """``vmcoreinfo show`` over many files: streams one result per file, in input order.
 
-    Exit status: 0 every file identified; 3 some file has no VMCOREINFO note and none failed
-    otherwise; 1 some file could not be read or is broken; 2 usage (a directory without ``-r``,
-    a bad option, pyarrow missing for ``--parquet``)."""
+    Exit status: 0 every file identified; 4 some file is cut short (and none failed or lacks a
+    note); 3 some file has no VMCOREINFO note and none failed otherwise; 1 some file could not be
+    read or is broken; 2 usage (a directory without ``-r``, a bad option, pyarrow missing for
+    ``--parquet``). Files found under a directory that have no dump signature (logs, text files)
+    are skipped and counted in the summary line on stderr."""
     threads = args.threads
     if threads is not None and threads < 1:
         print("vmcoreinfo: error: --threads must be at least 1", file=sys.stderr)
         return ExitCode.USAGE
     for a in args.dumps:
         if os.path.isdir(a) and not args.recursive:
-            print(f"vmcoreinfo: error: {a} is a directory (use -r to read the files under it)", file=sys.stderr)
+            print(f"vmcoreinfo: error: {directory_message(a)}", file=sys.stderr)
             return ExitCode.USAGE
     sink: _ParquetSink | None = None
     if args.parquet:
@@ -269,31 +320,47 @@ def run_show_many(args: argparse.Namespace) -> int:
     explicit = all(not os.path.isdir(a) and not is_glob(a) for a in args.dumps)
     total = len(args.dumps) if explicit else None
     bar = ProgressLine(sys.stderr, enabled=not args.no_progress)
-    failed = no_vi = done = 0
+    failed = no_vi = cut = done = skipped = 0
 
     out = sys.stdout
     writer = csv.writer(out, lineterminator="\n") if mode == "csv" else None
     if writer:
         writer.writerow(IDENTITY_FIELDS)
+    elif mode == "text":
+        print("\t".join(HUMAN_COLUMNS), file=out)
+    walked: collections.deque[bool] = collections.deque()  # per path in flight: found under a directory
+
+    def paths() -> Iterator[str]:
+        for path, under_dir in iter_paths_found(args.dumps, recursive=args.recursive):
+            walked.append(under_dir)
+            yield path
+
     try:
-        with identify_many(iter_paths(args.dumps, recursive=args.recursive), threads=threads, format=args.format) as it:
+        with identify_many(paths(), threads=threads, format=args.format) as it:
             for r in it:
+                if walked.popleft() and _not_a_dump(r):
+                    skipped += 1
+                    continue
                 done += 1
                 if r.error_type is not None:
                     if r.error_type == "NoVmcoreinfoError":
                         no_vi += 1
                     else:
                         failed += 1
+                if r.cut_short:
+                    cut += 1
+                    if mode == "text":
+                        print(_cut_warning(r), file=sys.stderr)
                 if mode == "json":
                     out.write(json.dumps(_json_record(r)) + "\n")
                 elif writer:
-                    writer.writerow(r.as_dict().values())
+                    writer.writerow(map(_cell, r.as_dict().values()))
                 elif sink:
                     sink.add(r)
                 elif r.error_type is None:
                     print(_human(r), file=out)
-                else:
-                    print(f"{r.path}: error: {r.error_type}: {r.error_message}", file=sys.stderr)
+                if r.error_type is not None and mode == "text":
+                    print(f"vmcoreinfo: {r.path}: error: {message(r)}", file=sys.stderr)
                 if done % 64 == 0 and bar.due():
                     bar.update(_rate_text(bar, done, total, failed + no_vi))
     finally:
@@ -302,8 +369,25 @@ def run_show_many(args: argparse.Namespace) -> int:
         bar.update(_rate_text(bar, done, total, failed + no_vi), final=True)
         bar.close()
     out.flush()
-    if sink:
-        print(f"vmcoreinfo: {done} files, {failed + no_vi} failed, written to {args.parquet}", file=sys.stderr)
+    print(_summary_line(done, failed, no_vi, cut, skipped, args.parquet), file=sys.stderr)
+    rc: set[int] = set()
     if failed:
-        return ExitCode.ERROR
-    return ExitCode.NO_VMCOREINFO if no_vi else ExitCode.OK
+        rc.add(ExitCode.ERROR)
+    if no_vi:
+        rc.add(ExitCode.NO_VMCOREINFO)
+    if cut:
+        rc.add(ExitCode.CUT_SHORT)
+    return worst(rc)
+
+
+def _summary_line(done: int, failed: int, no_vi: int, cut: int, skipped: int, parquet: str | None) -> str:
+    """The one line every output mode of ``show`` over many files ends with, on stderr."""
+    parts = [plural(done, "file"), f"{failed + no_vi} failed"]
+    if no_vi:
+        parts.append(f"{no_vi} without VMCOREINFO")
+    if cut:
+        parts.append(f"{cut} cut short")
+    if skipped:
+        parts.append(f"{skipped} skipped (no dump signature: not dumps)")
+    where = f", written to {parquet}" if parquet else ""
+    return f"vmcoreinfo: {', '.join(parts)}{where}"

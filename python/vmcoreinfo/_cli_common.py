@@ -15,10 +15,14 @@ import shutil
 import sys
 import time
 from types import TracebackType
-from typing import IO, TypeGuard, get_args
+from typing import IO, TYPE_CHECKING, TypeGuard, get_args
 
 from ._native import FORMATS as _NATIVE_FORMATS
+from ._native import HINTS as _NATIVE_HINTS
 from ._types import FormatName
+
+if TYPE_CHECKING:
+    from ._native import Dump
 
 # --- formats ----------------------------------------------------------------------------------
 
@@ -61,8 +65,83 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     #: No VMCOREINFO note (the dump has none, a scan found none, or a converted file lacks one).
     NO_VMCOREINFO = 3
+    #: ``show``: identified, but the file holds less memory than it declares (it was cut short).
+    #: With several statuses, ERROR > NO_VMCOREINFO > CUT_SHORT > OK.
+    CUT_SHORT = 4
     #: Ctrl-C (128 + SIGINT, as shells report it).
     INTERRUPTED = 130
+
+
+#: Precedence of the statuses of several files: the first one any file has.
+PRECEDENCE = (ExitCode.ERROR, ExitCode.NO_VMCOREINFO, ExitCode.CUT_SHORT)
+
+
+def worst(codes: set[int]) -> ExitCode:
+    """The status of several files: ERROR > NO_VMCOREINFO > CUT_SHORT > OK."""
+    for rc in PRECEDENCE:
+        if rc in codes:
+            return rc
+    return ExitCode.OK
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``"1 range"``, ``"3 ranges"``."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+# --- opening the one dump of a command --------------------------------------------------------
+
+
+class UsageError(Exception):
+    """A command line mistake found after parsing (the CLI prints it and exits with USAGE)."""
+
+
+def check_dump_path(path: str) -> None:
+    """What every command that reads one dump checks before opening it: a directory is a usage
+    error (with the hint ``show -r`` has), as ``show DIR`` reports it."""
+    if os.path.isdir(path):
+        raise UsageError(directory_message(path))
+
+
+def directory_message(path: str) -> str:
+    return f"{path} is a directory: name a dump file (or use -r with show to read the files under it)"
+
+
+def open_dump(path: str, format: FormatName | str | None = None) -> Dump:
+    """Open the one dump of a command (``dmesg``, ``sym``, ``notes``, ``scan``, ``convert``, and the
+    commands that read the kernel's objects): :func:`check_dump_path`, then :func:`vmcoreinfo.open`."""
+    import vmcoreinfo
+
+    check_dump_path(path)
+    return vmcoreinfo.open(path, format=format_name(format))
+
+
+# --- the command line's wording of error hints ------------------------------------------------
+
+CLI_HINTS = {
+    "use-raw-format": " (a raw physical memory image has none: use --format raw)",
+    "scan-for-note": (
+        ". QEMU writes one only for a guest run with `-device vmcoreinfo` whose kernel had loaded the "
+        "`qemu_fw_cfg` driver (CONFIG_FW_CFG_SYSFS) before the dump. The guest's memory may still hold "
+        "the note: `vmcoreinfo scan {path}` looks for it page by page"
+    ),
+}
+"""How the command line words each error hint (``exc.hint``)."""
+
+
+def cli_wording(msg: str, path: str | None, hint: str | None = None) -> str:
+    """``msg`` (a library error's message) without the leading ``PATH: `` and with the advice of
+    its hint in the command line's terms (``--format raw``, not ``format="raw"``). ``hint``: the
+    error's ``hint`` name; None: any hint whose library wording ``msg`` holds."""
+    if path and msg.startswith(f"{path}: "):
+        msg = msg[len(path) + 2 :]
+    for name, words in CLI_HINTS.items():
+        if hint not in (None, name):
+            continue
+        lib = _NATIVE_HINTS[name]
+        if lib in msg:
+            msg = msg.replace(lib, words.format(path=path or "DUMP"))
+    return msg
 
 
 # --- the progress line ------------------------------------------------------------------------
@@ -153,7 +232,8 @@ class ProgressLine:
 
 # --- parent parsers ---------------------------------------------------------------------------
 
-JSON_HELP = "one JSON document on stdout (show: one per file, one per line)"
+JSON_HELP = "one JSON document on stdout"
+SHOW_JSON_HELP = "one JSON document per file on stdout, one per line (JSON lines), the same keys for one file and for many"
 FORMAT_HELP = "read the dump as this format instead of detecting it ('raw' is never detected)"
 NO_PROGRESS_HELP = "no progress line on stderr (default: shown when stderr is a terminal)"
 
@@ -169,6 +249,10 @@ FORMAT_OPTIONS.add_argument("--format", choices=FORMAT_NAMES, help=FORMAT_HELP)
 #: ``--json``.
 JSON_OPTIONS = _parent()
 JSON_OPTIONS.add_argument("--json", action="store_true", help=JSON_HELP)
+
+#: ``show``'s ``--json``: the same option, worded for one record per file.
+SHOW_JSON_OPTIONS = _parent()
+SHOW_JSON_OPTIONS.add_argument("--json", action="store_true", help=SHOW_JSON_HELP)
 
 #: ``--no-progress``.
 PROGRESS_OPTIONS = _parent()

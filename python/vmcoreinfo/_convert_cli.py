@@ -8,9 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import vmcoreinfo
-
-from ._cli_common import FORMAT_OPTIONS, PROGRESS_OPTIONS, ExitCode, ProgressLine
+from ._cli_common import FORMAT_OPTIONS, PROGRESS_OPTIONS, ExitCode, ProgressLine, open_dump, plural
 
 COMPRESSIONS = ("zlib", "zstd", "snappy", "lzo", "none")
 BAR_WIDTH = 30
@@ -80,7 +78,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     line = ProgressLine(sys.stderr, enabled=not (args.quiet or args.no_progress))
     bar = _bar_callback(line, f"{args.input} -> {'stdout' if to_stdout else args.output}") if line.enabled else None
     t0 = time.monotonic()
-    with line, vmcoreinfo.open(args.input, format=args.format) as dump:
+    with line, open_dump(args.input, format=args.format) as dump:
         if args.to == "elf":
             report = dump.write_elf(output, exclude_zero=args.exclude_zero, progress=bar)
         else:
@@ -99,8 +97,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
         src = {"note": "from the input's note", "scan": "found by a scan of guest memory", "absent": "NONE"}[report["vmcoreinfo"]]
         print(
             f"{'stdout' if to_stdout else args.output}: {what}, "
-            f"{report['memory_bytes'] >> 20} MiB of memory in {report['segments']} ranges, "
-            f"{report['zero_pages']} zero pages, {report['file_bytes']} bytes, {secs:.2f} s; VMCOREINFO {src}",
+            f"{report['memory_bytes'] >> 20} MiB of memory in {plural(report['segments'], 'range')}, "
+            f"{plural(report['zero_pages'], 'zero page')}, {report['file_bytes']} bytes, {secs:.2f} s; VMCOREINFO {src}",
             file=sys.stderr if to_stdout else sys.stdout,
         )
     return ExitCode.NO_VMCOREINFO if report["vmcoreinfo"] == "absent" else ExitCode.OK

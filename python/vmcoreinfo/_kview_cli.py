@@ -15,7 +15,7 @@ from typing import Any
 
 import vmcoreinfo
 
-from ._cli_common import DUMP_OPTIONS, ExitCode
+from ._cli_common import DUMP_OPTIONS, ExitCode, open_dump
 from ._errors import NoVmcoreinfoError
 
 EPILOG = f"""\
@@ -28,7 +28,7 @@ exit status:
 
 
 def _open(args: argparse.Namespace) -> vmcoreinfo.Dump:
-    return vmcoreinfo.open(args.dump, format=args.format)
+    return open_dump(args.dump, format=args.format)
 
 
 def _record_dict(r: vmcoreinfo.LogRecord) -> dict[str, Any]:

@@ -419,6 +419,10 @@ class Note:
     def desc(self) -> memoryview: ...
     @property
     def size(self) -> int: ...
+    @property
+    def type_name(self) -> str | None:
+        """The note type's name (``"NT_PRSTATUS"``, ``"NT_PRFPREG"``, ``"QEMU_CPUSTATE"``,
+        ``"VMCOREINFO"``, ...), or None for a type the library does not know."""
 
 @final
 class FwCfgEntry:
@@ -611,8 +615,8 @@ def check_guest_note(entry: FwCfgEntry, note: bytes, byteorder: str = "little", 
 class Identity:
     """One result of ``identify_many``. ``as_dict()`` gives this TypedDict-shaped dict (FIELDS order):
     path: str; format, machine, osrelease, build_id: str | None; kernel_offset, phys_base,
-    page_size, vmcoreinfo_offset, vmcoreinfo_size, note_paddr: int | None; error_type,
-    error_message: str | None; error_offset: int | None.
+    page_size, vmcoreinfo_offset, vmcoreinfo_size, note_paddr, memory_declared_bytes,
+    memory_stored_bytes: int | None; error_type, error_message: str | None; error_offset: int | None.
     For a flattened kdump, ``vmcoreinfo_offset`` and (for errors found in the kdump layer)
     ``error_offset`` are offsets in the reassembled file (what ``makedumpfile -R`` would write),
     not in the file as written."""
@@ -631,6 +635,8 @@ class Identity:
         vmcoreinfo_offset: int | None,
         vmcoreinfo_size: int | None,
         note_paddr: int | None,
+        memory_declared_bytes: int | None,
+        memory_stored_bytes: int | None,
         error_type: str | None,
         error_message: str | None,
         error_offset: int | None,
@@ -659,6 +665,12 @@ class Identity:
     def vmcoreinfo_size(self) -> int | None: ...
     @property
     def note_paddr(self) -> int | None: ...
+    @property
+    def memory_declared_bytes(self) -> int | None: ...
+    @property
+    def memory_stored_bytes(self) -> int | None: ...
+    @property
+    def cut_short(self) -> bool: ...
     @property
     def error_type(self) -> str | None: ...
     @property

@@ -2,14 +2,17 @@
 
 Exit status: 0 ok; 1 a file could not be read or is not a valid dump (any :class:`vmcoreinfo.Error`
 other than :class:`NoVmcoreinfoError`, or an OS error); 2 usage error; 3 no VMCOREINFO note
-(``show``: the dump has none; ``scan``: the scan found none). With several files ``show`` exits with
-1 if any file failed, else 3 if any file had no note, else 0. ``--json`` output is one JSON
-document per file, one per line (JSON lines); hints and warnings go to stderr.
+(``show``: the dump has none; ``scan``: the scan found none); 4 (``show``) identified, but the file
+holds less memory than it declares (cut short). With several files ``show`` exits with the first of
+1, 3, 4 any file has, else 0. ``show --json`` writes one record per file, one per line (JSON
+lines), with the keys of :data:`vmcoreinfo._schema.SHOW_RECORD_KEYS` for one file and for many
+(``-v`` adds :data:`~vmcoreinfo._schema.SHOW_VERBOSE_KEYS`); hints and warnings go to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -19,9 +22,24 @@ from typing import IO, Any
 
 import vmcoreinfo
 
-from . import _batch, _convert_cli, _kview_cli, _native
-from ._cli_common import DUMP_OPTIONS, JSON_OPTIONS, MEMORY_IMAGES, PROGRESS_OPTIONS, ExitCode, ProgressLine
+from . import _batch, _convert_cli, _kview_cli
+from ._cli_common import (
+    DUMP_OPTIONS,
+    FORMAT_OPTIONS,
+    JSON_OPTIONS,
+    MEMORY_IMAGES,
+    PROGRESS_OPTIONS,
+    SHOW_JSON_OPTIONS,
+    ExitCode,
+    ProgressLine,
+    UsageError,
+    cli_wording,
+    open_dump,
+    plural,
+    worst,
+)
 from ._errors import Error, NoVmcoreinfoError
+from ._schema import SHOW_RECORD_KEYS
 from ._types import DetailsDict, FormatName
 
 SUMMARY_KEYS = ("osrelease", "build_id", "page_size", "kernel_offset", "phys_base", "crashtime")
@@ -32,8 +50,16 @@ exit status:
   {ExitCode.ERROR:d}  a file could not be read or is not a valid dump
   {ExitCode.USAGE:d}  usage error
   {ExitCode.NO_VMCOREINFO:d}  no VMCOREINFO note (show: the dump has none; scan: none found)
-  with several files, show exits {ExitCode.ERROR:d} if any file failed, else {ExitCode.NO_VMCOREINFO:d} if any had no note
+  {ExitCode.CUT_SHORT:d}  show: identified, but the file is cut short (holds less memory than it declares)
+  with several files, show exits {ExitCode.ERROR:d} if any file failed, else {ExitCode.NO_VMCOREINFO:d} if any had no note,
+  else {ExitCode.CUT_SHORT:d} if any was cut short
 """
+
+#: The VMCOREINFO keys that place the kernel in memory, per machine, shown by ``show`` (x86 has
+#: phys_base and KERNELOFFSET, shown on their own lines).
+ARCH_KEYS: dict[str, tuple[str, ...]] = {
+    "aarch64": ("NUMBER(PHYS_OFFSET)", "NUMBER(kimage_voffset)", "NUMBER(VA_BITS)", "NUMBER(TCR_EL1_T1SZ)"),
+}
 
 #: How many memory ranges and notes ``show -v`` prints per dump (``--json -v`` lists all).
 VERBOSE_LIST_MAX = 32
@@ -84,32 +110,19 @@ def _file_hint(path: str) -> str | None:
     return None
 
 
-_CLI_HINTS = {
-    "use-raw-format": " (a raw physical memory image has none: use --format raw)",
-    "scan-for-note": (
-        ". QEMU writes one only for a guest run with `-device vmcoreinfo` whose kernel had loaded the "
-        "`qemu_fw_cfg` driver (CONFIG_FW_CFG_SYSFS) before the dump. The guest's memory may still hold "
-        "the note: `vmcoreinfo scan {path}` looks for it page by page"
-    ),
-}
-"""How the command line words each error hint (``exc.hint``)."""
-
-
 def describe(e: BaseException, path: str | None = None) -> str:
     """One line for an error, without the file name (the caller prints it once) and with the
     command line's own hints (``--format raw``, not ``format="raw"``)."""
     if isinstance(e, OSError) and not isinstance(e, Error):
+        if e.errno == errno.ESPIPE and e.strerror:
+            return e.strerror  # the library's "a pipe, not a seekable regular file: ..." with what to do
         if e.errno is not None:
             return os.strerror(e.errno)
         return str(e)
     if isinstance(e, Error):
-        msg = e.message  # "PATH: offset N (0x..): what [rule r]" as the core words it
-        if e.path and msg.startswith(f"{e.path}: "):
-            msg = msg[len(e.path) + 2 :]
-        # The advice in the command line's own terms, chosen by the error's machine-readable
-        # hint and put in place of the library's wording of it (whatever that wording is).
-        if e.hint in _CLI_HINTS:
-            msg = msg.replace(_native.HINTS[e.hint], _CLI_HINTS[e.hint].format(path=path or "DUMP"))
+        # "PATH: offset N (0x..): what [rule r]" as the core words it, without the path, the
+        # advice in the command line's own terms (chosen by the error's machine-readable hint).
+        msg = cli_wording(e.message, e.path, e.hint)
         if path and isinstance(e, vmcoreinfo.FormatError) and e.offset == 0:
             hint = _file_hint(path)
             if hint:
@@ -124,16 +137,20 @@ def _exit_code(e: BaseException) -> int:
 
 @dataclass(frozen=True)
 class ErrorSummary:
-    """An error as ``show --json`` reports it."""
+    """An error as ``show --json`` reports it (one file or many: ``_schema.ERROR_KEYS``).
+    ``offset``: the file offset, or for an error at an address the address (as
+    ``Identity.error_offset``)."""
 
     type: str
     message: str
     offset: int | None
-    address: int | None
 
     @classmethod
     def of(cls, e: BaseException, path: str) -> ErrorSummary:
-        return cls(type(e).__name__, describe(e, path), getattr(e, "offset", None), getattr(e, "address", None))
+        off = getattr(e, "offset", None)
+        if off is None:
+            off = getattr(e, "address", None)
+        return cls(type(e).__name__, describe(e, path), off)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)  # the fields in their order: the JSON keys
@@ -143,12 +160,19 @@ class ErrorSummary:
 class NoteSummary:
     name: str
     type: int
+    #: ``Note.type_name``: ``"NT_PRSTATUS"``, ``"QEMU_CPUSTATE"``, ... (None: unknown).
+    type_name: str | None
     offset: int
     size: int
 
     @classmethod
     def of(cls, n: vmcoreinfo.Note) -> NoteSummary:
-        return cls(n.name, n.type, n.offset, n.size)
+        return cls(n.name, n.type, n.type_name, n.offset, n.size)
+
+    @property
+    def kind(self) -> str:
+        """``NT_PRSTATUS (1)``, or ``type 7`` for a type without a name."""
+        return f"type {self.type}" if self.type_name is None else f"{self.type_name} ({self.type:#x})"
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)  # the fields in their order: the JSON keys
@@ -182,6 +206,8 @@ class VmcoreinfoSummary:
     vmcoreinfo_bytes: int
     keys: int
     diagnostics: tuple[DiagnosticSummary, ...]
+    #: The machine's own keys that place the kernel (``ARCH_KEYS``): (key, value as written).
+    arch_keys: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -210,42 +236,50 @@ class Summary:
     error: ErrorSummary | None = None
     verbose: VerboseSummary | None = None
 
+    @property
+    def cut_short(self) -> bool:
+        declared, stored = self.memory_declared_bytes, self.memory_stored_bytes
+        return declared is not None and stored is not None and stored < declared
+
     def as_json(self) -> dict[str, Any]:
-        """The ``show --json`` document (the key order is part of the output)."""
-        out: dict[str, Any] = {
-            "path": self.path,
-            "format": self.format,
-            "machine": self.machine,
-            "elf_class": self.elf_class,
-            "byteorder": self.byteorder,
-            "memory_declared_bytes": self.memory_declared_bytes,
-            "memory_stored_bytes": self.memory_stored_bytes,
-        }
+        """The ``show --json`` record: ``_schema.SHOW_RECORD_KEYS`` (what the many-file path
+        writes too), then with ``-v`` ``_schema.SHOW_VERBOSE_KEYS`` (the key order is part of the
+        output)."""
         vi = self.vmcoreinfo
-        if vi is None:
-            out["vmcoreinfo"] = None
-            out["error"] = None if self.error is None else self.error.as_json()
-            return out
-        out.update(
-            osrelease=vi.osrelease,
-            build_id=vi.build_id,
-            page_size=vi.page_size,
-            kernel_offset=vi.kernel_offset,
-            phys_base=vi.phys_base,
-            crashtime=vi.crashtime,
-            vmcoreinfo_offset=vi.vmcoreinfo_offset,
-            vmcoreinfo_paddr=vi.vmcoreinfo_paddr,
-            vmcoreinfo_bytes=vi.vmcoreinfo_bytes,
-            keys=vi.keys,
-        )
-        out["diagnostics"] = [d.as_json() for d in vi.diagnostics]
+        out = record(self.path, self.format, self.machine, self.error)
+        out.update(memory_declared_bytes=self.memory_declared_bytes, memory_stored_bytes=self.memory_stored_bytes)
+        if vi is not None:
+            out.update(
+                osrelease=vi.osrelease,
+                build_id=vi.build_id,
+                kernel_offset=vi.kernel_offset,
+                phys_base=vi.phys_base,
+                page_size=vi.page_size,
+                vmcoreinfo_offset=vi.vmcoreinfo_offset,
+                vmcoreinfo_size=vi.vmcoreinfo_bytes,
+                note_paddr=vi.vmcoreinfo_paddr,
+            )
         v = self.verbose
-        if v is not None:
-            out["details"] = v.details
-            out["vmcoreinfo"] = v.vmcoreinfo
-            out["memory_ranges"] = [list(r) for r in v.memory_ranges]
-            out["notes"] = [n.as_json() for n in v.notes]
+        if v is not None and vi is not None:
+            out.update(
+                elf_class=self.elf_class,
+                byteorder=self.byteorder,
+                crashtime=vi.crashtime,
+                keys=vi.keys,
+                diagnostics=[d.as_json() for d in vi.diagnostics],
+                details=v.details,
+                vmcoreinfo=v.vmcoreinfo,
+                memory_ranges=[list(r) for r in v.memory_ranges],
+                notes=[n.as_json() for n in v.notes],
+            )
         return out
+
+
+def record(path: str, format: str | None, machine: str | None, error: ErrorSummary | None) -> dict[str, Any]:
+    """A ``show --json`` record with nothing known but these (``_schema.SHOW_RECORD_KEYS``)."""
+    out: dict[str, Any] = dict.fromkeys(SHOW_RECORD_KEYS)
+    out.update(path=path, format=format, machine=machine, error=None if error is None else error.as_json())
+    return out
 
 
 def summarize(path: str, *, verbose: bool = False, format: FormatName | None = None, progress: bool = False) -> Summary:
@@ -288,6 +322,7 @@ def summarize(path: str, *, verbose: bool = False, format: FormatName | None = N
             vmcoreinfo_bytes=len(vi.raw),
             keys=len(vi),
             diagnostics=tuple(DiagnosticSummary(d.kind, d.offset, d.line, d.message) for d in vi.diagnostics),
+            arch_keys=tuple((k, v) for k in ARCH_KEYS.get(dump.machine, ()) if (v := vi.get(k)) is not None),
         )
         more = None
         if verbose:
@@ -331,7 +366,10 @@ def _print_summary(s: Summary, out: IO[str]) -> None:
     p(f"  page size     {'absent' if vi.page_size is None else vi.page_size}")
     p(f"  kernel offset {_hex(vi.kernel_offset)}")
     pb = vi.phys_base
-    p(f"  phys_base     {'absent' if pb is None else f'{pb} ({pb:#x})'}")
+    if pb is not None or not vi.arch_keys:  # arm64 has no phys_base: PHYS_OFFSET says where RAM is
+        p(f"  phys_base     {'absent' if pb is None else f'{pb} ({pb:#x})'}")
+    for key, val in vi.arch_keys:
+        p(f"  {_arch_key_line(key, val)}")
     if vi.crashtime is not None:
         p(f"  crashtime     {vi.crashtime}")
     if vi.vmcoreinfo_offset is not None:
@@ -377,21 +415,38 @@ def _print_summary(s: Summary, out: IO[str]) -> None:
                 False: "disagree: the header is wrong (QEMU reads the kernel's decimal value as hex); using VMCOREINFO's",
                 None: "",
             }[pbd["agree"]]
-            p(f"  phys_base     {pbd['key']} = {pbd['vmcoreinfo']}; kdump header = {pbd['header']:#x} {verdict}".rstrip())
+            key = pbd["key"].removeprefix("NUMBER(").removesuffix(")")
+            vmci = pbd["vmcoreinfo"]
+            shown = f"{vmci:#x}" if isinstance(vmci, int) else str(vmci)
+            p(f"  {key:<13} VMCOREINFO {shown}; kdump header {pbd['header']:#x}: {verdict}".rstrip(" :"))
     ranges = v.memory_ranges
     total = sum(e - b for b, e in ranges)
-    p(f"  memory        {len(ranges)} ranges, {total} bytes")
+    p(f"  memory        {plural(len(ranges), 'range')}, {total} bytes")
     for b, e in ranges[:VERBOSE_LIST_MAX]:
         p(f"  range         {b:#018x}-{e:#018x} ({e - b} bytes)")
     if len(ranges) > VERBOSE_LIST_MAX:
         p(f"  range         ... {len(ranges) - VERBOSE_LIST_MAX} more (--json -v lists all)")
     notes = v.notes
     for n in notes[:VERBOSE_LIST_MAX]:
-        p(f"  note          {n.name:<12} type {n.type:<3} {n.size:>6} bytes, header at file offset {n.offset}")
+        p(f"  note          {n.name:<12} {n.kind:<22} {n.size:>6} bytes, header at file offset {n.offset}")
     if len(notes) > VERBOSE_LIST_MAX:
         p(f"  note          ... {len(notes) - VERBOSE_LIST_MAX} more (--json -v lists all)")
     for k, val in v.vmcoreinfo.items():
         p(f"  key           {k}={val}")
+
+
+def _arch_key_line(key: str, val: str) -> str:
+    """``PHYS_OFFSET   0xffffe88340000000 (-0x177cc0000000 as a signed 64-bit value)``: the value
+    as VMCOREINFO writes it, and a negative PHYS_OFFSET as the number it stands for."""
+    name = key[key.index("(") + 1 : -1] if "(" in key else key
+    line = f"{name:<13} {val}"
+    try:
+        n = int(val, 0)
+    except ValueError:
+        return line
+    if name == "PHYS_OFFSET" and n >= 1 << 63:  # memstart_addr: negative under a randomized linear map
+        line += f" ({n - (1 << 64):#x} as a signed 64-bit value)"
+    return line
 
 
 def _show_one(path: str, args: argparse.Namespace) -> int:
@@ -401,7 +456,7 @@ def _show_one(path: str, args: argparse.Namespace) -> int:
     except (Error, OSError) as e:
         err = ErrorSummary.of(e, path)
         if args.json:
-            print(json.dumps({"path": path, "error": err.as_json()}), flush=True)
+            print(json.dumps(record(path, None, None, err)), flush=True)
         else:
             print(f"vmcoreinfo: {path}: error: {err.message}", file=sys.stderr)
         return _exit_code(e)
@@ -412,7 +467,9 @@ def _show_one(path: str, args: argparse.Namespace) -> int:
         print(json.dumps(s.as_json()), flush=True)
     else:
         _print_summary(s, sys.stdout)
-    return ExitCode.NO_VMCOREINFO if s.vmcoreinfo is None else ExitCode.OK
+    if s.vmcoreinfo is None:
+        return ExitCode.NO_VMCOREINFO
+    return ExitCode.CUT_SHORT if s.cut_short else ExitCode.OK
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -424,30 +481,27 @@ def cmd_show(args: argparse.Namespace) -> int:
         for i, path in enumerate(args.dumps, 1):
             line.update(f"[{i}/{n}] {path}")
             codes.add(_show_one(path, args))
-    for rc in (ExitCode.ERROR, ExitCode.NO_VMCOREINFO):
-        if rc in codes:
-            return rc
-    return ExitCode.OK
+    return worst(codes)
 
 
 def cmd_notes(args: argparse.Namespace) -> int:
-    with vmcoreinfo.open(args.dump, format=args.format) as dump:
+    with open_dump(args.dump, format=args.format) as dump:
         notes = dump.notes()
         if args.json:
-            print(json.dumps([NoteSummary.of(n).as_json() for n in notes]))
+            print(json.dumps([{**NoteSummary.of(n).as_json(), "desc": bytes(n.desc).hex()} for n in notes]))
         elif not notes:
             why = f"a {dump.format} image carries none" if dump.format in MEMORY_IMAGES else "the dump has none"
             print(f"{args.dump}: no ELF notes ({why})")
         else:
             for n in notes:
                 kind = " (Windows dump header)" if n.is_windows_dump_header else ""
-                print(f"{n.offset:#010x}  {n.name:<14} type {n.type:<4} {n.size:>7} bytes{kind}")
+                print(f"{n.offset:#010x}  {n.name:<14} {NoteSummary.of(n).kind:<22} {n.size:>7} bytes{kind}")
     return ExitCode.OK
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
     """Scan a dump's physical memory for VMCOREINFO notes and print every candidate."""
-    with vmcoreinfo.open(args.dump, format=args.format) as dump:
+    with open_dump(args.dump, format=args.format) as dump:
         total = sum(e - b for b, e in dump.memory_ranges())
         found = dump.scan_vmcoreinfo(_progress(args.dump, enabled=not args.no_progress))
         rows = [
@@ -478,20 +532,36 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """The summary of the sample dump and a short tour of what else there is to see (``-v``: the
+    whole ``show -v``, every key)."""
     path = vmcoreinfo.sample_path()
     print(
         f"Sample: a real QEMU dump-guest-memory ELF of an x86_64 guest, reduced to headers and notes\n  {path}\n", file=sys.stderr
     )
-    show = build_parser().parse_args(["show", "-v", *(["--json"] if args.json else []), "--", path])
+    flags = [*(["-v"] if args.verbose else []), *(["--json"] if args.json else [])]
+    show = build_parser().parse_args(["show", *flags, "--", path])
     rc = int(show.func(show))
-    if not args.json:
-        with vmcoreinfo.open(path) as dump:
-            vi = dump.vmcoreinfo
-            print("\nTyped accessors:")
-            print(f"  vi.symbol('init_uts_ns')            = {_hex(vi.symbol('init_uts_ns'))}")
-            print(f"  vi.offset('uts_namespace', 'name')  = {vi.offset('uts_namespace', 'name')}")
-            print(f"  vi.number('phys_base')              = {vi.number('phys_base')}")
-            print(f"  vi['NUMBER(phys_base)']             = {vi.get('NUMBER(phys_base)')!r}  (kernel writes decimal)")
+    if args.json or args.verbose:
+        return rc
+    with vmcoreinfo.open(path) as dump:
+        vi = dump.vmcoreinfo
+        notes = [NoteSummary.of(n) for n in dump.notes()]
+    print("\nThe notes (vmcoreinfo notes DUMP):")
+    for n in notes:
+        print(f"  {n.name:<12} {n.kind:<22} {n.size:>6} bytes, header at file offset {n.offset}")
+    print("\nIn Python (with vmcoreinfo.open(DUMP) as dump: vi = dump.vmcoreinfo):")
+    print(f"  vi.symbol('init_uts_ns')            = {_hex(vi.symbol('init_uts_ns'))}")
+    print(f"  vi.offset('uts_namespace', 'name')  = {vi.offset('uts_namespace', 'name')}")
+    print(f"  vi.number('phys_base')              = {vi.number('phys_base')}")
+    print(f"  vi['NUMBER(phys_base)']             = {vi.get('NUMBER(phys_base)')!r}  (the kernel writes decimal)")
+    print(
+        "\nOn a dump of your own:\n"
+        "  vmcoreinfo show -v DUMP              every key, note and memory range (vmcoreinfo demo -v: this sample's)\n"
+        "  vmcoreinfo dmesg DUMP                the kernel log\n"
+        "  vmcoreinfo sym DUMP NAME|0xADDR      kernel symbols\n"
+        "  vmcoreinfo convert IN OUT --to elf   a clean ELF core (or --to kdump) for drgn and crash\n"
+        "  vmcoreinfo show -r --csv DIR         many dumps at once"
+    )
     return rc
 
 
@@ -515,7 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
             parents=list(parents),
         )
 
-    s = add("show", "summarize the VMCOREINFO of one or more dumps", [*DUMP_OPTIONS, PROGRESS_OPTIONS])
+    s = add("show", "summarize the VMCOREINFO of one or more dumps", [FORMAT_OPTIONS, SHOW_JSON_OPTIONS, PROGRESS_OPTIONS])
     s.add_argument("dumps", nargs="+", metavar="DUMP")
     s.add_argument("-v", "--verbose", action="store_true", help="also every key, note, memory range and kdump page count")
     _batch.add_show_many_arguments(s)
@@ -530,7 +600,8 @@ def build_parser() -> argparse.ArgumentParser:
     n = add("notes", "list the ELF notes of a dump", DUMP_OPTIONS)
     n.add_argument("dump", metavar="DUMP")
     n.set_defaults(func=cmd_notes)
-    d = add("demo", "run `show -v` on the sample dump that ships with the package", [JSON_OPTIONS])
+    d = add("demo", "the summary of the sample dump that ships with the package, and a short tour", [JSON_OPTIONS])
+    d.add_argument("-v", "--verbose", action="store_true", help="the whole `show -v` of the sample: every key, note and range")
     d.set_defaults(func=cmd_demo)
     _convert_cli.add_parser(sub)
     _kview_cli.add_parsers(sub)
@@ -545,6 +616,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.USAGE
     try:
         return int(args.func(args))
+    except UsageError as e:
+        print(f"vmcoreinfo: error: {e}", file=sys.stderr)
+        return ExitCode.USAGE
     except BrokenPipeError:  # the reader went away (`| head`): not an error
         sys.stderr.close()
         return ExitCode.OK

@@ -20,7 +20,7 @@ pub const MAX_THREADS: usize = 1024;
 pub const MAX_WINDOW: usize = 1 << 20;
 
 /// Field names, in the order `as_dict()`, CSV and Parquet output use.
-const FIELDS: [&str; 14] = [
+const FIELDS: [&str; 16] = [
     "path",
     "format",
     "machine",
@@ -32,6 +32,8 @@ const FIELDS: [&str; 14] = [
     "vmcoreinfo_offset",
     "vmcoreinfo_size",
     "note_paddr",
+    "memory_declared_bytes",
+    "memory_stored_bytes",
     "error_type",
     "error_message",
     "error_offset",
@@ -68,6 +70,12 @@ pub struct Identity {
     /// Physical address of the note when a scan of memory found it (LiME, AVML, raw).
     #[pyo3(get)]
     note_paddr: Option<u64>,
+    /// Bytes of memory the headers declare (ELF, kdump; None for memory images).
+    #[pyo3(get)]
+    memory_declared_bytes: Option<u64>,
+    /// Bytes of that memory the file holds (fewer: the file was cut short).
+    #[pyo3(get)]
+    memory_stored_bytes: Option<u64>,
     /// The exception class ``vmcoreinfo.open`` would raise (``"NoVmcoreinfoError"``,
     /// ``"FileNotFoundError"``, ...), or None.
     #[pyo3(get)]
@@ -106,6 +114,8 @@ impl Identity {
             vmcoreinfo_offset: id.vmcoreinfo_offset,
             vmcoreinfo_size: id.vmcoreinfo_size,
             note_paddr: id.note_paddr,
+            memory_declared_bytes: id.memory_declared_bytes,
+            memory_stored_bytes: id.memory_stored_bytes,
             error_type,
             error_message,
             error_offset,
@@ -128,6 +138,12 @@ impl Identity {
         self.error_type.is_none()
     }
 
+    /// Whether the file holds less memory than its headers declare (it was cut short).
+    #[getter]
+    fn cut_short(&self) -> bool {
+        matches!((self.memory_declared_bytes, self.memory_stored_bytes), (Some(d), Some(s)) if s < d)
+    }
+
     /// ``(error_type, error_message)``, or None.
     #[getter]
     fn error(&self) -> Option<(String, String)> {
@@ -137,7 +153,8 @@ impl Identity {
     /// An ``Identity`` from its fields in ``FIELDS`` order (what unpickling calls).
     #[new]
     #[pyo3(signature = (path, format, machine, osrelease, build_id, kernel_offset, phys_base, page_size,
-        vmcoreinfo_offset, vmcoreinfo_size, note_paddr, error_type, error_message, error_offset))]
+        vmcoreinfo_offset, vmcoreinfo_size, note_paddr, memory_declared_bytes, memory_stored_bytes,
+        error_type, error_message, error_offset))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
         path: Py<PyString>,
@@ -151,6 +168,8 @@ impl Identity {
         vmcoreinfo_offset: Option<u64>,
         vmcoreinfo_size: Option<u64>,
         note_paddr: Option<u64>,
+        memory_declared_bytes: Option<u64>,
+        memory_stored_bytes: Option<u64>,
         error_type: Option<String>,
         error_message: Option<String>,
         error_offset: Option<u64>,
@@ -167,6 +186,8 @@ impl Identity {
             vmcoreinfo_offset,
             vmcoreinfo_size,
             note_paddr,
+            memory_declared_bytes,
+            memory_stored_bytes,
             error_type,
             error_message,
             error_offset,
@@ -199,9 +220,11 @@ impl Identity {
         d.set_item(FIELDS[8], self.vmcoreinfo_offset)?;
         d.set_item(FIELDS[9], self.vmcoreinfo_size)?;
         d.set_item(FIELDS[10], self.note_paddr)?;
-        d.set_item(FIELDS[11], &self.error_type)?;
-        d.set_item(FIELDS[12], &self.error_message)?;
-        d.set_item(FIELDS[13], self.error_offset)?;
+        d.set_item(FIELDS[11], self.memory_declared_bytes)?;
+        d.set_item(FIELDS[12], self.memory_stored_bytes)?;
+        d.set_item(FIELDS[13], &self.error_type)?;
+        d.set_item(FIELDS[14], &self.error_message)?;
+        d.set_item(FIELDS[15], self.error_offset)?;
         Ok(d)
     }
 

@@ -23,6 +23,29 @@ pub const MAX_READ_PHYS: u64 = 1 << 30;
 /// `read_phys_into` reads through a private chunk of this size.
 const INTO_CHUNK: usize = 8 << 20;
 
+/// A guest address argument: any Python int. One outside `0..2**64` is not an `OverflowError`
+/// but the error an address the dump cannot reach gets (`AbsentMemoryError` for a physical
+/// address, `UnmappedError` for a virtual one), naming the address; `TypeError` for a non-int.
+pub(crate) struct GuestAddr<const VIRT: bool>(pub u64);
+pub(crate) type PhysAddr = GuestAddr<false>;
+pub(crate) type VirtAddr = GuestAddr<true>;
+
+impl<'py, const VIRT: bool> FromPyObject<'_, 'py> for GuestAddr<VIRT> {
+    type Error = PyErr;
+    fn extract(obj: Borrowed<'_, 'py, PyAny>) -> PyResult<Self> {
+        match obj.extract::<u64>() {
+            Ok(a) => Ok(GuestAddr(a)),
+            Err(e) if e.is_instance_of::<pyo3::exceptions::PyOverflowError>(obj.py()) => {
+                let shown = obj.call_method1("__format__", ("#x",)).map(|s| s.to_string()).unwrap_or_default();
+                let (kind, what) = if VIRT { (ErrorKind::Unmapped, "virtual") } else { (ErrorKind::Absent, "physical") };
+                let msg = format!("{what} address {shown} is outside 0..2**64 (no guest has it)");
+                Err(Error::at(kind, None, msg).into())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// One ELF note of a dump.
 #[pyclass(frozen, module = "vmcoreinfo._native")]
 pub struct Note {
@@ -55,6 +78,14 @@ impl Note {
     #[getter]
     fn size(&self) -> usize {
         self.desc_end - self.desc_start
+    }
+
+    /// The note type's name, from the note's name and ``n_type`` (``"NT_PRSTATUS"`` for a
+    /// ``CORE`` note of type 1, ``"QEMU_CPUSTATE"`` for QEMU's CPU state, ``"VMCOREINFO"``), or
+    /// None for a type this library does not know.
+    #[getter]
+    fn type_name(&self) -> Option<&'static str> {
+        note_type_name(self.name.as_bytes(), self.r#type)
     }
 
     /// A note from its fields (what unpickling calls); ``desc`` is copied.
@@ -100,6 +131,44 @@ impl Note {
             self.desc_end - self.desc_start
         )
     }
+}
+
+/// The name of note type `n_type` of a note named `name`: the ELF core note types (the kernel's
+/// `include/uapi/linux/elf.h`), QEMU's CPU state and VMCOREINFO.
+pub(crate) fn note_type_name(name: &[u8], n_type: u32) -> Option<&'static str> {
+    let core = name == b"CORE";
+    let linux = name == b"LINUX" || core;
+    Some(match (n_type, name) {
+        (0, b"VMCOREINFO") => "VMCOREINFO",
+        (0, b"QEMU") => "QEMU_CPUSTATE",
+        (1, _) if core => "NT_PRSTATUS",
+        (2, _) if core => "NT_PRFPREG",
+        (3, _) if core => "NT_PRPSINFO",
+        (4, _) if core => "NT_TASKSTRUCT",
+        (6, _) if core => "NT_AUXV",
+        (0x5349_4749, _) if core => "NT_SIGINFO",
+        (0x4649_4c45, _) if core => "NT_FILE",
+        (0x46e6_2b7f, _) if linux => "NT_PRXFPREG",
+        (0x200, _) if linux => "NT_386_TLS",
+        (0x201, _) if linux => "NT_386_IOPERM",
+        (0x202, _) if linux => "NT_X86_XSTATE",
+        (0x204, _) if linux => "NT_X86_SHSTK",
+        (0x400, _) if linux => "NT_ARM_VFP",
+        (0x401, _) if linux => "NT_ARM_TLS",
+        (0x402, _) if linux => "NT_ARM_HW_BREAK",
+        (0x403, _) if linux => "NT_ARM_HW_WATCH",
+        (0x404, _) if linux => "NT_ARM_SYSTEM_CALL",
+        (0x405, _) if linux => "NT_ARM_SVE",
+        (0x406, _) if linux => "NT_ARM_PAC_MASK",
+        (0x407, _) if linux => "NT_ARM_PACA_KEYS",
+        (0x408, _) if linux => "NT_ARM_PACG_KEYS",
+        (0x409, _) if linux => "NT_ARM_TAGGED_ADDR_CTRL",
+        (0x40a, _) if linux => "NT_ARM_PAC_ENABLED_KEYS",
+        (0x40b, _) if linux => "NT_ARM_SSVE",
+        (0x40c, _) if linux => "NT_ARM_ZA",
+        (0x40d, _) if linux => "NT_ARM_ZT",
+        _ => return None,
+    })
 }
 
 impl Note {
@@ -327,7 +396,8 @@ impl Dump {
     /// raises ``AbsentMemoryError`` (it is never invented as zeros), checked before anything is
     /// allocated; a range the dump holds but larger than ``MAX_READ_PHYS`` (1 GiB) raises
     /// ``LimitError`` (use ``read_phys_into`` with a buffer of your own for more).
-    fn read_phys<'py>(&self, py: Python<'py>, addr: u64, size: usize) -> PyResult<Bound<'py, PyBytes>> {
+    fn read_phys<'py>(&self, py: Python<'py>, addr: PhysAddr, size: usize) -> PyResult<Bound<'py, PyBytes>> {
+        let addr = addr.0;
         let d = self.get()?;
         if size >= DETACH_BYTES {
             py.detach(|| d.check_backed(addr, size as u64)).map_err(|e| e.in_file(d.path()))?;
@@ -359,7 +429,8 @@ impl Dump {
     /// that shrinks under a live view reads as zeros past its new end (no SIGBUS), and reads of
     /// the dump then raise ``TruncatedError``. Absent memory raises ``AbsentMemoryError``; a
     /// copy above ``MAX_READ_PHYS`` raises ``LimitError``.
-    fn view_phys<'py>(&self, py: Python<'py>, addr: u64, size: usize) -> PyResult<Bound<'py, PyAny>> {
+    fn view_phys<'py>(&self, py: Python<'py>, addr: PhysAddr, size: usize) -> PyResult<Bound<'py, PyAny>> {
+        let addr = addr.0;
         let d = self.get()?;
         let mapped = d.phys_file_offset(addr, size as u64).is_some() && d.map_now().is_some();
         if !mapped && size as u64 > MAX_READ_PHYS {
@@ -381,7 +452,8 @@ impl Dump {
     /// held: the library never writes the caller's memory while other Python threads run, and
     /// never reads it. Chunks are written front to back; on an error the buffer holds the chunks
     /// read before it.
-    fn read_phys_into(&self, py: Python<'_>, addr: u64, buffer: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn read_phys_into(&self, py: Python<'_>, addr: PhysAddr, buffer: &Bound<'_, PyAny>) -> PyResult<()> {
+        let addr = addr.0;
         // A flat byte view of the caller's buffer (C-contiguous; any item type).
         let view = pyo3::types::PyMemoryView::from(buffer)?;
         if view.getattr("readonly")?.is_truthy()? {
@@ -422,20 +494,20 @@ impl Dump {
 
     /// The guest-physical address of kernel virtual address ``vaddr``, from the kernel's own page
     /// tables (found through VMCOREINFO). ``UnmappedError`` when the kernel does not map it.
-    fn translate(&self, py: Python<'_>, vaddr: u64) -> PyResult<u64> {
-        super::kview::translate(py, &*self.scanned(py)?, vaddr)
+    fn translate(&self, py: Python<'_>, vaddr: VirtAddr) -> PyResult<u64> {
+        super::kview::translate(py, &*self.scanned(py)?, vaddr.0)
     }
 
     /// Read ``size`` bytes of kernel virtual memory at ``vaddr``: ``UnmappedError`` for an address
     /// the kernel does not map, ``AbsentMemoryError`` for memory the dump lacks.
-    fn read_virt<'py>(&self, py: Python<'py>, vaddr: u64, size: usize) -> PyResult<Bound<'py, PyBytes>> {
-        super::kview::read_virt(py, &*self.scanned(py)?, vaddr, size)
+    fn read_virt<'py>(&self, py: Python<'py>, vaddr: VirtAddr, size: usize) -> PyResult<Bound<'py, PyBytes>> {
+        super::kview::read_virt(py, &*self.scanned(py)?, vaddr.0, size)
     }
 
     /// Fill a writable buffer from kernel virtual memory at ``vaddr``, as ``read_phys_into`` does
     /// (a strided buffer of bytes is accepted too).
-    fn read_virt_into(&self, py: Python<'_>, vaddr: u64, buffer: &Bound<'_, PyAny>) -> PyResult<()> {
-        super::kview::read_virt_into(py, &*self.scanned(py)?, vaddr, buffer)
+    fn read_virt_into(&self, py: Python<'_>, vaddr: VirtAddr, buffer: &Bound<'_, PyAny>) -> PyResult<()> {
+        super::kview::read_virt_into(py, &*self.scanned(py)?, vaddr.0, buffer)
     }
 
     /// The kernel log, oldest record first (lockless ring of 5.10+, or log_buf of 3.5–5.9).
