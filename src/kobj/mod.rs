@@ -64,3 +64,6 @@ pub struct Root {
     pub addr: u64,
     pub source: RootSource,
 }
+
+pub mod panic;
+pub mod regs;
