@@ -65,5 +65,6 @@ pub struct Root {
     pub source: RootSource,
 }
 
+pub mod cpus;
 pub mod panic;
 pub mod regs;
