@@ -21,11 +21,14 @@ use crate::scan::{self, ByteOrder, Candidate, ScanReport};
 use crate::source::ReadAt;
 use crate::textblob::{self, check_text_width};
 
+mod cpus;
 mod details;
 mod image;
 mod kernel;
 mod types;
 mod view;
+
+pub use cpus::{Cpu, PanicCpuSource, PanicInfo};
 
 pub use crate::flattened::FlattenedInfo;
 pub use crate::format::{DumpFormat, Format, Identity, OpenOptions};

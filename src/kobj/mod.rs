@@ -66,3 +66,7 @@ pub struct Root {
     pub addr: u64,
     pub source: RootSource,
 }
+
+pub mod cpus;
+pub mod panic;
+pub mod regs;
