@@ -9,6 +9,8 @@ use crate::error::{Error, ErrorKind, Location, Result};
 /// How many typedef/qualifier links, nested anonymous members or array dimensions a question may
 /// follow before the type graph is taken to loop.
 const DEPTH: usize = 64;
+/// How many members one search through anonymous structs and unions may read.
+const SEARCH_BUDGET: usize = 1 << 20;
 
 /// The kinds of `include/uapi/linux/btf.h` (1–19).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -239,7 +241,14 @@ impl Btf {
             }
         }
         let (first_id, str_base) = match &base {
-            Some(b) => (b.first_id + b.offsets.len() as u32, b.str_base + b.hdr.str_len),
+            Some(b) => {
+                let ids = b.first_id.checked_add(b.offsets.len() as u32);
+                let strs = b.str_base.checked_add(b.hdr.str_len);
+                match ids.zip(strs) {
+                    Some(v) => v,
+                    None => return Err(bad_at(base_addr, 0, "split BTF: the base's ids or strings fill the 32-bit space")),
+                }
+            }
             None => (1, 0),
         };
         let (t0, t1) = (hdr.type_start(), hdr.type_end());
@@ -272,7 +281,7 @@ impl Btf {
                     format!("BTF type {id} ({}): {} entries run past the end of the type section", kind.name(), info & 0xffff),
                 ));
             }
-            if id > u32::MAX as usize {
+            if id >= u32::MAX as usize {
                 return Err(bad_at(base_addr, off as u64, "BTF: more than 2^32 types"));
             }
             offsets.push(off as u32);
@@ -291,7 +300,59 @@ impl Btf {
         }
         names.sort_unstable();
         btf.names = names;
+        btf.check_refs()?;
         Ok(btf)
+    }
+
+    /// Every type id a record refers to exists (this blob's or the base's), so later questions
+    /// only meet missing ids through loops, never through dangling references.
+    fn check_refs(&self) -> Result<()> {
+        let max = self.max_id();
+        let bad = |off: usize, id: u32, what: &str, r: u32| {
+            bad_at(self.base_addr, off as u64, format!("BTF type {id}: {what} refers to type {r}, past the last id {max}"))
+        };
+        for (i, &off) in self.offsets.iter().enumerate() {
+            let off = off as usize;
+            let id = self.first_id + i as u32;
+            let info = self.rd(off + 4);
+            let kind = Kind::from_raw((info >> 24) & 0x1f).expect("kinds are checked at parse");
+            let vlen = (info & 0xffff) as usize;
+            let third = self.rd(off + 8);
+            if kind.refers() && third > max {
+                return Err(bad(off, id, kind.name(), third));
+            }
+            let check = |o: usize, what: &str| {
+                let r = self.rd(o);
+                if r > max {
+                    Err(bad(o, id, what, r))
+                } else {
+                    Ok(())
+                }
+            };
+            match kind {
+                Kind::Array => {
+                    check(off + 12, "its element")?;
+                    check(off + 16, "its index")?;
+                }
+                Kind::Struct | Kind::Union => {
+                    for m in 0..vlen {
+                        check(off + 12 + 12 * m + 4, "a member")?;
+                    }
+                }
+                Kind::FuncProto => {
+                    for p in 0..vlen {
+                        check(off + 12 + 8 * p + 4, "a parameter")?;
+                    }
+                }
+                Kind::Datasec => {
+                    for v in 0..vlen {
+                        check(off + 12 + 12 * v, "a variable")?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Name whose types these are, used in error messages (e.g. `Linux 6.1.0-48-cloud-amd64`).
@@ -341,7 +402,9 @@ impl Btf {
     fn string(&self, name_off: u32, at: usize) -> Result<&[u8]> {
         if name_off < self.str_base {
             return match &self.base {
-                Some(b) => b.string(name_off, 0),
+                Some(b) => b
+                    .string(name_off, at)
+                    .map_err(|e| Error { location: Some(Location::Virt(self.base_addr.wrapping_add(at as u64))), ..e }),
                 None => Err(bad_at(self.base_addr, at as u64, "BTF: string offset below the section")),
             };
         }
@@ -538,10 +601,17 @@ impl Btf {
     /// A type by its C spelling: `struct task_struct`, `union thread_union`, `enum pid_type`,
     /// typedef and base type names (`pid_t`, `unsigned long`, `char`), and pointers (`char *`).
     pub fn lookup(&self, spelling: &str) -> Result<TypeId> {
+        self.lookup_depth(spelling, spelling, 0)
+    }
+
+    fn lookup_depth(&self, spelling: &str, whole: &str, depth: usize) -> Result<TypeId> {
         let s = spelling.trim();
         if let Some(inner) = s.strip_suffix('*') {
-            let target = self.lookup(inner)?;
-            return self.pointer_to(target).ok_or_else(|| self.missing(spelling, "no pointer type to it"));
+            if depth >= 8 {
+                return Err(self.missing(whole, "more than 8 levels of pointer"));
+            }
+            let target = self.lookup_depth(inner, whole, depth + 1)?;
+            return self.pointer_to(target).ok_or_else(|| self.missing(whole, "no pointer type to it"));
         }
         let words: Vec<&str> = s.split_whitespace().collect();
         let (kinds, name): (&[Kind], String) = match words.as_slice() {
@@ -616,7 +686,13 @@ impl Btf {
             Kind::Array => {
                 let (elem, _, n) = self.array(r)?;
                 let es = self.size_depth(elem, depth + 1)?;
-                es.checked_mul(u64::from(n)).ok_or_else(|| self.looped(id))
+                es.checked_mul(u64::from(n)).ok_or_else(|| {
+                    Error::at(
+                        ErrorKind::Format,
+                        Some(Location::Virt(self.base_addr)),
+                        format!("BTF: the size of array type {} overflows 64 bits", r.0),
+                    )
+                })
             }
             _ => t.size().ok_or_else(|| {
                 Error::missing_type(format!("{}: type {} ({} {}) has no size", self.whose(), r.0, t.kind.name(), t.name_str()))
@@ -639,21 +715,33 @@ impl Btf {
     /// The member named `name` of struct/union `id`, searched through anonymous members, with its
     /// offset from the start of `id` in bits.
     pub fn member(&self, id: TypeId, name: &[u8]) -> Result<Option<MemberAt>> {
-        self.member_depth(id, name, 0)
+        // Anonymous members may share types: bound the whole search, not only its depth.
+        let mut budget = SEARCH_BUDGET;
+        self.member_depth(id, name, 0, &mut budget)
     }
 
-    fn member_depth(&self, id: TypeId, name: &[u8], depth: usize) -> Result<Option<MemberAt>> {
+    fn member_depth(&self, id: TypeId, name: &[u8], depth: usize, budget: &mut usize) -> Result<Option<MemberAt>> {
         if depth > DEPTH {
             return Err(self.looped(id));
         }
         let r = self.resolve(id)?;
-        for m in self.members(r)? {
+        let members = self.members(r)?;
+        if members.len() >= *budget {
+            return Err(Error::at(
+                ErrorKind::Format,
+                Some(Location::Virt(self.base_addr)),
+                format!("BTF: the anonymous members under type {} take more than {SEARCH_BUDGET} members to search", id.0),
+            ));
+        }
+        *budget -= members.len() + 1;
+        for m in members {
             if m.name == name {
                 return Ok(Some(MemberAt { bit_offset: m.bit_offset, bit_size: m.bit_size, type_id: m.type_id }));
             }
             if m.name.is_empty() {
-                if let Some(inner) = self.member_depth(m.type_id, name, depth + 1)? {
-                    return Ok(Some(MemberAt { bit_offset: m.bit_offset + inner.bit_offset, ..inner }));
+                if let Some(inner) = self.member_depth(m.type_id, name, depth + 1, budget)? {
+                    let bit_offset = m.bit_offset.checked_add(inner.bit_offset).ok_or_else(|| self.looped(id))?;
+                    return Ok(Some(MemberAt { bit_offset, ..inner }));
                 }
             }
         }
@@ -662,6 +750,7 @@ impl Btf {
 
     /// Follow a member path (`tasks.next`, `thread.sp`, `mem[0].base`) from type `id`.
     pub fn member_at(&self, id: TypeId, path: &str) -> Result<MemberAt> {
+        let overflow = |path: &str| Error::missing_type(format!("member path `{path}`: offset overflows"));
         let mut at = MemberAt { bit_offset: 0, bit_size: 0, type_id: id };
         for (n, part) in path.split('.').enumerate() {
             if n >= DEPTH {
@@ -676,7 +765,8 @@ impl Btf {
                 let m = self.member(r, name.as_bytes())?.ok_or_else(|| {
                     Error::missing_type(format!("{} has no member `{name}` in {} (path `{path}`)", self.whose(), self.spelled(r)))
                 })?;
-                at = MemberAt { bit_offset: at.bit_offset + m.bit_offset, ..m };
+                let bit_offset = at.bit_offset.checked_add(m.bit_offset).ok_or_else(|| overflow(path))?;
+                at = MemberAt { bit_offset, ..m };
             }
             while let Some(r0) = rest.strip_prefix('[') {
                 let close = r0.find(']').ok_or_else(|| Error::missing_type(format!("member path `{path}`: `[` without `]`")))?;
@@ -695,11 +785,9 @@ impl Btf {
                     )));
                 }
                 let es = self.size_of(elem)?;
-                let bits = idx
-                    .checked_mul(es)
-                    .and_then(|b| b.checked_mul(8))
-                    .ok_or_else(|| Error::missing_type(format!("member path `{path}`: offset overflows")))?;
-                at = MemberAt { bit_offset: at.bit_offset + bits, bit_size: 0, type_id: elem };
+                let bits = idx.checked_mul(es).and_then(|b| b.checked_mul(8)).ok_or_else(|| overflow(path))?;
+                let bit_offset = at.bit_offset.checked_add(bits).ok_or_else(|| overflow(path))?;
+                at = MemberAt { bit_offset, bit_size: 0, type_id: elem };
             }
             if !rest.is_empty() {
                 return Err(Error::missing_type(format!("member path `{path}`: cannot read `{rest}`")));
@@ -811,3 +899,7 @@ impl crate::kobj::KernelTypes for Btf {
         Btf::enumerator(self, name).and_then(|v| i64::try_from(v).ok())
     }
 }
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;
