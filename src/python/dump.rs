@@ -545,6 +545,13 @@ impl Dump {
         super::kview_log::kernel_symbols(py, &*self.scanned(py)?, source)
     }
 
+    /// The kernel object of type ``type`` (a C spelling: ``"struct task_struct"``) at a symbol
+    /// (kallsyms, then the VMCOREINFO text's ``SYMBOL()``) or at a kernel virtual address.
+    /// ``MissingSymbolError`` for an unknown symbol, ``MissingTypeError`` for an unknown type.
+    fn value(&self, py: Python<'_>, symbol_or_address: &Bound<'_, PyAny>, r#type: &str) -> PyResult<super::value::Value> {
+        super::value::value(py, self.scanned(py)?, symbol_or_address, r#type)
+    }
+
     /// The kernel's address-space layout as the translation sees it: ``arch``, ``levels``,
     /// ``page_size``, ``va_bits``, ``root`` (physical address of the top page table),
     /// ``page_offset`` (start of the direct map: on x86_64 discovered from the page tables),
