@@ -53,7 +53,7 @@ impl Enc {
     }
     fn int(&mut self, name: &str, size: u32, signed: bool) -> u32 {
         let id = self.rec(name, 1, 0, false, size);
-        self.u32(u32::from(signed) << 24 | size * 8);
+        self.u32((u32::from(signed) << 24) | (size * 8));
         id
     }
     fn array(&mut self, elem: u32, index: u32, n: u32) -> u32 {
@@ -549,7 +549,7 @@ fn parse_timing() {
         let t0 = std::time::Instant::now();
         let b = Btf::parse(data.clone(), ADDR, 8).unwrap();
         best = best.min(t0.elapsed().as_secs_f64());
-        assert!(b.len() > 0);
+        assert!(!b.is_empty());
     }
     let b = Btf::parse(data.clone(), ADDR, 8).unwrap();
     let t0 = std::time::Instant::now();
