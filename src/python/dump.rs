@@ -552,6 +552,18 @@ impl Dump {
         super::value::value(py, self.scanned(py)?, symbol_or_address, r#type)
     }
 
+    /// Every vCPU of the dump: registers from its notes (NT_PRSTATUS, and QEMU's CPU state on
+    /// x86), ``pc`` symbolized, and the task it was running (the kernel's per-CPU data).
+    fn cpus(&self, py: Python<'_>) -> PyResult<Vec<super::records::Cpu>> {
+        super::cpus::cpus(py, &*self.scanned(py)?)
+    }
+
+    /// Why the guest crashed: the panic CPU and task, the panic or Oops message and its log
+    /// record, the taint, CRASHTIME; None when the guest did not panic (a live dump).
+    fn panic_info(&self, py: Python<'_>) -> PyResult<Option<super::records::PanicInfo>> {
+        super::cpus::panic_info(py, &*self.scanned(py)?)
+    }
+
     /// The kernel's address-space layout as the translation sees it: ``arch``, ``levels``,
     /// ``page_size``, ``va_bits``, ``root`` (physical address of the top page table),
     /// ``page_offset`` (start of the direct map: on x86_64 discovered from the page tables),

@@ -15,8 +15,8 @@ fn err(d: &CoreDump) -> impl Fn(crate::Error) -> PyErr + '_ {
 }
 
 /// One record of the kernel log.
-#[pyclass(frozen, eq, module = "vmcoreinfo._native")]
-#[derive(PartialEq, Eq)]
+#[pyclass(frozen, eq, from_py_object, module = "vmcoreinfo._native")]
+#[derive(PartialEq, Eq, Clone, Debug)]
 pub struct LogRecord {
     /// The kernel's sequence number (the legacy buffer of 3.5–5.9 does not store it: there, the
     /// position from the oldest record kept).
@@ -70,6 +70,32 @@ impl LogRecord {
             self.caller_id.map_or("None".into(), |v| format!("{v:#x}")),
             self.text
         )
+    }
+}
+
+impl From<&printk::LogRecord> for LogRecord {
+    fn from(r: &printk::LogRecord) -> LogRecord {
+        LogRecord {
+            seq: r.seq,
+            timestamp_ns: r.timestamp_ns,
+            level: r.level,
+            facility: r.facility,
+            caller_id: r.caller_id,
+            text: String::from_utf8_lossy(&r.text).into_owned(),
+        }
+    }
+}
+
+impl super::records::DictValue for LogRecord {
+    fn dict_value<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let d = pyo3::types::PyDict::new(py);
+        d.set_item("seq", self.seq)?;
+        d.set_item("timestamp_ns", self.timestamp_ns)?;
+        d.set_item("level", self.level)?;
+        d.set_item("facility", self.facility)?;
+        d.set_item("caller_id", self.caller_id)?;
+        d.set_item("text", &self.text)?;
+        Ok(d.into_any())
     }
 }
 
