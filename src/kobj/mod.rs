@@ -64,3 +64,8 @@ pub struct Root {
     pub addr: u64,
     pub source: RootSource,
 }
+
+pub mod modsyms;
+pub mod modules;
+pub mod roots;
+pub mod tasks;
