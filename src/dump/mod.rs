@@ -24,8 +24,8 @@ use crate::textblob::{self, check_text_width};
 mod details;
 mod image;
 mod kernel;
-mod view;
 mod types;
+mod view;
 
 pub use crate::flattened::FlattenedInfo;
 pub use crate::format::{DumpFormat, Format, Identity, OpenOptions};

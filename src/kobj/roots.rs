@@ -313,10 +313,6 @@ pub(crate) mod fake {
             self.offsets.insert((ty.into(), path.into()), (off, size));
             self
         }
-        pub fn size(&mut self, ty: &str, size: u64) -> &mut Self {
-            self.sizes.insert(ty.into(), size);
-            self
-        }
     }
 
     impl KernelTypes for FakeTypes {

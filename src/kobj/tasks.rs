@@ -293,6 +293,7 @@ pub(crate) mod tests {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn task(m: &FakeMem, a: u64, pid: u32, tgid: u32, parent: u64, comm: &[u8], state: u32, flags: u32) {
         m.w32(a + 0x20, pid);
         m.w32(a + 0x24, tgid);
@@ -333,6 +334,7 @@ pub(crate) mod tests {
             let m = FakeMem::default();
             build(&m, signal_head);
             let ts = tasks(&Flat(&m), &types(signal_head), 0x1000, 100).unwrap();
+            #[allow(clippy::type_complexity)]
             let got: Vec<(i32, i32, i32, &[u8], char, bool)> =
                 ts.iter().map(|t| (t.pid, t.tgid, t.ppid, &t.comm[..], t.state, t.is_kthread)).collect();
             assert_eq!(
