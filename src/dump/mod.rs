@@ -24,6 +24,7 @@ use crate::textblob::{self, check_text_width};
 mod details;
 mod image;
 mod kernel;
+mod objects;
 mod types;
 mod view;
 
@@ -33,6 +34,7 @@ pub use crate::machine::machine_from_vmcoreinfo;
 pub use crate::textblob::TextBlob;
 pub use details::PhysBaseSources;
 pub use image::{ImageScan, COMPARE_CANDIDATES};
+pub use objects::{module_symbol, vmlinux_symbol, Symbol};
 
 /// An opened dump.
 pub struct Dump {
@@ -45,6 +47,8 @@ pub struct Dump {
     kview: OnceLock<crate::kview::Translator>,
     /// The kernel's symbols (kallsyms) with the default limits, decoded on first use.
     symbols: OnceLock<std::sync::Arc<crate::kview::kallsyms::KernelSymbols>>,
+    /// Every module's symbols, read on first use (`objects`).
+    objects: OnceLock<Arc<Vec<crate::kobj::modsyms::ModuleSymbols>>>,
     /// How the file is mapped, for views (and reads with `mapped_reads`); see [`crate::mmap`].
     plan: MapPlan,
     /// The mapping once made (at open with `mapped_reads`, else by the first view).
@@ -91,6 +95,7 @@ impl Dump {
             image: OnceLock::new(),
             kview: OnceLock::new(),
             symbols: OnceLock::new(),
+            objects: OnceLock::new(),
             plan: MapPlan::Never,
             mapped: OnceLock::new(),
         })
