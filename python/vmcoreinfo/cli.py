@@ -19,7 +19,7 @@ from typing import IO, Any
 
 import vmcoreinfo
 
-from . import _batch, _convert_cli, _kview_cli, _native
+from . import _batch, _convert_cli, _kview_cli, _native, _objects_cli
 from ._cli_common import DUMP_OPTIONS, JSON_OPTIONS, MEMORY_IMAGES, PROGRESS_OPTIONS, ExitCode, ProgressLine
 from ._errors import Error, NoVmcoreinfoError
 from ._types import DetailsDict, FormatName
@@ -534,6 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
     _convert_cli.add_parser(sub)
     _kview_cli.add_parsers(sub)
+    _objects_cli.add_parsers(sub)
     return p
 
 

@@ -142,10 +142,13 @@ pub fn module_symbol(mods: &[ModuleSymbols], addr: u64) -> Option<Symbol> {
 
 /// The kernel's own symbol of `addr`, when `addr` lies in the kernel image: from `_stext` (or
 /// `_text`) to `_end` (or, without data symbols, the last text symbol's end marker `_etext` /
-/// `_einittext`, whichever is higher).
+/// `_einittext`, whichever is higher; without either, just past the highest symbol).
 pub fn vmlinux_symbol(k: &KernelSymbols, addr: u64) -> Option<Symbol> {
     let start = k.address(b"_text").or_else(|| k.address(b"_stext"))?;
-    let end = k.address(b"_end").or_else(|| [k.address(b"_etext"), k.address(b"_einittext")].into_iter().flatten().max())?;
+    let end = k
+        .address(b"_end")
+        .or_else(|| [k.address(b"_etext"), k.address(b"_einittext")].into_iter().flatten().max())
+        .or_else(|| k.iter().map(|(_, a, _)| a).max().map(|a| a.saturating_add(1)))?;
     if !(start..end).contains(&addr) {
         return None;
     }

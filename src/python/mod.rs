@@ -10,6 +10,7 @@ mod info;
 mod kview;
 mod kview_log;
 mod mapview;
+mod objects;
 mod paths;
 mod progress;
 mod records;
@@ -54,6 +55,9 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<kview_log::KernelSymbols>()?;
     m.add_class::<kview_log::SymbolIter>()?;
     m.add_class::<mapview::PyPhysView>()?;
+    m.add_class::<objects::Task>()?;
+    m.add_class::<objects::Module>()?;
+    m.add_class::<objects::Symbol>()?;
     m.add_function(wrap_pyfunction!(dump::open_dump, m)?)?;
     m.add_function(wrap_pyfunction!(info::parse, m)?)?;
     m.add_function(wrap_pyfunction!(fwcfg::check_guest_note, m)?)?;
