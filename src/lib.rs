@@ -15,6 +15,7 @@
 pub mod avml;
 pub mod batch;
 pub mod bitness;
+pub mod btf;
 pub mod details;
 pub mod dump;
 pub mod elf;

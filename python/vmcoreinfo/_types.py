@@ -6,6 +6,31 @@ from __future__ import annotations
 from typing import Literal, TypedDict
 
 FormatName = Literal["elf", "kdump", "flattened-kdump", "lime", "avml", "raw"]
+#: The kinds of BTF types (``Type.kind``), as ``include/uapi/linux/btf.h`` numbers them 1-19, plus void.
+TypeKind = Literal[
+    "void",
+    "int",
+    "ptr",
+    "array",
+    "struct",
+    "union",
+    "enum",
+    "fwd",
+    "typedef",
+    "volatile",
+    "const",
+    "restrict",
+    "func",
+    "func_proto",
+    "var",
+    "datasec",
+    "float",
+    "decl_tag",
+    "type_tag",
+    "enum64",
+]
+#: How a kernel root (the BTF blob, ``init_task``, ...) was found.
+RootSourceName = Literal["symbol", "vmcoreinfo", "scan", "derived"]
 """A dump's container format, as ``Dump.format`` reports it and ``open(format=...)`` accepts it."""
 
 ByteOrder = Literal["little", "big"]

@@ -49,6 +49,8 @@ pub struct Dump {
     symbols: OnceLock<std::sync::Arc<crate::kview::kallsyms::KernelSymbols>>,
     /// Every module's symbols, read on first use (`objects`).
     objects: OnceLock<Arc<Vec<crate::kobj::modsyms::ModuleSymbols>>>,
+    /// The kernel's BTF and how it was found, on first use.
+    btf: OnceLock<(std::sync::Arc<crate::btf::Btf>, crate::kobj::RootSource)>,
     /// How the file is mapped, for views (and reads with `mapped_reads`); see [`crate::mmap`].
     plan: MapPlan,
     /// The mapping once made (at open with `mapped_reads`, else by the first view).
@@ -96,6 +98,7 @@ impl Dump {
             kview: OnceLock::new(),
             symbols: OnceLock::new(),
             objects: OnceLock::new(),
+            btf: OnceLock::new(),
             plan: MapPlan::Never,
             mapped: OnceLock::new(),
         })

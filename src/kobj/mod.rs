@@ -10,6 +10,9 @@
 
 use crate::error::Result;
 
+pub mod btf_locate;
+pub mod value;
+
 /// What the object walkers need to know of the kernel's types. Type names are written as C
 /// spells them (`"struct task_struct"`, `"union thread_union"`, `"pid_t"`); a member path joins
 /// member names with `.` (`"tasks.next"`, `"thread.sp"`), searching through anonymous structs

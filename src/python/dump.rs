@@ -473,6 +473,21 @@ impl Dump {
         super::objects::symbolize(py, &*self.scanned(py)?, address)
     }
 
+    /// The kernel's own types, from the BTF it keeps in memory (found through kallsyms'
+    /// ``__start_BTF``, or by a scan of the kernel image when kallsyms has no data symbols).
+    /// ``NoBtfError`` when the kernel has none (built without ``CONFIG_DEBUG_INFO_BTF``).
+    #[getter]
+    fn types(&self, py: Python<'_>) -> PyResult<super::types::Types> {
+        super::types::types(py, &*self.scanned(py)?)
+    }
+
+    /// The kernel object of type ``type`` (a C spelling: ``"struct task_struct"``) at a symbol
+    /// (kallsyms, then the VMCOREINFO text's ``SYMBOL()``) or at a kernel virtual address.
+    /// ``MissingSymbolError`` for an unknown symbol, ``MissingTypeError`` for an unknown type.
+    fn value(&self, py: Python<'_>, symbol_or_address: &Bound<'_, PyAny>, r#type: &str) -> PyResult<super::value::Value> {
+        super::value::value(py, self.scanned(py)?, symbol_or_address, r#type)
+    }
+
     /// The kernel's address-space layout as the translation sees it: ``arch``, ``levels``,
     /// ``page_size``, ``va_bits``, ``root`` (physical address of the top page table),
     /// ``page_offset`` (start of the direct map: on x86_64 discovered from the page tables),

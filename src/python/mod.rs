@@ -14,6 +14,8 @@ mod objects;
 mod paths;
 mod progress;
 mod records;
+mod types;
+mod value;
 
 use pyo3::prelude::*;
 
@@ -58,6 +60,12 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<objects::Task>()?;
     m.add_class::<objects::Module>()?;
     m.add_class::<objects::Symbol>()?;
+    m.add_class::<types::Types>()?;
+    m.add_class::<types::Type>()?;
+    m.add_class::<types::Member>()?;
+    m.add_class::<value::Value>()?;
+    m.add_function(wrap_pyfunction!(value::container_of, m)?)?;
+    m.add_function(wrap_pyfunction!(value::list_for_each_entry, m)?)?;
     m.add_function(wrap_pyfunction!(dump::open_dump, m)?)?;
     m.add_function(wrap_pyfunction!(info::parse, m)?)?;
     m.add_function(wrap_pyfunction!(fwcfg::check_guest_note, m)?)?;

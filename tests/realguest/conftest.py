@@ -6,11 +6,14 @@ The dumps come from tests/realguest/generate.py:
   * unset: run the generator into tests/realguest/out/ (fresh, once per session).
   * VMCOREINFO_REALGUEST_GUESTS=g1,g2: check only these guests (a generator run with
     --guests g1,g2); the other guests' tests are deselected, and the summary says so.
+    Unset with a complete DIR: the guests DIR holds (its summary.json), the others deselected
+    the same way (an output made before guests were added).
 If the generator cannot produce the guests the tests ERROR out; they never skip.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -21,10 +24,23 @@ import pytest
 from realguest_support import CHECKED, HERE, NOTES, Guest, generator
 
 
+def _guests_of_dir() -> list[str] | None:
+    """The guests of a complete VMCOREINFO_REALGUEST_DIR (its summary.json), or None: a
+    generator output made before guests were added is checked for the guests it has."""
+    env = os.environ.get("VMCOREINFO_REALGUEST_DIR")
+    if not env or not (Path(env) / "COMPLETE").exists():
+        return None
+    try:
+        made = json.loads((Path(env) / "summary.json").read_text())["guests"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return [g for g in generator.GUESTS if g in made]
+
+
 def selected_guests() -> list[str]:
     env = os.environ.get("VMCOREINFO_REALGUEST_GUESTS")
     if not env:
-        return list(generator.GUESTS)
+        return _guests_of_dir() or list(generator.GUESTS)
     chosen = [g for g in env.split(",") if g]
     unknown = [g for g in chosen if g not in generator.GUESTS]
     if unknown:
@@ -57,10 +73,13 @@ def pytest_collection_modifyitems(config, items):
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
-        DESELECTED.append(
-            f"{len(drop)} real-guest test(s) deselected: guests "
-            f"{sorted(set(generator.GUESTS) - chosen)} left out by "
+        why = (
             "VMCOREINFO_REALGUEST_GUESTS"
+            if os.environ.get("VMCOREINFO_REALGUEST_GUESTS")
+            else "VMCOREINFO_REALGUEST_DIR (not generated there)"
+        )
+        DESELECTED.append(
+            f"{len(drop)} real-guest test(s) deselected: guests {sorted(set(generator.GUESTS) - chosen)} left out by {why}"
         )
 
 

@@ -66,6 +66,17 @@ PREFIX = "RGUEST"  # every line the guest itself prints
 READY = "RGUEST-READY-FOR-DUMP"
 MARKER = "RGUEST-MARKER-DMESG-0xC0FFEE"
 X86_START_KERNEL_MAP = 0xFFFFFFFF80000000
+PANIC_END = "---[ end Kernel panic"
+DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+# small self-contained modules (no `depends=` in their .modinfo) built as modules in every
+# kernel here (Debian 11 5.10, 12 6.1 amd64/arm64/686/686-pae, 13 6.12 amd64/arm64): the
+# guest loads them after qemu_fw_cfg, so /proc/modules lists more than one module
+EXTRA_MODULES = ["crc7", "crc-itu-t", "cordic", "nls_utf8"]
+# the kernels' debug packages (drgn's oracle): only the vmlinux is kept, outside the clone
+# (amd64 and arm64: the kernels with BTF, whose tasks and modules the tests compare)
+DBG_ARCHES = ("x86_64", "arm64")
+DBG_CACHE = Path(os.environ.get("VMCOREINFO_DBG_CACHE", "/var/cache/vmcoreinfo-dbg"))
 
 # makedumpfile conversions of the header-fixed QEMU ELF: (output, args, stdout?)
 MD_CONVERSIONS = [
@@ -119,7 +130,65 @@ GUESTS = {
         "mem": "192M",
         "vmcoreinfo": ["CONFIG_X86_PAE=y"],
     },
+    # 2 vCPUs; after its report the guest panics (sysrq-c from the task `rg-panic`,
+    # kernel command line rg.panic panic=0: the guest waits to be dumped)
+    "x86_64-panic": {
+        "arch": "x86_64",
+        "driver": True,
+        "paging": True,
+        "makedumpfile": True,
+        "smp": 2,
+        "panic": True,
+        "mem": "192M",
+        "vmcoreinfo": ["NUMBER(pgtable_l5_enabled)=0"],
+    },
+    "arm64-panic": {
+        "arch": "arm64",
+        "driver": True,
+        "paging": True,
+        "makedumpfile": True,
+        "smp": 2,
+        "panic": True,
+        "mem": "192M",
+    },
+    # Debian 13 (trixie) 6.12 and Debian 11 (bullseye) 5.10 cloud kernels, from their own
+    # suites; bullseye's image is named (its metapackage could resolve to another suite's)
+    "x86_64-k612": {
+        "arch": "x86_64",
+        "suite": "trixie",
+        "kernel": "linux-image-cloud-amd64",
+        "driver": True,
+        "paging": True,
+        "makedumpfile": True,
+        "smp": 2,
+        "mem": "192M",
+        "vmcoreinfo": ["SYMBOL(kallsyms_names)="],
+    },
+    "arm64-k612": {
+        "arch": "arm64",
+        "suite": "trixie",
+        "kernel": "linux-image-cloud-arm64",
+        "driver": True,
+        "paging": True,
+        "makedumpfile": True,
+        "smp": 2,
+        "mem": "192M",
+        "vmcoreinfo": ["SYMBOL(kallsyms_names)="],
+    },
+    "x86_64-k510": {
+        "arch": "x86_64",
+        "suite": "bullseye",
+        "kernel": "linux-image-5.10.0-32-cloud-amd64",
+        "driver": True,
+        "paging": True,
+        "makedumpfile": True,
+        "smp": 2,
+        "mem": "192M",
+        # kallsyms keys entered VMCOREINFO in 6.0 (kernel commit 5fd8fea935a1)
+        "vmcoreinfo": ["!SYMBOL(kallsyms_names)="],
+    },
 }
+# a "vmcoreinfo" entry ending in "=" is a key: any value
 # symbols the guest looks up in its own /proc/kallsyms (the kernel-view tests need them);
 # data symbols are there only with CONFIG_KALLSYMS_ALL (Debian's 686 kernels lack it, and
 # their System.map is a placeholder: the guest reports them "absent").
@@ -172,6 +241,10 @@ PRODUCTS: dict[str, list[tuple[str, bool]]] = {
     ]
     + [(f, False) for f in MD_FILES],
 }
+for _g in ("x86_64-panic", "x86_64-k612", "x86_64-k510"):
+    PRODUCTS[_g] = list(PRODUCTS["x86_64"])
+for _g in ("arm64-panic", "arm64-k612"):
+    PRODUCTS[_g] = list(PRODUCTS["arm64"])
 
 
 class GenError(Exception):
@@ -265,15 +338,29 @@ class ForeignApt:
     """apt-get/apt-cache for a foreign Debian architecture, with its own package lists
     and archive cache under the cache dir; the host's apt state is not touched."""
 
-    def __init__(self, arch: str, root: Path):
+    def __init__(self, arch: str, root: Path, suite: str | None = None):
         self.arch = arch
         self.root = root
+        self.suite = suite
         (root / "lists" / "partial").mkdir(parents=True, exist_ok=True)
         (root / "archives" / "partial").mkdir(parents=True, exist_ok=True)
         (root / "debs").mkdir(parents=True, exist_ok=True)
+        if suite:
+            # another Debian suite from the same registry: its own sources list (and no
+            # sources.list.d), so the host's suite never mixes in
+            (root / "sources.list.d").mkdir(exist_ok=True)
+            (root / "sources.list").write_text(f"deb [signed-by={DEBIAN_KEYRING}] {DEBIAN_MIRROR} {suite} main\n")
 
     def _opts(self) -> list[str]:
-        return [
+        src = []
+        if self.suite:
+            src = [
+                "-o",
+                f"Dir::Etc::SourceList={self.root / 'sources.list'}",
+                "-o",
+                f"Dir::Etc::SourceParts={self.root / 'sources.list.d'}",
+            ]
+        return src + [
             "-o",
             f"APT::Architecture={self.arch}",
             "-o",
@@ -330,7 +417,8 @@ class ForeignApt:
         debs = self.root / "debs"
 
         def find_deb():
-            for p in debs.glob(f"{pkg}_*_{self.arch}.deb"):
+            names = {pkg, pkg.replace("+", "%2b")}
+            for p in (q for n in names for q in debs.glob(f"{n}_*_{self.arch}.deb")):
                 v = run(["dpkg-deb", "-f", str(p), "Version"]).stdout.strip()
                 if v == ver:
                     return p
@@ -362,15 +450,54 @@ def kernel_config_fw_cfg(config: Path) -> str:
     return "n"
 
 
-def find_module(moddir: Path) -> Path | None:
-    for p in sorted(moddir.glob("kernel/drivers/firmware/qemu_fw_cfg.ko*")):
-        return p
+def find_module(moddir: Path, name: str = "qemu_fw_cfg") -> Path | None:
+    if name == "qemu_fw_cfg":
+        pats = ["kernel/drivers/firmware/qemu_fw_cfg.ko*"]
+    else:
+        pats = [f"kernel/**/{name}.ko", f"kernel/**/{name}.ko.*"]
+    for pat in pats:
+        for p in sorted(moddir.glob(pat)):
+            return p
     return None
 
 
-def setup_arch(arch: str, cache: Path, kernel_meta: str | None = None) -> dict:
-    """Kernel, module, busybox and QEMU profile for an architecture."""
-    if arch == "x86_64":
+def module_depends(data: bytes) -> list[str]:
+    """The `depends=` of a module's .modinfo (what insmod would need loaded first)."""
+    m = re.search(rb"(?:^|\0)depends=([^\0]*)\0", data)
+    return [d for d in m.group(1).decode().split(",") if d] if m else []
+
+
+def extra_modules(moddir: Path, kver: str) -> list[Path]:
+    """EXTRA_MODULES of this kernel; each must exist and be self-contained."""
+    found = []
+    for name in EXTRA_MODULES:
+        p = find_module(moddir, name)
+        if p is None:
+            raise GenError(f"kernel {kver}: module {name}.ko* not found under {moddir}")
+        deps = module_depends(module_bytes(p))
+        if deps:
+            raise GenError(f"kernel {kver}: {p.name} depends on {deps}; the initramfs carries no dependencies")
+        found.append(p)
+    return found
+
+
+def modules_dir(root: Path, kver: str) -> Path:
+    # Debian 13 ships the modules under /usr/lib/modules (merged /usr)
+    for d in (root / "lib" / "modules" / kver, root / "usr" / "lib" / "modules" / kver):
+        if d.is_dir():
+            return d
+    return root / "lib" / "modules" / kver
+
+
+def setup_arch(arch: str, cache: Path, kernel_meta: str | None = None, suite: str | None = None) -> dict:
+    """Kernel, modules, busybox and QEMU profile for an architecture.
+
+    kernel_meta: a metapackage ("linux-image-cloud-amd64", resolved in the suite's lists)
+    or an image package ("linux-image-5.10.0-32-cloud-amd64", taken as named: a metapackage
+    of an old suite may resolve to a newer kernel the host has).  suite: another Debian
+    suite (trixie, bullseye) with its own sources list and lists under the cache dir."""
+    apt = None  # the apt that knows the kernel (for its -dbg package); None = the host's
+    if arch == "x86_64" and suite is None:
         meta = "linux-image-cloud-amd64"
         deps = run(["dpkg-query", "-W", "-f", "${Depends}", meta]).stdout
         m = re.search(r"(linux-image-(\d[^\s,()]*))", deps)
@@ -380,57 +507,50 @@ def setup_arch(arch: str, cache: Path, kernel_meta: str | None = None) -> dict:
         root = Path("/")
         busybox = Path("/bin/busybox")
         versions = {kpkg: dpkg_version(kpkg), "busybox-static": dpkg_version("busybox-static")}
-        prof = {
-            "qemu": "qemu-system-x86_64",
-            "machine": ["-machine", "q35", "-accel", "tcg", "-smp", "1"],
-            "console": "ttyS0",
-            "elf_arch": "x86_64",
-        }
-    elif arch == "arm64":
-        apt = ForeignApt("arm64", cache / "apt-arm64")
+    elif arch == "x86_64":
+        apt = ForeignApt("amd64", cache / f"apt-amd64-{suite}", suite)
         apt.ensure_lists()
-        kpkg = apt.kernel_package("linux-image-cloud-arm64")
+        kpkg = image_package(apt, kernel_meta or "linux-image-cloud-amd64")
         kver = kpkg[len("linux-image-") :]
-        kv, kroot = apt.fetch(kpkg, cache / "debs")
-        bv, broot = apt.fetch("busybox-static", cache / "debs")
-        root = kroot
-        busybox = broot / "bin" / "busybox"
-        versions = {kpkg: kv, "busybox-static:arm64": bv}
-        prof = {
-            "qemu": "qemu-system-aarch64",
-            "machine": ["-machine", "virt", "-accel", "tcg", "-cpu", "cortex-a57", "-smp", "1"],
-            "console": "ttyAMA0",
-            "elf_arch": "aarch64",
-        }
-    elif arch == "i386":
-        # Debian's 32-bit kernels and busybox, fetched like arm64's (host apt untouched);
-        # qemu-system-i386 so that QEMU's kdump header says "i686", not "x86_64".
-        apt = ForeignApt("i386", cache / "apt-i386")
+        kv, root = apt.fetch(kpkg, cache / "debs")
+        busybox = Path("/bin/busybox")
+        versions = {f"{kpkg} ({suite})": kv, "busybox-static": dpkg_version("busybox-static")}
+    elif arch in ("arm64", "i386"):
+        # Debian's foreign kernels and busybox (host apt untouched); qemu-system-i386 so
+        # that QEMU's kdump header says "i686", not "x86_64"
+        bb_apt = ForeignApt(arch, cache / f"apt-{arch}")
+        bb_apt.ensure_lists()
+        apt = bb_apt if suite is None else ForeignApt(arch, cache / f"apt-{arch}-{suite}", suite)
         apt.ensure_lists()
-        kpkg = apt.kernel_package(kernel_meta or "linux-image-686")
+        default = {"arm64": "linux-image-cloud-arm64", "i386": "linux-image-686"}[arch]
+        kpkg = image_package(apt, kernel_meta or default)
         kver = kpkg[len("linux-image-") :]
-        kv, kroot = apt.fetch(kpkg, cache / "debs")
-        bv, broot = apt.fetch("busybox-static", cache / "debs")
-        root = kroot
+        kv, root = apt.fetch(kpkg, cache / "debs")
+        bv, broot = bb_apt.fetch("busybox-static", cache / "debs")
         busybox = broot / "bin" / "busybox"
-        versions = {kpkg: kv, "busybox-static:i386": bv}
-        prof = {
-            "qemu": "qemu-system-i386",
-            "machine": ["-machine", "q35", "-accel", "tcg", "-smp", "1"],
-            "console": "ttyS0",
-            "elf_arch": "i386",
-        }
+        versions = {kpkg + (f" ({suite})" if suite else ""): kv, f"busybox-static:{arch}": bv}
     else:
         raise GenError(f"unknown architecture {arch}")
+    prof = {
+        "x86_64": {"qemu": "qemu-system-x86_64", "machine": ["-machine", "q35", "-accel", "tcg"], "console": "ttyS0"},
+        "arm64": {
+            "qemu": "qemu-system-aarch64",
+            "machine": ["-machine", "virt", "-accel", "tcg", "-cpu", "cortex-a57"],
+            "console": "ttyAMA0",
+        },
+        "i386": {"qemu": "qemu-system-i386", "machine": ["-machine", "q35", "-accel", "tcg"], "console": "ttyS0"},
+    }[arch]
+    prof["elf_arch"] = {"x86_64": "x86_64", "arm64": "aarch64", "i386": "i386"}[arch]
     kernel = root / "boot" / f"vmlinuz-{kver}"
     config = root / "boot" / f"config-{kver}"
     for p in (kernel, config, busybox):
         if not p.exists():
             raise GenError(f"{arch}: {p} missing")
+    moddir = modules_dir(root, kver)
     fw = kernel_config_fw_cfg(config)
     module = None
     if fw == "m":
-        module = find_module(root / "lib" / "modules" / kver)
+        module = find_module(moddir)
         if module is None:
             raise GenError(f"{arch}: CONFIG_FW_CFG_SYSFS=m but qemu_fw_cfg.ko* not found")
     elif fw != "y":
@@ -443,9 +563,91 @@ def setup_arch(arch: str, cache: Path, kernel_meta: str | None = None) -> dict:
         config=config,
         busybox=busybox,
         module=module,
+        extra_modules=extra_modules(moddir, kver),
         fw_cfg_sysfs=fw,
         versions=versions,
+        apt=apt,
+        suite=suite,
     )
+
+
+def image_package(apt: ForeignApt, name: str) -> str:
+    """An image package as named, or the one a metapackage depends on."""
+    if re.fullmatch(r"linux-image-\d+\.\d+.*", name):  # not linux-image-686: a metapackage
+        return name
+    return apt.kernel_package(name)
+
+
+# ------------------------------------------------------------------ the kernels' debug info
+def dbg_vmlinux(kver: str, dbg_cache: Path = DBG_CACHE) -> Path:
+    """Where the vmlinux of linux-image-<kver>-dbg is cached (it may not exist)."""
+    return dbg_cache / f"vmlinux-{kver}"
+
+
+def fetch_dbg(guest: str, prof: dict, dbg_cache: Path = DBG_CACHE) -> Path:
+    """apt-get download linux-image-<kver>-dbg (from the suite and architecture the kernel
+    came from), keep only ./usr/lib/debug/boot/vmlinux-<kver>, drop the .deb."""
+    kver = prof["kver"]
+    out = dbg_vmlinux(kver, dbg_cache)
+    if out.exists():
+        return out
+    pkg = f"linux-image-{kver}-dbg"
+    apt: ForeignApt | None = prof["apt"]
+    work = dbg_cache / f".download-{kver}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        with phase(guest, f"dbg download {pkg}") as ph:
+            if apt is None:
+                run(["apt-get", "-q", "download", pkg], timeout=3600, cwd=work)
+            else:
+                run(["apt-get", "-q", *apt._opts(), "download", f"{pkg}:{apt.arch}"], timeout=3600, cwd=work)
+            debs = list(work.glob("*.deb"))
+            if len(debs) != 1:
+                raise GenError(f"apt-get download {pkg} left {debs} in {work}")
+            ph["status"] = f"ok {debs[0].stat().st_size / 1e6:.0f} MB"
+        member = f"./usr/lib/debug/boot/vmlinux-{kver}"
+        with phase(guest, "dbg extract vmlinux") as ph:
+            dpkg = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(debs[0])], stdout=subprocess.PIPE)
+            tar = subprocess.run(["tar", "-x", "-C", str(work), member], stdin=dpkg.stdout, capture_output=True, timeout=1800)
+            dpkg.stdout.close()
+            if dpkg.wait(timeout=60) != 0 or tar.returncode != 0:
+                raise GenError(f"extracting {member} from {debs[0].name}: {tar.stderr.decode(errors='replace')[-500:]}")
+            (work / member).rename(out)
+            ph["status"] = f"ok {out.stat().st_size / 1e6:.0f} MB"
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def drgn_python(dbg_cache: Path = DBG_CACHE) -> Path:
+    return Path(os.environ.get("VMCOREINFO_DRGN_PYTHON", str(dbg_cache / "drgn-venv" / "bin" / "python")))
+
+
+def ensure_drgn(dbg_cache: Path = DBG_CACHE) -> Path:
+    """drgn from PyPI in its own venv under the dbg cache (never the global python)."""
+    py = drgn_python(dbg_cache)
+    if run([str(py), "-c", "import drgn"], check=False).returncode == 0 if py.exists() else False:
+        return py
+    venv = dbg_cache / "drgn-venv"
+    with phase("all", "drgn venv (pip install drgn)"):
+        run([sys.executable, "-m", "venv", str(venv)], timeout=600)
+        run([str(venv / "bin" / "pip"), "install", "-q", "drgn"], timeout=1800)
+    return venv / "bin" / "python"
+
+
+def drgn_oracle(guest: str, gd: Path, vmlinux: Path, manifest: dict, dbg_cache: Path = DBG_CACHE) -> None:
+    """drgn.json: drgn's reading of qemu-elf.core with the kernel's vmlinux."""
+    py = drgn_python(dbg_cache)
+    with phase(guest, "drgn oracle") as ph:
+        cp = run([str(py), str(HERE / "drgn_oracle.py"), str(gd / "qemu-elf.core"), str(vmlinux)], timeout=900, check=False)
+        if cp.returncode != 0 or not cp.stdout.strip():
+            ph["status"] = "failed"
+            manifest["failed"].append({"file": "drgn.json", "error": (cp.stderr or "")[-2000:]})
+            log(f"{guest}: drgn oracle FAILED: {(cp.stderr or '')[-500:]}")
+            return
+        (gd / "drgn.json").write_text(cp.stdout)
+        manifest["drgn"] = {"vmlinux": str(vmlinux), "dump": "qemu-elf.core", "seconds": round(ph.get("seconds", 0), 3)}
 
 
 # ------------------------------------------------------------------ initramfs
@@ -469,6 +671,12 @@ case " $(cat /proc/cmdline) " in
        else say driver module-insmod-FAILED; fi
      else say driver built-in; fi ;;
 esac
+# a few more modules (self-contained ones: EXTRA_MODULES), loaded after qemu_fw_cfg
+for m in /lib/modules/extra/*.ko; do
+  [ -e "$m" ] || continue
+  n=${m##*/}; n=${n%.ko}
+  if insmod "$m"; then say insmod $n ok; else say insmod $n FAILED; fi
+done
 # "<physical address of the whole note> <note size in hex>"
 say sys-kernel-vmcoreinfo $(cat /sys/kernel/vmcoreinfo 2>&1)
 R=/sys/firmware/qemu_fw_cfg/by_name/etc/vmcoreinfo/raw
@@ -532,8 +740,60 @@ done
 echo "<5>@MARKER@ guest marker line" > /dev/kmsg
 say marker-written @MARKER@
 sync
-say end
-echo @READY@
+# sleeping tasks with known names (one with a space and parentheses in its comm); each
+# renames itself (the write is the shell's own: /proc/self is that task) and waits on a
+# child `sleep`.  Shell builtins only from here on, so that every task listed below is
+# still there when the guest is dumped.
+rg_sleeper() { echo -n "$1" > /proc/self/comm; sleep 1000000; }
+rg_sleeper rg-sleeper-1 &
+rg_sleeper "rg sl(eep)er 2" &
+rg_sleeper rg-sleeper-3 &
+sleep 1
+# "task TID TGID PPID STATE CPU KTHREAD COMM" for every thread; /proc/TID/stat is
+# "pid (comm) state ppid ...": comm runs to the LAST ")" and may hold spaces and parens;
+# after it, field 3 (state) is $1, ppid $2, flags (field 9) $7, processor (field 39) ${37}
+rg_tasks() {
+  for d in /proc/[0-9]*/task/[0-9]*; do
+    read -r line < $d/stat || continue
+    t=${d##*/}; g=${d#/proc/}; g=${g%%/*}
+    c=${line#*\(}; c=${c%\)*}
+    set -- ${line##*\) }
+    say task $t $g $2 $1 ${37} $(( ($7 & 0x200000) != 0 )) "$c"
+  done
+}
+# "stack TID SYMBOL+0xOFF/0xSIZE [MODULE]": /proc/TID/stack, the kernel's own unwinder
+rg_stacks() {
+  for d in /proc/[0-9]*/task/[0-9]*; do
+    t=${d##*/}
+    while read -r a b; do say stack $t $b; done < $d/stack
+  done
+}
+# "module NAME SIZE REFCOUNT STATE 0xBASE [TAINTS]" from /proc/modules (kptr_restrict 0)
+rg_modules() {
+  while read -r l; do set -- $l; say module $1 $2 $3 $5 $6 $7; done < /proc/modules
+}
+rg_state() { rg_modules; rg_stacks; rg_tasks; }
+case " $(cat /proc/cmdline) " in
+  *" rg.panic "*)
+    # the panic from a known task: a subshell that names itself, reports, then writes
+    # `c` to /proc/sysrq-trigger (init waits for it; panic=0: the guest stays to be dumped)
+    (
+      echo -n rg-panic > /proc/self/comm
+      read -r me rest < /proc/self/stat
+      rg_state
+      say panic-task $me rg-panic
+      say end
+      echo @READY@
+      echo c > /proc/sysrq-trigger
+    )
+    ;;
+  *)
+    rg_state
+    say end
+    echo @READY@
+    ;;
+esac
+wait
 while true; do sleep 3600; done
 """
 
@@ -595,8 +855,12 @@ def cpio_newc(entries: list[tuple[str, int, bytes, tuple[int, int]]]) -> bytes:
 def build_initramfs(prof: dict, cache: Path) -> Path:
     init = init_script()
     mod = module_bytes(prof["module"]) if prof["module"] else b""
+    extra = [(p.name.split(".ko")[0], module_bytes(p)) for p in prof["extra_modules"]]
     bb = prof["busybox"].read_bytes()
-    key = hashlib.sha256(b"v1\0" + init + b"\0" + hashlib.sha256(mod).digest() + hashlib.sha256(bb).digest()).hexdigest()[:16]
+    h = hashlib.sha256(b"v2\0" + init + b"\0" + hashlib.sha256(mod).digest() + hashlib.sha256(bb).digest())
+    for n, data in extra:
+        h.update(n.encode() + b"\0" + hashlib.sha256(data).digest())
+    key = h.hexdigest()[:16]
     ver = "_".join(f"{k}={v}" for k, v in sorted(prof["versions"].items()))
     # keyed on the kernel package version and the content (init, module, busybox)
     out = cache / "initramfs" / f"{prof['arch']}-{prof['kver']}-{key}.cpio.gz"
@@ -618,6 +882,8 @@ def build_initramfs(prof: dict, cache: Path) -> Path:
     ]
     if mod:
         entries.append(("lib/modules/qemu_fw_cfg.ko", 0o100644, mod, (0, 0)))
+    entries.append(("lib/modules/extra", DIR, b"", (0, 0)))
+    entries += [(f"lib/modules/extra/{n}.ko", 0o100644, data, (0, 0)) for n, data in extra]
     tmp = out.with_suffix(".tmp")
     with gzip.open(tmp, "wb", compresslevel=1) as f:
         f.write(cpio_newc(entries))
@@ -635,7 +901,12 @@ def parse_report(lines: list[str], arch: str) -> dict:
         if len(parts) < 2 or parts[0] != PREFIX:
             continue
         key, val = parts[1], (parts[2] if len(parts) > 2 else "")
-        if key == "note-hex":
+        if key in ("task", "stack", "module", "panic-task"):
+            continue  # many per guest: realguest_support.guest_tasks() & co. parse them
+        if key == "insmod":
+            n, _, st = val.strip().partition(" ")
+            g.setdefault("insmod", {})[n] = st
+        elif key == "note-hex":
             hexparts.append(val.strip())
         elif key in ("kallsyms", "kvar"):
             # "kallsyms NAME HEX|absent", "kvar NAME HEX|not-in-kcore": int or None
@@ -695,7 +966,7 @@ def qemu_dump_name(fmt: str, paging: bool) -> str:
     return f"qemu-{fmt}.dump"  # renamed after the dump by what QEMU wrote
 
 
-def run_guest(name: str, spec: dict, out: Path, cache: Path, mem: str, boot_timeout: float) -> dict:
+def run_guest(name: str, spec: dict, out: Path, cache: Path, mem: str, boot_timeout: float, dbg: bool = False) -> dict:
     gd = out / name
     shutil.rmtree(gd, ignore_errors=True)
     gd.mkdir(parents=True)
@@ -712,23 +983,30 @@ def run_guest(name: str, spec: dict, out: Path, cache: Path, mem: str, boot_time
     }
 
     with phase(name, "setup (kernel, busybox)"):
-        prof = setup_arch(spec["arch"], cache, spec.get("kernel"))
+        prof = setup_arch(spec["arch"], cache, spec.get("kernel"), spec.get("suite"))
     with phase(name, "initramfs"):
         initrd = build_initramfs(prof, cache)
     manifest.update(
         kernel=str(prof["kernel"]),
         kernel_release_pkg=prof["kver"],
         module=str(prof["module"]) if prof["module"] else None,
+        extra_modules=[str(p) for p in prof["extra_modules"]],
+        suite=prof["suite"] or "host",
+        smp=spec.get("smp", 1),
+        panic=bool(spec.get("panic")),
         fw_cfg_sysfs=prof["fw_cfg_sysfs"],
         package_versions=prof["versions"],
         initramfs=str(initrd),
         elf_arch=prof["elf_arch"],
     )
 
-    machine = list(prof["machine"])
+    machine = list(prof["machine"]) + ["-smp", str(spec.get("smp", 1))]
     if spec.get("cpu"):
         machine += ["-cpu", spec["cpu"]]
-    append = f"console={prof['console']} panic=-1 quiet"
+    if spec.get("panic"):
+        append = f"console={prof['console']} panic=0 quiet rg.panic"
+    else:
+        append = f"console={prof['console']} panic=-1 quiet"
     if not spec["driver"]:
         append += " rg.nodriver"
         if prof["fw_cfg_sysfs"] == "y":
@@ -769,7 +1047,8 @@ def run_guest(name: str, spec: dict, out: Path, cache: Path, mem: str, boot_time
             deadline = time.monotonic() + boot_timeout
             while True:
                 text = serial.read_text(errors="replace") if serial.exists() else ""
-                if READY in text:
+                # a panicking guest: wait for the end of the panic (panic=0: it stays)
+                if READY in text and (not spec.get("panic") or PANIC_END in text):
                     break
                 if proc.poll() is not None:
                     raise GenError(
@@ -779,11 +1058,14 @@ def run_guest(name: str, spec: dict, out: Path, cache: Path, mem: str, boot_time
                 if time.monotonic() > deadline:
                     raise GenError(f"{name}: guest not ready within {boot_timeout} s; see {serial}")
                 time.sleep(0.2)
+        if spec.get("panic"):
+            time.sleep(1)  # the other CPUs stop after the panic's last line
+            text = serial.read_text(errors="replace")
         lines = [ln.rstrip("\r") for ln in text.splitlines() if ln.startswith(PREFIX + " ")]
         (gd / "guest-report.txt").write_text("\n".join(lines) + "\n")
         guest = parse_report(lines, spec["arch"])
         manifest["guest_view"] = {k: v for k, v in guest.items() if k != "lines"}
-        check_guest_view(name, spec, guest)
+        check_guest_view(name, spec, guest, prof)
 
         with QMP(str(sock)) as q:
             manifest["qemu_version"] = q.version
@@ -854,6 +1136,18 @@ def run_guest(name: str, spec: dict, out: Path, cache: Path, mem: str, boot_time
         shutil.rmtree(tmpd, ignore_errors=True)
 
     derive(name, spec, gd, manifest)
+    # drgn's reading with the kernel's vmlinux: where it is cached (--dbg fetches it)
+    vmlinux = dbg_vmlinux(prof["kver"])
+    if dbg and spec["arch"] in DBG_ARCHES:
+        vmlinux = fetch_dbg(name, prof)
+        ensure_drgn()
+    if not spec["driver"]:
+        manifest["drgn"] = None  # drgn finds the kernel through the VMCOREINFO note: none here
+    elif vmlinux.exists() and drgn_python().exists() and "qemu-elf.core" in manifest["files"]:
+        drgn_oracle(name, gd, vmlinux, manifest)
+    else:
+        manifest["drgn"] = None
+        log(f"{name}: no drgn.json ({vmlinux} or {drgn_python()} missing; --dbg fetches them)")
     # what is missing?
     missing = [f for f, req in PRODUCTS[name] if req and f not in manifest["files"]]
     manifest["missing_required"] = missing
@@ -866,11 +1160,24 @@ def run_guest(name: str, spec: dict, out: Path, cache: Path, mem: str, boot_time
     return manifest
 
 
-def check_guest_view(name: str, spec: dict, g: dict) -> None:
+def check_guest_view(name: str, spec: dict, g: dict, prof: dict | None = None) -> None:
     """Fail loudly when the guest did not do what the run needs."""
     problems = []
     if not g.get("uname_r"):
         problems.append("no uname -r line")
+    elif prof is not None and g["uname_r"] != prof["kver"]:
+        problems.append(f"uname -r {g['uname_r']!r} is not the kernel package's {prof['kver']!r}")
+    if prof is not None:
+        want = {p.name.split(".ko")[0] for p in prof["extra_modules"]}
+        got = g.get("insmod", {})
+        bad = sorted(n for n in want if got.get(n) != "ok")
+        if bad:
+            problems.append(f"modules not loaded: {bad} ({got})")
+    lines = g["lines"]
+    if not any(ln.startswith(f"{PREFIX} task ") for ln in lines):
+        problems.append("no task lines")
+    if spec.get("panic") and not any(ln.startswith(f"{PREFIX} panic-task ") for ln in lines):
+        problems.append("no panic-task line")
     if "note_paddr" not in g:
         problems.append(f"/sys/kernel/vmcoreinfo unreadable: {g.get('sys-kernel-vmcoreinfo')!r}")
     nh = g.get("note_header") or {}
@@ -898,7 +1205,8 @@ def check_guest_view(name: str, spec: dict, g: dict) -> None:
     text = g.get("note_text", "")
     for want in spec.get("vmcoreinfo", []):
         line = want.lstrip("!")
-        if (line in text.splitlines()) == want.startswith("!"):
+        have = [t for t in text.splitlines() if t == line or (line.endswith("=") and t.startswith(line))]
+        if bool(have) == want.startswith("!"):
             problems.append(f"VMCOREINFO {'holds' if want.startswith('!') else 'lacks'} {line!r}")
     if problems:
         raise GenError(f"{name}: guest report incomplete: " + "; ".join(problems))
@@ -1015,6 +1323,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", default=os.environ.get("VMCOREINFO_REALGUEST_CACHE", str(HERE / "cache")))
     ap.add_argument("--boot-timeout", type=float, default=300.0)
     ap.add_argument("--no-install", action="store_true", help="do not apt-get install host packages (fail if missing)")
+    ap.add_argument(
+        "--dbg",
+        action="store_true",
+        help="fetch the kernels' -dbg vmlinux (~300 MB each) into VMCOREINFO_DBG_CACHE and drgn into a venv "
+        "there; without it drgn.json is written only where both are cached already",
+    )
     a = ap.parse_args(argv)
     out = Path(a.outdir).resolve()
     cache = Path(a.cache).resolve()
@@ -1047,7 +1361,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {"host_packages": host_versions, "tools": tool_versions(), "guests": {}}
     for g in guests:
         try:
-            m = run_guest(g, GUESTS[g], out, cache, a.mem, a.boot_timeout)
+            m = run_guest(g, GUESTS[g], out, cache, a.mem, a.boot_timeout, a.dbg)
             summary["guests"][g] = {"files": sorted(m["files"]), "refused": m["refused"], "failed": m["failed"]}
         except (GenError, OSError, QMPError, TimeoutError, EOFError) as e:
             failures.append(f"{g}: {e}")

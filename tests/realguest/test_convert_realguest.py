@@ -164,6 +164,7 @@ def test_converted_dump_is_read_by_everyone(guests, derived_dir, tmp_path, g, fn
     out.unlink()
 
 
+@pytest.mark.guests("x86_64")  # reads guests["x86_64"]
 def test_ctrl_c_leaves_a_complete_file_or_none(guests, tmp_path):
     """SIGINT to `vmcoreinfo convert` while it writes (once its temporary file exists, then a
     little later): it stops with status 130 and leaves nothing; a run left alone leaves a
@@ -202,6 +203,7 @@ def test_ctrl_c_leaves_a_complete_file_or_none(guests, tmp_path):
     assert outcomes[-1] == 0
 
 
+@pytest.mark.guests("x86_64")  # reads guests["x86_64"]
 def test_flattened_stream_through_a_pipe_is_reassembled_by_makedumpfile(guests, tmp_path):
     """`vmcoreinfo convert IN - --to kdump | makedumpfile -R OUT`: the flattened stream through a
     real pipe, reassembled by makedumpfile, read by us, libkdumpfile and crash."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import subprocess
 
 import pytest
@@ -38,7 +39,13 @@ def _need_vmcoreinfo():
 
 
 def uts_release_addr(vi) -> int:
-    return vi.symbol("init_uts_ns") + vi.offset("uts_namespace", "name") + 130
+    # OFFSET(uts_namespace.name) entered VMCOREINFO in Linux 5.11 ("kdump: append
+    # uts_namespace.name offset to VMCOREINFO"); until 5.10 struct uts_namespace begins
+    # with struct kref (4 bytes) and the char arrays of name follow at 4
+    off = vi.offset("uts_namespace", "name")
+    if off is None and tuple(int(x) for x in re.findall(r"\d+", vi.osrelease)[:2]) < (5, 11):
+        off = 4
+    return vi.symbol("init_uts_ns") + off + 130
 
 
 def probe_addresses(dump) -> list[int]:
@@ -139,8 +146,14 @@ def test_layout_matches_the_guest(guests, g, fname, required):
             assert lay["arch"] == "aarch64"
             assert dump.translate(vi.symbol("swapper_pg_dir")) == lay["root"]
             assert lay["va_bits"] in (39, 42, 47, 48, 52)
-            # the linear map holds PHYS_OFFSET at PAGE_OFFSET (modulo 2^64)
-            linear_root = (lay["page_offset"] + lay["root"] - vi.number("PHYS_OFFSET")) & (2**64 - 1)
+            # the linear map as the kernel computes it (arch/arm64/include/asm/memory.h
+            # __phys_to_virt: (pa - PHYS_OFFSET) | PAGE_OFFSET, PAGE_OFFSET being
+            # _PAGE_OFFSET(VA_BITS) of the build): a 52-bit build (Debian 13's 6.12,
+            # NUMBER(VA_BITS)=52) on a 48-bit CPU lowers memstart_addr (PHYS_OFFSET) by
+            # _PAGE_OFFSET(48) - _PAGE_OFFSET(52), so the address lands in the 48-bit range
+            build_page_offset = (-(1 << vi.number("VA_BITS"))) & (2**64 - 1)
+            linear_root = ((lay["root"] - vi.number("PHYS_OFFSET")) & (2**64 - 1)) | build_page_offset
+            assert linear_root >= lay["page_offset"]
             assert dump.translate(linear_root) == lay["root"]
         if ks.get("_stext") is not None:
             assert ks["_stext"] == vi.symbol("_stext")
