@@ -22,7 +22,7 @@ from typing import IO, Any
 
 import vmcoreinfo
 
-from . import _batch, _convert_cli, _cpus_cli, _kview_cli
+from . import _batch, _convert_cli, _cpus_cli, _kview_cli, _objects_cli
 from ._cli_common import (
     DUMP_OPTIONS,
     FORMAT_OPTIONS,
@@ -606,6 +606,7 @@ def build_parser() -> argparse.ArgumentParser:
     _convert_cli.add_parser(sub)
     _kview_cli.add_parsers(sub)
     _cpus_cli.add_parsers(sub)
+    _objects_cli.add_parsers(sub)
     return p
 
 

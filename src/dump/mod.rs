@@ -25,6 +25,7 @@ mod cpus;
 mod details;
 mod image;
 mod kernel;
+mod objects;
 mod types;
 mod view;
 
@@ -36,6 +37,7 @@ pub use crate::machine::machine_from_vmcoreinfo;
 pub use crate::textblob::TextBlob;
 pub use details::PhysBaseSources;
 pub use image::{ImageScan, COMPARE_CANDIDATES};
+pub use objects::{module_symbol, vmlinux_symbol, Symbol};
 
 /// An opened dump.
 pub struct Dump {
@@ -48,6 +50,8 @@ pub struct Dump {
     kview: OnceLock<crate::kview::Translator>,
     /// The kernel's symbols (kallsyms) with the default limits, decoded on first use.
     symbols: OnceLock<std::sync::Arc<crate::kview::kallsyms::KernelSymbols>>,
+    /// Every module's symbols, read on first use (`objects`).
+    objects: OnceLock<Arc<Vec<crate::kobj::modsyms::ModuleSymbols>>>,
     /// The kernel's BTF and how it was found, on first use.
     btf: OnceLock<(std::sync::Arc<crate::btf::Btf>, crate::kobj::RootSource)>,
     /// How the file is mapped, for views (and reads with `mapped_reads`); see [`crate::mmap`].
@@ -96,6 +100,7 @@ impl Dump {
             image: OnceLock::new(),
             kview: OnceLock::new(),
             symbols: OnceLock::new(),
+            objects: OnceLock::new(),
             btf: OnceLock::new(),
             plan: MapPlan::Never,
             mapped: OnceLock::new(),

@@ -69,5 +69,9 @@ pub struct Root {
 }
 
 pub mod cpus;
+pub mod modsyms;
+pub mod modules;
 pub mod panic;
 pub mod regs;
+pub mod roots;
+pub mod tasks;

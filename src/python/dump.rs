@@ -525,7 +525,24 @@ impl Dump {
     /// The kernel's symbols (kallsyms, Linux 6.0+), decoded once and cached.
     #[getter]
     fn symbols(&self, py: Python<'_>) -> PyResult<Py<super::kview_log::KernelSymbols>> {
-        super::kview_log::symbols(py, &*self.scanned(py)?, &self.symbols)
+        super::kview_log::symbols(py, &self.scanned(py)?, &self.symbols)
+    }
+
+    /// Every thread, from init_task (pid 0 ``swapper/0`` included), read with the kernel's own
+    /// types (its BTF): :class:`NoBtfError` without them.
+    fn tasks(&self, py: Python<'_>) -> PyResult<Vec<super::objects::Task>> {
+        super::objects::tasks(py, &*self.scanned(py)?)
+    }
+
+    /// The loaded modules, newest first (as /proc/modules lists them).
+    fn modules(&self, py: Python<'_>) -> PyResult<Vec<super::objects::Module>> {
+        super::objects::modules(py, &*self.scanned(py)?)
+    }
+
+    /// The symbol ``address`` is in (the kernel's kallsyms inside the kernel image, else a
+    /// module's symbols), or None.
+    fn symbolize(&self, py: Python<'_>, address: u64) -> PyResult<Option<super::objects::Symbol>> {
+        super::objects::symbolize(py, &*self.scanned(py)?, address)
     }
 
     /// The kernel's own types, from the BTF it keeps in memory (found through kallsyms'
@@ -542,7 +559,7 @@ impl Dump {
     /// even when VMCOREINFO names them).
     #[pyo3(signature = (source = "auto"))]
     fn kernel_symbols(&self, py: Python<'_>, source: &str) -> PyResult<super::kview_log::KernelSymbols> {
-        super::kview_log::kernel_symbols(py, &*self.scanned(py)?, source)
+        super::kview_log::kernel_symbols(py, &self.scanned(py)?, source)
     }
 
     /// The kernel object of type ``type`` (a C spelling: ``"struct task_struct"``) at a symbol

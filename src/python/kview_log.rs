@@ -128,6 +128,8 @@ pub fn dmesg(py: Python<'_>, d: &CoreDump, caller_id: bool) -> PyResult<String> 
 #[pyclass(frozen, module = "vmcoreinfo._native")]
 pub struct KernelSymbols {
     inner: Arc<kallsyms::KernelSymbols>,
+    /// The dump, for naming module addresses (not kept open by this object).
+    dump: std::sync::Weak<CoreDump>,
 }
 
 fn name_str(k: &kallsyms::KernelSymbols, i: usize) -> String {
@@ -157,6 +159,17 @@ impl KernelSymbols {
     /// ``(name, offset)`` of the symbol at or nearest below ``address``; ``KeyError`` when no
     /// symbol lies at or below it.
     fn lookup(&self, py: Python<'_>, address: u64) -> PyResult<(String, u64)> {
+        // An address outside the kernel image inside a module is named by the module's symbols.
+        let in_module = py.detach(|| {
+            let d = self.dump.upgrade()?;
+            if crate::dump::vmlinux_symbol(&self.inner, address).is_some() {
+                return None;
+            }
+            crate::dump::module_symbol(&d.module_symbols().ok()?, address)
+        });
+        if let Some(s) = in_module {
+            return Ok((s.name, s.offset));
+        }
         let (i, off) = py.detach(|| self.inner.lookup(address)).ok_or_else(|| PyKeyError::new_err(address))?;
         Ok((name_str(&self.inner, i), off))
     }
@@ -205,18 +218,18 @@ impl SymbolIter {
 }
 
 /// `Dump.symbols`: decoded once, then cached in `cache`.
-pub fn symbols(py: Python<'_>, d: &CoreDump, cache: &OnceLock<Py<KernelSymbols>>) -> PyResult<Py<KernelSymbols>> {
+pub fn symbols(py: Python<'_>, d: &Arc<CoreDump>, cache: &OnceLock<Py<KernelSymbols>>) -> PyResult<Py<KernelSymbols>> {
     if let Some(s) = cache.get() {
         return Ok(s.clone_ref(py));
     }
     let k = py.detach(|| d.symbols()).map_err(err(d))?;
-    let s = Py::new(py, KernelSymbols { inner: k })?;
+    let s = Py::new(py, KernelSymbols { inner: k, dump: Arc::downgrade(d) })?;
     Ok(cache.get_or_init(|| s).clone_ref(py))
 }
 
 /// `Dump.kernel_symbols(source=)`: decoded afresh from one source (`"auto"`, `"vmcoreinfo"`,
 /// `"scan"`), not cached.
-pub fn kernel_symbols(py: Python<'_>, d: &CoreDump, source: &str) -> PyResult<KernelSymbols> {
+pub fn kernel_symbols(py: Python<'_>, d: &Arc<CoreDump>, source: &str) -> PyResult<KernelSymbols> {
     let src = match source {
         "auto" => None,
         s => Some(kallsyms::SymbolSource::from_name(s).ok_or_else(|| {
@@ -224,5 +237,5 @@ pub fn kernel_symbols(py: Python<'_>, d: &CoreDump, source: &str) -> PyResult<Ke
         })?),
     };
     let k = py.detach(|| d.kernel_symbols_from(&kallsyms::SymLimits::default(), src)).map_err(err(d))?;
-    Ok(KernelSymbols { inner: Arc::new(k) })
+    Ok(KernelSymbols { inner: Arc::new(k), dump: Arc::downgrade(d) })
 }

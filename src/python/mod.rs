@@ -11,6 +11,7 @@ mod info;
 mod kview;
 mod kview_log;
 mod mapview;
+mod objects;
 mod paths;
 mod progress;
 mod records;
@@ -59,6 +60,9 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<kview_log::KernelSymbols>()?;
     m.add_class::<kview_log::SymbolIter>()?;
     m.add_class::<mapview::PyPhysView>()?;
+    m.add_class::<objects::Task>()?;
+    m.add_class::<objects::Module>()?;
+    m.add_class::<objects::Symbol>()?;
     m.add_class::<types::Types>()?;
     m.add_class::<types::Type>()?;
     m.add_class::<types::Member>()?;

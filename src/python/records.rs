@@ -162,6 +162,8 @@ macro_rules! record {
     };
 }
 
+pub(crate) use record;
+
 record!(PhysBaseDetails, "PhysBaseDetails", optional [], { key: Option<String>, vmcoreinfo: Option<i128>, header: Option<u64>, agree: Option<bool> });
 record!(ScanDetails, "ScanDetails", optional [], {
     bytes: u64, candidates: Vec<u64>, valid: Vec<u64>, unreadable_pages: u64, distinct_texts: u64, byteorder: String,
