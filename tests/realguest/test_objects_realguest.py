@@ -28,7 +28,9 @@ from realguest_support import generator, record
 
 pytestmark = pytest.mark.realguest
 
-CASES = [pytest.param(g, f, req, id=f"{g}/{f}") for g in generator.GUESTS for f, req in generator.PRODUCTS[g]]
+CASES = [
+    pytest.param(g, f, req, id=f"{g}/{f}") for g, s in generator.GUESTS.items() if s["driver"] for f, req in generator.PRODUCTS[g]
+]
 NO_BTF_ARCHES = {"i386"}  # Debian's 686 kernels: no CONFIG_DEBUG_INFO_BTF
 
 
@@ -103,7 +105,17 @@ def test_tasks_match_the_guest(guests, g, fname, required):
     if not listed:
         pytest.skip(f"{g}: guest-report.txt has no RGUEST task lines (an older generator)")
     with vmcoreinfo.open(path) as dump:
-        ours = {t.pid: t for t in dump.tasks()}
+        if g.endswith("-k612") and fname.startswith("md-") and "d0" not in fname:
+            # makedumpfile 1.7.2 (Debian 12) predates 6.12's page flags (PG_slab became
+            # PAGE_SLAB_MAPCOUNT_VALUE): at -d 31 it drops slab pages, task_structs among them.
+            # The walk must end in a typed error naming the missing memory, never a short list.
+            try:
+                ours = {t.pid: t for t in dump.tasks()}
+            except vmcoreinfo.AbsentMemoryError as e:
+                record(path, f"tasks: AbsentMemoryError (slab pages excluded by makedumpfile 1.7.2): {e.address:#x}")
+                return
+        else:
+            ours = {t.pid: t for t in dump.tasks()}
     assert ours[0].comm == "swapper/0" and ours[0].is_kthread
     gone = [t for t in listed if t.tid not in ours]
     assert len(gone) <= max(3, len(listed) // 20), f"{path}: listed threads missing from the dump: {gone}"
