@@ -174,8 +174,8 @@ def _option(p: argparse.ArgumentParser, flag: str) -> tuple[object, ...] | None:
 @pytest.mark.parametrize(
     ("flag", "commands"),
     [
-        ("--format", {"show", "scan", "notes", "convert", "dmesg", "sym", "ps", "lsmod"}),
-        ("--json", {"show", "scan", "notes", "demo", "dmesg", "sym", "ps", "lsmod"}),
+        ("--format", {"show", "scan", "notes", "convert", "dmesg", "sym", "ps", "lsmod", "cpus"}),
+        ("--json", {"show", "scan", "notes", "demo", "dmesg", "sym", "ps", "lsmod", "cpus"}),
         ("--no-progress", {"show", "scan", "convert"}),
     ],
 )

@@ -2,8 +2,68 @@
 
 use pyo3::prelude::*;
 
-use super::records::{Cpu, PanicInfo};
+use pyo3::exceptions::PyKeyError;
+use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::IntoPyObjectExt;
+
+use super::records::{record, DictValue};
 use crate::dump::Dump as CoreDump;
+
+/// One vCPU of the dump (``Dump.cpus()``): its registers from the dump's notes, and the task it
+/// was running.
+#[pyclass(frozen, eq, get_all, from_py_object, module = "vmcoreinfo._native")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cpu {
+    /// The vCPU's index.
+    pub cpu: u32,
+    /// Registers by name (x86_64 ``rip``, ``rsp``, ...; aarch64 ``x0``..``x30``, ``sp``, ``pc``,
+    /// ``pstate``; i386 ``eip``, ``esp``, ...; x86 dumps add QEMU's segment and control registers).
+    pub registers: std::collections::BTreeMap<String, u64>,
+    pub pc: u64,
+    pub sp: u64,
+    /// ``pc`` as the kernel's Call Trace names it (``symbol+0xoff/0xsize``), or None.
+    pub symbol: Option<String>,
+    /// Address of the ``task_struct`` running there (per-CPU data), or None.
+    pub task: Option<u64>,
+    pub pid: Option<u32>,
+    pub comm: Option<String>,
+    /// Where the registers came from: ``"elf-note"``, ``"kdump-note"`` or ``"crash-notes"``.
+    pub source: String,
+}
+
+record!(Cpu, "Cpu", optional [], {
+    cpu: u32, registers: std::collections::BTreeMap<String, u64>, pc: u64, sp: u64, symbol: Option<String>,
+    task: Option<u64>, pid: Option<u32>, comm: Option<String>, source: String,
+});
+
+/// Why the guest crashed (``Dump.panic_info()``; None when it did not panic).
+#[pyclass(frozen, eq, get_all, from_py_object, module = "vmcoreinfo._native")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PanicInfo {
+    /// The CPU that ran ``panic()``.
+    pub cpu: u32,
+    /// How it was found: ``"panic_cpu"`` (the kernel's variable) or ``"log"`` (the ``CPU: N PID:
+    /// P Comm: C`` line after the panic message).
+    pub cpu_source: String,
+    pub pid: Option<u32>,
+    pub comm: Option<String>,
+    /// Address of the panicking task's ``task_struct``, or None.
+    pub task: Option<u64>,
+    /// The panic or Oops line (``Kernel panic - not syncing: ...``).
+    pub message: String,
+    /// That line's log record.
+    pub record: Option<super::kview_log::LogRecord>,
+    /// The taint as the kernel prints it (``Not tainted``, ``Tainted: G  D W``).
+    pub taint: String,
+    pub tainted_mask: u64,
+    /// VMCOREINFO's ``CRASHTIME`` (a kdump kernel's dump), or None.
+    pub crashtime: Option<u64>,
+}
+
+record!(PanicInfo, "PanicInfo", optional [], {
+    cpu: u32, cpu_source: String, pid: Option<u32>, comm: Option<String>, task: Option<u64>, message: String,
+    record: Option<super::kview_log::LogRecord>, taint: String, tainted_mask: u64, crashtime: Option<u64>,
+});
 
 fn err(d: &CoreDump) -> impl Fn(crate::Error) -> PyErr + '_ {
     move |e| e.in_file(d.path()).into()

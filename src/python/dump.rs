@@ -571,13 +571,13 @@ impl Dump {
 
     /// Every vCPU of the dump: registers from its notes (NT_PRSTATUS, and QEMU's CPU state on
     /// x86), ``pc`` symbolized, and the task it was running (the kernel's per-CPU data).
-    fn cpus(&self, py: Python<'_>) -> PyResult<Vec<super::records::Cpu>> {
+    fn cpus(&self, py: Python<'_>) -> PyResult<Vec<super::cpus::Cpu>> {
         super::cpus::cpus(py, &*self.scanned(py)?)
     }
 
     /// Why the guest crashed: the panic CPU and task, the panic or Oops message and its log
     /// record, the taint, CRASHTIME; None when the guest did not panic (a live dump).
-    fn panic_info(&self, py: Python<'_>) -> PyResult<Option<super::records::PanicInfo>> {
+    fn panic_info(&self, py: Python<'_>) -> PyResult<Option<super::cpus::PanicInfo>> {
         super::cpus::panic_info(py, &*self.scanned(py)?)
     }
 

@@ -44,8 +44,8 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<crate::details::PageCountDetails>()?;
     m.add_class::<crate::details::PageCodecDetails>()?;
     m.add_class::<records::KernelLayout>()?;
-    m.add_class::<records::Cpu>()?;
-    m.add_class::<records::PanicInfo>()?;
+    m.add_class::<cpus::Cpu>()?;
+    m.add_class::<cpus::PanicInfo>()?;
     m.add_class::<records::WriteReport>()?;
     m.add_class::<records::WriteDiagnostic>()?;
     m.add_class::<info::VmcoreInfo>()?;
