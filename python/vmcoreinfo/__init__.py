@@ -65,10 +65,13 @@ from ._native import (
     Type,
     Types,
     UtsnameDetails,
+    Value,
     VmcoreInfo,
     WriteDiagnostic,
     WriteReport,
     check_guest_note,
+    container_of,
+    list_for_each_entry,
     parse,
 )
 from ._native import open as open
@@ -134,6 +137,9 @@ __all__ = [
     "Member",
     "Type",
     "Types",
+    "Value",
+    "container_of",
+    "list_for_each_entry",
     "KernelSymbols",
     "Task",
     "Module",

@@ -54,6 +54,8 @@ pub struct Dump {
     objects: OnceLock<Arc<Vec<crate::kobj::modsyms::ModuleSymbols>>>,
     /// The kernel's BTF and how it was found, on first use.
     btf: OnceLock<(std::sync::Arc<crate::btf::Btf>, crate::kobj::RootSource)>,
+    /// Modules' split BTF, read on first use of each.
+    module_btf: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<crate::btf::Btf>>>,
     /// How the file is mapped, for views (and reads with `mapped_reads`); see [`crate::mmap`].
     plan: MapPlan,
     /// The mapping once made (at open with `mapped_reads`, else by the first view).
@@ -102,6 +104,7 @@ impl Dump {
             symbols: OnceLock::new(),
             objects: OnceLock::new(),
             btf: OnceLock::new(),
+            module_btf: Default::default(),
             plan: MapPlan::Never,
             mapped: OnceLock::new(),
         })

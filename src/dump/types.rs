@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::Dump;
 use crate::btf::Btf;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::kobj::{btf_locate, KernelTypes, RootSource};
 
 impl Dump {
@@ -32,6 +32,36 @@ impl Dump {
         let stext = stext.or_else(|| syms.as_ref().and_then(|s| s.address(b"_stext")));
         let found = btf_locate::locate(&view, syms.as_deref(), stext, &release)?;
         Ok(self.btf.get_or_init(|| (found.btf, found.source)).clone())
+    }
+
+    /// The modules whose BTF the kernel holds (its `btf_modules` list, a kallsyms symbol), with
+    /// where each blob lies.
+    pub fn module_btf_list(&self) -> Result<Vec<btf_locate::ModuleBtfRef>> {
+        let btf = self.btf()?;
+        let head = self.symbols()?.address(b"btf_modules").ok_or_else(|| {
+            Error::missing_symbol("kallsyms has no `btf_modules` (the list of modules' BTF; a data symbol, kept only with CONFIG_KALLSYMS_ALL)")
+        })?;
+        let view = self.kernel_view()?;
+        btf_locate::module_btf_list(&view, &btf, head)
+    }
+
+    /// Module `name`'s split BTF (its ids and strings continue the kernel's), read on first use
+    /// and kept. `MissingType` when no module of that name has BTF.
+    pub fn module_btf(&self, name: &str) -> Result<Arc<Btf>> {
+        if let Some(b) = self.module_btf.lock().unwrap_or_else(|p| p.into_inner()).get(name) {
+            return Ok(b.clone());
+        }
+        let list = self.module_btf_list()?;
+        let Some(m) = list.iter().find(|m| m.name == name) else {
+            return Err(Error::missing_type(format!(
+                "no module `{name}` on the kernel's btf_modules list ({} modules have BTF)",
+                list.len()
+            )));
+        };
+        let view = self.kernel_view()?;
+        let b = Arc::new(btf_locate::read_module_btf(&view, self.btf()?, m)?);
+        let mut cache = self.module_btf.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(cache.entry(name.to_string()).or_insert(b).clone())
     }
 
     /// The kernel's types, read from its in-memory BTF on first use (the object walkers learn

@@ -117,3 +117,65 @@ fn scan(mem: &dyn VirtMemory, start: u64, label: &str) -> Result<Option<Located>
     }
     Ok(None)
 }
+
+/// The MODULE_NAME_LEN bound of a module's name (`struct module.name`).
+const MODULE_NAME_MAX: usize = 64;
+/// The most modules a `btf_modules` walk follows.
+const MAX_MODULES: usize = 1 << 16;
+
+/// Where one module's split BTF lies, from the kernel's `btf_modules` list
+/// (`struct btf_module {list, module, btf, ...}`; `struct btf {data, ..., data_size}`; every
+/// offset from the vmlinux BTF).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleBtfRef {
+    /// The module's name (`struct module.name`).
+    pub name: String,
+    /// Address of the `struct module`.
+    pub module: u64,
+    /// Address of the `struct btf`.
+    pub btf: u64,
+    /// Address and size of the raw blob (`btf->data`, `btf->data_size`).
+    pub data: u64,
+    pub data_size: u64,
+}
+
+/// The modules on the `btf_modules` list at `head` and where their BTF lies.
+pub fn module_btf_list(mem: &dyn VirtMemory, vmlinux: &Btf, head: u64) -> Result<Vec<ModuleBtfRef>> {
+    use crate::kobj::KernelTypes;
+    let list = vmlinux.offset_of("struct btf_module", "list")?;
+    let module = vmlinux.offset_of("struct btf_module", "module")?;
+    let btf = vmlinux.offset_of("struct btf_module", "btf")?;
+    let name = vmlinux.offset_of("struct module", "name")?;
+    let name_len = (vmlinux.member_size("struct module", "name")? as usize).min(MODULE_NAME_MAX);
+    let data = vmlinux.offset_of("struct btf", "data")?;
+    let data_size = vmlinux.offset_of("struct btf", "data_size")?;
+    let next = vmlinux.offset_of("struct list_head", "next")?;
+    let vals = crate::kobj::value::Values::new(mem, vmlinux);
+    let nodes = crate::kobj::value::walk_list(mem, head, next, vmlinux.pointer_size(), MAX_MODULES)?;
+    let mut out = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        let bm = node.wrapping_sub(list);
+        let m = vals.read_pointer(bm + module)?;
+        let b = vals.read_pointer(bm + btf)?;
+        if m == 0 || b == 0 {
+            continue; // a module whose BTF is being registered or torn down
+        }
+        let mut raw = vec![0u8; name_len];
+        mem.read_virt(m + name, &mut raw)?;
+        let end = memchr::memchr(0, &raw).unwrap_or(raw.len());
+        out.push(ModuleBtfRef {
+            name: String::from_utf8_lossy(&raw[..end]).into_owned(),
+            module: m,
+            btf: b,
+            data: vals.read_pointer(b + data)?,
+            data_size: u64::from(mem.read_u32(b + data_size)?),
+        });
+    }
+    Ok(out)
+}
+
+/// Read and parse one module's split BTF on top of the kernel's.
+pub fn read_module_btf(mem: &dyn VirtMemory, vmlinux: Arc<Btf>, m: &ModuleBtfRef) -> Result<Btf> {
+    let data = read_blob(mem, m.data, m.data_size)?;
+    Ok(Btf::parse_split(data, m.data, vmlinux)?.with_label(format!("module {}", m.name)))
+}
