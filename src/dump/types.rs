@@ -39,7 +39,9 @@ impl Dump {
     pub fn module_btf_list(&self) -> Result<Vec<btf_locate::ModuleBtfRef>> {
         let btf = self.btf()?;
         let head = self.symbols()?.address(b"btf_modules").ok_or_else(|| {
-            Error::missing_symbol("kallsyms has no `btf_modules` (the list of modules' BTF; a data symbol, kept only with CONFIG_KALLSYMS_ALL)")
+            Error::missing_symbol(
+                "kallsyms has no `btf_modules` (the list of modules' BTF; a data symbol, kept only with CONFIG_KALLSYMS_ALL)",
+            )
         })?;
         let view = self.kernel_view()?;
         btf_locate::module_btf_list(&view, &btf, head)
