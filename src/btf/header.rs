@@ -104,17 +104,6 @@ impl Header {
         if type_off % 4 != 0 {
             return Err(bad_at(base_addr, 8, format!("BTF header: type_off {type_off} is not 4-byte aligned")));
         }
-        if str_len == 0 {
-            return Err(bad_at(base_addr, 20, "BTF header: str_len 0 (the string section must hold at least a NUL)"));
-        }
-        let str_start = h.str_start();
-        if blob[str_start] != 0 {
-            return Err(bad_at(
-                base_addr,
-                str_start as u64,
-                format!("BTF string section starts with byte {:#04x}, not NUL", blob[str_start]),
-            ));
-        }
         // The sections must not overlap (the kernel requires it too).
         let (t0, t1) = (type_off as u64, type_off as u64 + type_len as u64);
         let (s0, s1) = (str_off as u64, str_off as u64 + str_len as u64);
@@ -126,6 +115,20 @@ impl Header {
             ));
         }
         Ok(h)
+    }
+
+    /// Base BTF's string section is not empty and starts with the empty string (offset 0 is "");
+    /// split BTF's strings continue the base's: it may be empty or start with any string (the
+    /// kernel's checks are the same).
+    pub fn check_base_strings(&self, blob: &[u8], base_addr: u64) -> Result<()> {
+        if self.str_len == 0 {
+            return Err(bad_at(base_addr, 20, "BTF header: str_len 0 (the string section must hold at least a NUL)"));
+        }
+        let at = self.str_start();
+        if blob[at] != 0 {
+            return Err(bad_at(base_addr, at as u64, format!("BTF string section starts with byte {:#04x}, not NUL", blob[at])));
+        }
+        Ok(())
     }
 
     /// Offset in the blob of the type section's first byte.
@@ -232,13 +235,16 @@ mod tests {
         let (_, l, m) = at(&b);
         assert_eq!(l, Some(Location::Virt(0x1010)));
         assert!(m.contains("string section"), "{m}");
+        // base BTF's strings start with "", split BTF's need not
         let mut b = hdr(false, [24, 0, 0, 0, 1], &[]);
         b.push(b'x');
-        let (_, l, m) = at(&b);
-        assert_eq!(l, Some(Location::Virt(0x1018)));
-        assert!(m.contains("NUL"), "{m}");
+        let h = Header::parse(&b, 0x1000).unwrap();
+        let e = h.check_base_strings(&b, 0x1000).unwrap_err();
+        assert_eq!(e.location, Some(Location::Virt(0x1018)));
+        assert!(e.message.contains("NUL"), "{}", e.message);
         let b = hdr(false, [24, 0, 0, 0, 0], &[0]);
-        assert!(at(&b).2.contains("str_len 0"));
+        let e = Header::parse(&b, 0).unwrap().check_base_strings(&b, 0).unwrap_err();
+        assert!(e.message.contains("str_len 0"), "{}", e.message);
         // overlapping sections
         let b = hdr(false, [24, 0, 4, 0, 4], &[0; 4]);
         assert!(at(&b).2.contains("overlap"));

@@ -24,9 +24,16 @@ impl Enc {
     fn new(be: bool) -> Enc {
         Enc { be, types: Vec::new(), strs: vec![0], next: 1, str_base: 0 }
     }
-    /// An encoder for split BTF over a base built by `base`.
+    /// An encoder for split BTF over a base built by `base`. Like the kernel's module BTF, its
+    /// string section starts with its first name, not with a NUL ("" is the base's offset 0).
     fn split(base: &Enc) -> Enc {
-        Enc { be: base.be, types: Vec::new(), strs: vec![0], next: base.next, str_base: base.str_base + base.strs.len() as u32 }
+        Enc {
+            be: base.be,
+            types: Vec::new(),
+            strs: Vec::new(),
+            next: base.next,
+            str_base: base.str_base + base.strs.len() as u32,
+        }
     }
     fn u32(&mut self, v: u32) {
         let b = if self.be { v.to_be_bytes() } else { v.to_le_bytes() };

@@ -235,6 +235,9 @@ impl Btf {
 
     fn build(data: Arc<[u8]>, base_addr: u64, pointer_size: usize, base: Option<Arc<Btf>>) -> Result<Btf> {
         let hdr = Header::parse(&data, base_addr)?;
+        if base.is_none() {
+            hdr.check_base_strings(&data, base_addr)?;
+        }
         if let Some(b) = &base {
             if b.hdr.big_endian != hdr.big_endian {
                 return Err(bad_at(base_addr, 0, "split BTF: its byte order differs from the base's"));

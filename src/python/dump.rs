@@ -553,6 +553,13 @@ impl Dump {
         super::types::types(py, &*self.scanned(py)?)
     }
 
+    /// Module ``name``'s own types: its split BTF, found through the kernel's ``btf_modules``
+    /// list (a data symbol: kallsyms must hold it). ``MissingTypeError`` when no loaded module of
+    /// that name has BTF.
+    fn module_types(&self, py: Python<'_>, name: &str) -> PyResult<super::types::Types> {
+        super::types::module_types(py, &*self.scanned(py)?, name)
+    }
+
     /// The kernel's symbols decoded afresh (not cached) from one source: ``"auto"`` (as
     /// ``symbols``: VMCOREINFO's ``SYMBOL(kallsyms_*)`` when present, else a scan),
     /// ``"vmcoreinfo"`` or ``"scan"`` (find the tables in the kernel image by their structure

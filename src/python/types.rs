@@ -25,6 +25,13 @@ pub fn types(py: Python<'_>, d: &CoreDump) -> PyResult<Types> {
     Ok(Types { btf, path: d.path().clone(), source: source.name() })
 }
 
+/// Module `name`'s types: its split BTF from the kernel's `btf_modules` list (ids and strings
+/// continue the kernel's, so the kernel's types are found through it too).
+pub fn module_types(py: Python<'_>, d: &CoreDump, name: &str) -> PyResult<Types> {
+    let btf = py.detach(|| d.module_btf(name)).map_err(wrap(d.path()))?;
+    Ok(Types { btf, path: d.path().clone(), source: crate::kobj::RootSource::Symbol.name() })
+}
+
 #[pymethods]
 impl Types {
     /// The type of this C spelling (``"struct task_struct"``, ``"pid_t"``, ``"char *"``).

@@ -1373,6 +1373,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"generate.py: FAILED: {e}", file=sys.stderr)
         return 1
     summary = {"host_packages": host_versions, "tools": tool_versions(), "guests": {}}
+
     def one(g: str) -> None:
         try:
             m = run_guest(g, GUESTS[g], out, cache, a.mem, a.boot_timeout, a.dbg)
