@@ -3,7 +3,7 @@
 use super::Dump;
 use crate::error::{Error, Result};
 use crate::format::Format;
-use crate::kobj::cpus::{cpus_from_notes, current_task, CpuSource, CpuState};
+use crate::kobj::cpus::{cpus_from_notes, current_task, current_task_by_stack, CpuSource, CpuState};
 use crate::kobj::panic::{find_log_panic, parse_release, taint_mask_from_string, taint_string};
 use crate::kobj::regs::RegArch;
 use crate::kview::printk::{LogLimits, LogRecord};
@@ -59,8 +59,9 @@ impl Dump {
     }
 
     /// Every vCPU of the dump, registers from its notes; the task running there from the
-    /// kernel's per-CPU data when kallsyms has it, its pid and comm when the kernel's types give
-    /// their offsets.
+    /// kernel's per-CPU data when kallsyms has it, else the task marked running there whose
+    /// kernel stack holds the CPU's sp (see [`current_task_by_stack`]); its pid and comm when the
+    /// kernel's types give their offsets.
     pub fn cpus(&self) -> Result<Vec<Cpu>> {
         let (arch, big) = self.reg_arch()?;
         let crash_notes = self.with_vmcoreinfo(|v| Ok(v.get("CRASHTIME").is_some())).unwrap_or(false);
@@ -79,9 +80,16 @@ impl Dump {
         let syms = self.symbols().ok();
         let types = self.kernel_types().ok();
         let mut out = Vec::with_capacity(states.len());
+        // Without per-CPU data: the task list, walked once, for the tasks marked running.
+        let mut listed: Option<Option<Vec<crate::kobj::tasks::Task>>> = None;
         for mut st in states {
             if let (Some(v), Some(s)) = (&view, &syms) {
                 st.task = current_task(v, s, arch, st.cpu).ok().flatten();
+            }
+            if let (None, Some(v), Some(t)) = (st.task, &view, &types) {
+                if let Some(tasks) = listed.get_or_insert_with(|| self.tasks().ok()) {
+                    st.task = current_task_by_stack(v, &**t, tasks, st.cpu, st.sp);
+                }
             }
             let (mut pid, mut comm) = (None, None);
             if let (Some(v), Some(t), Some(task)) = (&view, &types, st.task) {

@@ -95,3 +95,69 @@ pub fn current_task(mem: &dyn VirtMemory, syms: &KernelSymbols, arch: RegArch, c
     let task = mem.read_ptr(base.wrapping_add(var))?;
     Ok((task != 0).then_some(Root { addr: task, source: RootSource::Symbol }))
 }
+
+/// The smallest kernel stack (`THREAD_SIZE`) of x86_64 and arm64 with 4 KiB pages; larger
+/// stacks (KASAN) still hold an sp near their base's first 16 KiB only sometimes, so a miss
+/// falls back to the CPU's sole running task.
+pub const MIN_THREAD_SIZE: u64 = 16 << 10;
+
+/// The task running on `cpu` without per-CPU data (kallsyms without `__per_cpu_offset`, as on
+/// kernels without `CONFIG_KALLSYMS_ALL`): of the tasks marked `on_cpu` there, the one whose
+/// kernel stack (`task_struct.stack`, `MIN_THREAD_SIZE` bytes) holds the CPU's `sp`; else the
+/// only task marked running there; else none (an idle CPU other than 0 runs an idle task that
+/// is not on the task list). The root is `Derived`.
+pub fn current_task_by_stack(
+    mem: &dyn VirtMemory,
+    types: &dyn crate::kobj::KernelTypes,
+    tasks: &[crate::kobj::tasks::Task],
+    cpu: u32,
+    sp: u64,
+) -> Option<Root> {
+    let candidates: Vec<_> = tasks.iter().filter(|t| t.on_cpu && t.cpu == cpu).collect();
+    if let Ok(stack_off) = types.offset_of("struct task_struct", "stack") {
+        for t in &candidates {
+            if let Ok(base) = mem.read_ptr(t.address.wrapping_add(stack_off)) {
+                if base != 0 && sp >= base && sp - base < MIN_THREAD_SIZE {
+                    return Some(Root { addr: t.address, source: RootSource::Derived });
+                }
+            }
+        }
+    }
+    match candidates.as_slice() {
+        [only] => Some(Root { addr: only.address, source: RootSource::Derived }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kobj::roots::fake::{FakeTypes, Flat};
+    use crate::kobj::tasks::Task;
+    use crate::kview::testmem::FakeMem;
+
+    fn task(address: u64, cpu: u32, on_cpu: bool) -> Task {
+        Task { pid: 1, tgid: 1, ppid: 0, comm: b"t".to_vec(), state: 'R', cpu, on_cpu, is_kthread: false, address }
+    }
+
+    #[test]
+    fn the_running_task_whose_stack_holds_sp() {
+        let mut types = FakeTypes::default();
+        types.member("struct task_struct", "stack", 0x18, 8);
+        let mem = FakeMem::default();
+        // task A at 0x1000 (stack 0x4000), task B at 0x2000 (stack 0x8000), both marked on CPU 1
+        mem.write(0x1018, &0x4000u64.to_le_bytes());
+        mem.write(0x2018, &0x8000u64.to_le_bytes());
+        let v = Flat(&mem);
+        let tasks = [task(0x1000, 1, true), task(0x2000, 1, true), task(0x3000, 0, false)];
+        let found = current_task_by_stack(&v, &types, &tasks, 1, 0x8000 + 0x3f00).unwrap();
+        assert_eq!((found.addr, found.source), (0x2000, RootSource::Derived));
+        assert_eq!(current_task_by_stack(&v, &types, &tasks, 1, 0x4010).unwrap().addr, 0x1000);
+        // two candidates, sp in neither stack (an IRQ stack): no guess
+        assert!(current_task_by_stack(&v, &types, &tasks, 1, 0xc000).is_none());
+        // one candidate: it, even with sp elsewhere
+        assert_eq!(current_task_by_stack(&v, &types, &tasks[1..], 1, 0xc000).unwrap().addr, 0x2000);
+        // no task marked running on CPU 0 (its idle task is not on the list)
+        assert!(current_task_by_stack(&v, &types, &tasks, 0, 0x4010).is_none());
+    }
+}

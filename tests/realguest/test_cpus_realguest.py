@@ -55,6 +55,8 @@ def test_cpus_and_panic(guests, g, fname, required):
     assert panic.taint in ("Not tainted",) or panic.taint.startswith("Tainted: ")
     on_cpu = cpus[panic.cpu]
     assert on_cpu.symbol is not None, f"{path}: the panic CPU's pc {on_cpu.pc:#x} is in no symbol"
-    if on_cpu.pid is not None:
-        assert (on_cpu.pid, on_cpu.comm) == (pid, comm)
+    # the task running on the panic CPU: per-CPU data (x86_64), or on arm64 6.1, whose kallsyms
+    # has no __per_cpu_offset, the task marked running there whose stack holds the CPU's sp
+    assert (on_cpu.pid, on_cpu.comm) == (pid, comm), f"{path}: CPU {panic.cpu} runs {on_cpu.pid} {on_cpu.comm}"
+    assert panic.task == on_cpu.task is not None
     record(path, f"panic on CPU {panic.cpu} pid {panic.pid} {panic.comm} ({panic.cpu_source}); pc {on_cpu.symbol}")
